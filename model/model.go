@@ -1,0 +1,119 @@
+// Package model holds the APISIX resource shapes sluice accepts (routes,
+// upstreams, services, ...) as Go values decoded from JSON, with validation
+// whose messages name the offending field, and Snapshot: one consistent set
+// of resources from which router.Build makes a routing table.
+//
+// Values are plain data. A Snapshot handed to router.Build must not be
+// changed afterwards.
+package model
+
+import "encoding/json"
+
+// Route is an APISIX route (apisix/schema_def.lua route).
+type Route struct {
+	ID             string            `json:"id,omitempty"`
+	Name           string            `json:"name,omitempty"`
+	Desc           string            `json:"desc,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	URI            string            `json:"uri,omitempty"`
+	URIs           []string          `json:"uris,omitempty"`
+	Methods        []string          `json:"methods,omitempty"`
+	Host           string            `json:"host,omitempty"`
+	Hosts          []string          `json:"hosts,omitempty"`
+	RemoteAddr     string            `json:"remote_addr,omitempty"`
+	RemoteAddrs    []string          `json:"remote_addrs,omitempty"`
+	Vars           json.RawMessage   `json:"vars,omitempty"` // lua-resty-expr array
+	Priority       int               `json:"priority,omitempty"`
+	Upstream       *Upstream         `json:"upstream,omitempty"`
+	UpstreamID     string            `json:"upstream_id,omitempty"` // also accepts a JSON integer
+	ServiceID      string            `json:"service_id,omitempty"`  // also accepts a JSON integer
+	Plugins        map[string]json.RawMessage `json:"plugins,omitempty"`
+	PluginConfigID string            `json:"plugin_config_id,omitempty"`
+	Timeout        *Timeout          `json:"timeout,omitempty"`
+	EnableWebsocket bool             `json:"enable_websocket,omitempty"`
+	Status         *int              `json:"status,omitempty"` // 1 enabled (default), 0 disabled
+	CreateTime     int64             `json:"create_time,omitempty"`
+	UpdateTime     int64             `json:"update_time,omitempty"`
+}
+
+// Service is an APISIX service: shared upstream and plugins for routes.
+type Service struct {
+	ID         string                     `json:"id,omitempty"`
+	Name       string                     `json:"name,omitempty"`
+	Desc       string                     `json:"desc,omitempty"`
+	Labels     map[string]string          `json:"labels,omitempty"`
+	Upstream   *Upstream                  `json:"upstream,omitempty"`
+	UpstreamID string                     `json:"upstream_id,omitempty"`
+	Plugins    map[string]json.RawMessage `json:"plugins,omitempty"`
+	Hosts      []string                   `json:"hosts,omitempty"`
+	EnableWebsocket bool                  `json:"enable_websocket,omitempty"`
+	CreateTime int64                      `json:"create_time,omitempty"`
+	UpdateTime int64                      `json:"update_time,omitempty"`
+}
+
+// Upstream is an APISIX upstream (apisix/schema_def.lua upstream_schema).
+type Upstream struct {
+	ID            string            `json:"id,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	Desc          string            `json:"desc,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Type          string            `json:"type,omitempty"` // roundrobin (default) | chash | least_conn | ewma
+	Nodes         Nodes             `json:"nodes"`
+	Scheme        string            `json:"scheme,omitempty"`    // http (default) | https
+	PassHost      string            `json:"pass_host,omitempty"` // pass (default) | node | rewrite
+	UpstreamHost  string            `json:"upstream_host,omitempty"`
+	HashOn        string            `json:"hash_on,omitempty"` // vars (default) | header | cookie | consumer | vars_combinations
+	Key           string            `json:"key,omitempty"`
+	Timeout       *Timeout          `json:"timeout,omitempty"`
+	Retries       *int              `json:"retries,omitempty"` // default: number of nodes - 1
+	RetryTimeout  float64           `json:"retry_timeout,omitempty"`
+	KeepalivePool *KeepalivePool    `json:"keepalive_pool,omitempty"`
+	TLS           *UpstreamTLS      `json:"tls,omitempty"`
+	Checks        json.RawMessage   `json:"checks,omitempty"`
+	CreateTime    int64             `json:"create_time,omitempty"`
+	UpdateTime    int64             `json:"update_time,omitempty"`
+}
+
+// Node is one upstream node. In JSON, Nodes is either {"host:port": weight}
+// or [{"host","port","weight","priority"}]; both decode to []Node (map form
+// sorted by key so the order is deterministic).
+type Node struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port,omitempty"` // 0: the scheme's default (80 / 443)
+	Weight   int    `json:"weight"`
+	Priority int    `json:"priority,omitempty"`
+}
+
+// Nodes decodes both APISIX node forms.
+type Nodes []Node
+
+// Timeout is APISIX's {connect, send, read} in seconds.
+type Timeout struct {
+	Connect float64 `json:"connect"`
+	Send    float64 `json:"send"`
+	Read    float64 `json:"read"`
+}
+
+// KeepalivePool is APISIX's upstream keepalive_pool.
+type KeepalivePool struct {
+	Size        int     `json:"size"`         // default 320
+	IdleTimeout float64 `json:"idle_timeout"` // seconds, default 60
+	Requests    int     `json:"requests"`     // default 1000
+}
+
+// UpstreamTLS is APISIX's upstream tls object (verify is a sluice default of
+// true: APISIX never verifies).
+type UpstreamTLS struct {
+	ClientCert string `json:"client_cert,omitempty"`
+	ClientKey  string `json:"client_key,omitempty"`
+	Verify     *bool  `json:"verify,omitempty"`
+}
+
+// Snapshot is one consistent set of resources. Maps are keyed by id.
+type Snapshot struct {
+	Routes        []*Route
+	Upstreams     map[string]*Upstream
+	Services      map[string]*Service
+	PluginConfigs map[string]json.RawMessage
+	GlobalRules   map[string]json.RawMessage
+}

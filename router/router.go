@@ -1,0 +1,60 @@
+// Package router owns the routing table: Build turns a model.Snapshot into an
+// immutable Table (routes compiled: URI exact and prefix, hosts, methods,
+// remote_addrs, vars expressions, priority; upstreams compiled into
+// balancer.Upstream), and Publisher hands the current Table to the data plane
+// through an atomic pointer.
+//
+// Build runs on the builder goroutine (admin or standalone loader), never on
+// an event loop. A Table is read-only once built: event loops call Match
+// concurrently without synchronisation. A request keeps the Table it loaded
+// until it ends, so in-flight requests finish on their table.
+package router
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
+)
+
+// Route is a compiled route.
+type Route struct {
+	ID       string
+	Priority int
+	// Upstream is the route's upstream (inline, upstream_id, or its
+	// service's); nil when the route has none (503 at request time).
+	Upstream *balancer.Upstream
+	// Websocket allows "Upgrade: websocket" (enable_websocket).
+	Websocket bool
+	// MatchedURI is the configured uri that matched ("/v1/*"), for logs and
+	// metrics labels.
+	MatchedURI string
+
+	match matcher
+}
+
+// Table is an immutable routing table.
+type Table struct {
+	// Upstreams lists every compiled upstream of the table; Upstreams[i].Index == i.
+	Upstreams []*balancer.Upstream
+	// Generation increases with every Build of one Builder.
+	Generation uint64
+
+	idx index
+}
+
+// Publisher holds the current Table.
+type Publisher struct{ p atomic.Pointer[Table] }
+
+// Load returns the current table (never nil after the first Store).
+func (p *Publisher) Load() *Table { return p.p.Load() }
+
+// Store publishes t; in-flight requests keep the table they loaded.
+func (p *Publisher) Store(t *Table) { p.p.Store(t) }
+
+// Request is what matching reads from one request.
+type Request struct {
+	*http1.Request
+	RemoteAddr netip.Addr
+}
