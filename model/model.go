@@ -11,49 +11,49 @@ import "encoding/json"
 
 // Route is an APISIX route (apisix/schema_def.lua route).
 type Route struct {
-	ID             string            `json:"id,omitempty"`
-	Name           string            `json:"name,omitempty"`
-	Desc           string            `json:"desc,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	URI            string            `json:"uri,omitempty"`
-	URIs           []string          `json:"uris,omitempty"`
-	Methods        []string          `json:"methods,omitempty"`
-	Host           string            `json:"host,omitempty"`
-	Hosts          []string          `json:"hosts,omitempty"`
-	RemoteAddr     string            `json:"remote_addr,omitempty"`
-	RemoteAddrs    []string          `json:"remote_addrs,omitempty"`
-	Vars           json.RawMessage   `json:"vars,omitempty"` // lua-resty-expr array
-	Priority       int               `json:"priority,omitempty"`
-	Upstream       *Upstream         `json:"upstream,omitempty"`
-	UpstreamID     string            `json:"upstream_id,omitempty"` // also accepts a JSON integer
-	ServiceID      string            `json:"service_id,omitempty"`  // also accepts a JSON integer
-	Plugins        map[string]json.RawMessage `json:"plugins,omitempty"`
-	PluginConfigID string            `json:"plugin_config_id,omitempty"`
-	Timeout        *Timeout          `json:"timeout,omitempty"`
-	EnableWebsocket bool             `json:"enable_websocket,omitempty"`
-	Status         *int              `json:"status,omitempty"` // 1 enabled (default), 0 disabled
-	CreateTime     int64             `json:"create_time,omitempty"`
-	UpdateTime     int64             `json:"update_time,omitempty"`
+	ID              ID                         `json:"id,omitempty"`
+	Name            string                     `json:"name,omitempty"`
+	Desc            string                     `json:"desc,omitempty"`
+	Labels          map[string]string          `json:"labels,omitempty"`
+	URI             string                     `json:"uri,omitempty"`
+	URIs            []string                   `json:"uris,omitempty"`
+	Methods         []string                   `json:"methods,omitempty"`
+	Host            string                     `json:"host,omitempty"`
+	Hosts           []string                   `json:"hosts,omitempty"`
+	RemoteAddr      string                     `json:"remote_addr,omitempty"`
+	RemoteAddrs     []string                   `json:"remote_addrs,omitempty"`
+	Vars            json.RawMessage            `json:"vars,omitempty"` // lua-resty-expr array
+	Priority        int                        `json:"priority,omitempty"`
+	Upstream        *Upstream                  `json:"upstream,omitempty"`
+	UpstreamID      ID                         `json:"upstream_id,omitempty"`
+	ServiceID       ID                         `json:"service_id,omitempty"`
+	Plugins         map[string]json.RawMessage `json:"plugins,omitempty"`
+	PluginConfigID  ID                         `json:"plugin_config_id,omitempty"`
+	Timeout         *Timeout                   `json:"timeout,omitempty"`
+	EnableWebsocket bool                       `json:"enable_websocket,omitempty"`
+	Status          *int                       `json:"status,omitempty"` // 1 enabled (default), 0 disabled
+	CreateTime      int64                      `json:"create_time,omitempty"`
+	UpdateTime      int64                      `json:"update_time,omitempty"`
 }
 
 // Service is an APISIX service: shared upstream and plugins for routes.
 type Service struct {
-	ID         string                     `json:"id,omitempty"`
-	Name       string                     `json:"name,omitempty"`
-	Desc       string                     `json:"desc,omitempty"`
-	Labels     map[string]string          `json:"labels,omitempty"`
-	Upstream   *Upstream                  `json:"upstream,omitempty"`
-	UpstreamID string                     `json:"upstream_id,omitempty"`
-	Plugins    map[string]json.RawMessage `json:"plugins,omitempty"`
-	Hosts      []string                   `json:"hosts,omitempty"`
-	EnableWebsocket bool                  `json:"enable_websocket,omitempty"`
-	CreateTime int64                      `json:"create_time,omitempty"`
-	UpdateTime int64                      `json:"update_time,omitempty"`
+	ID              ID                         `json:"id,omitempty"`
+	Name            string                     `json:"name,omitempty"`
+	Desc            string                     `json:"desc,omitempty"`
+	Labels          map[string]string          `json:"labels,omitempty"`
+	Upstream        *Upstream                  `json:"upstream,omitempty"`
+	UpstreamID      ID                         `json:"upstream_id,omitempty"`
+	Plugins         map[string]json.RawMessage `json:"plugins,omitempty"`
+	Hosts           []string                   `json:"hosts,omitempty"`
+	EnableWebsocket bool                       `json:"enable_websocket,omitempty"`
+	CreateTime      int64                      `json:"create_time,omitempty"`
+	UpdateTime      int64                      `json:"update_time,omitempty"`
 }
 
 // Upstream is an APISIX upstream (apisix/schema_def.lua upstream_schema).
 type Upstream struct {
-	ID            string            `json:"id,omitempty"`
+	ID            ID                `json:"id,omitempty"`
 	Name          string            `json:"name,omitempty"`
 	Desc          string            `json:"desc,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
@@ -117,3 +117,7 @@ type Snapshot struct {
 	PluginConfigs map[string]json.RawMessage
 	GlobalRules   map[string]json.RawMessage
 }
+
+// ID is a resource id. In JSON it is a string or an integer (APISIX accepts
+// both); it is always handled as a string.
+type ID string
