@@ -104,7 +104,9 @@ type Upstream struct {
 	Keepalive    Keepalive
 	TLS          TLS
 
-	ring []ringPoint // chash ring, built by Build
+	ring   []ringPoint // chash ring sorted by hash, built by Build (CHash only)
+	groups []int32     // start index of each priority group in Nodes, then len(Nodes)
+	rank   []int32     // node i's position in (Host, Port) order: the SWRR tie-break
 }
 
 type ringPoint struct {
