@@ -42,10 +42,11 @@ func NewCursor(u *Upstream) *Cursor {
 // Carry copies the position from prev (a cursor of an earlier generation of
 // the same Upstream.Key, built for prevUp) into c (built for u) for every
 // node of u whose host:port is also in prevUp: the smooth WRR current
-// weight, the active count, the ewma and the address index. So a config
-// change does not reset the rotation (APISIX #4684); nodes new in u start
-// at zero. The active counts move too, so requests started on prev must be
-// finished with Done on c. Nothing happens when prev or prevUp is nil. It
+// weight, the ewma and the address index. So a config change does not
+// reset the rotation (APISIX #4684); nodes new in u start at zero. Active
+// counts do not move: requests started on prev finish with Done on prev
+// (the engine keeps the cursor a request started on), so counting them on
+// c too would never be undone. Nothing happens when prev or prevUp is nil. It
 // must be called on c's loop before c is used, and allocates only for large
 // node lists.
 func (c *Cursor) Carry(prev *Cursor, prevUp, u *Upstream) {
@@ -62,6 +63,7 @@ func (c *Cursor) Carry(prev *Cursor, prevUp, u *Upstream) {
 			for j := range old {
 				if old[j].Port == n.Port && old[j].Host == n.Host {
 					c.s[i] = prev.s[j]
+					c.s[i].active = 0
 					break
 				}
 			}
@@ -75,6 +77,7 @@ func (c *Cursor) Carry(prev *Cursor, prevUp, u *Upstream) {
 	for i := range u.Nodes {
 		if j, ok := idx[u.Nodes[i].key()]; ok {
 			c.s[i] = prev.s[j]
+			c.s[i].active = 0
 		}
 	}
 }
