@@ -53,8 +53,15 @@ func (p *Publisher) Load() *Table { return p.p.Load() }
 // Store publishes t; in-flight requests keep the table they loaded.
 func (p *Publisher) Store(t *Table) { p.p.Store(t) }
 
-// Request is what matching reads from one request.
+// Request is what matching reads from one request. Match and Expr.Eval use
+// its unexported scratch space (the lowercased host, remote_addr as text)
+// so that nothing they derive escapes to the heap: keep a Request with the
+// connection's state and reuse it rather than building one per call. One
+// Request must not be matched from two goroutines at once.
 type Request struct {
 	*http1.Request
 	RemoteAddr netip.Addr
+
+	hostBuf [maxHost]byte // lowercased host, filled per Match / Eval call
+	addrBuf [64]byte      // RemoteAddr as text, filled per call
 }

@@ -1,0 +1,342 @@
+package router
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/model"
+)
+
+// Resolver resolves node host names (net.Resolver.LookupNetIP in production,
+// a fake in tests).
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Builder builds tables. It keeps what must outlive a table (node health in
+// Registry) between builds. Not safe for concurrent use: one builder
+// goroutine owns it.
+type Builder struct {
+	// Registry holds node health across generations; Build creates one
+	// when nil.
+	Registry *balancer.Registry
+	// Resolver resolves host-name nodes; nil means net.DefaultResolver.
+	Resolver Resolver
+
+	gen uint64 // Generation of the last successful Build
+	// dns caches answers within one Build (a host named by several
+	// upstreams is looked up once); it is dropped when Build returns, so
+	// every Build re-resolves (DNS re-resolution is done by rebuilding).
+	dns map[string][]netip.Addr
+}
+
+// build is the state of one Build call.
+type build struct {
+	b    *Builder
+	snap *model.Snapshot
+	ups  map[string]*balancer.Upstream // compiled upstreams by Key
+	list []*balancer.Upstream          // Table.Upstreams
+}
+
+// Build compiles snap into a new Table. Only routes whose status is not 0
+// are routed. Errors name the resource and field
+// (`router: route "r1": upstream_id "9" not found`). Host-name nodes are
+// resolved here with Resolver (a failed lookup is an error naming the host).
+// Build runs on the builder goroutine, never on an event loop; it allocates
+// freely and may block on DNS (5 s per lookup at most).
+func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
+	if b.Registry == nil {
+		b.Registry = balancer.NewRegistry()
+	}
+	if b.Resolver == nil {
+		b.Resolver = net.DefaultResolver
+	}
+	b.dns = make(map[string][]netip.Addr)
+	defer func() { b.dns = nil }()
+
+	if snap == nil {
+		snap = &model.Snapshot{}
+	}
+	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream)}
+	t := &Table{}
+	ib := newIndexBuilder()
+	seen := make(map[model.ID]bool, len(snap.Routes))
+	for i, mr := range snap.Routes {
+		if mr == nil {
+			continue
+		}
+		if mr.ID == "" {
+			return nil, fmt.Errorf("router: route #%d: missing id", i)
+		}
+		if seen[mr.ID] {
+			return nil, fmt.Errorf("router: route %q: duplicate id", mr.ID)
+		}
+		seen[mr.ID] = true
+		if mr.Status != nil && *mr.Status == 0 {
+			continue // APISIX: status 0 disables the route
+		}
+		if err := s.route(ib, mr, i); err != nil {
+			return nil, err
+		}
+	}
+	t.idx = ib.finish()
+	t.Upstreams = s.list
+	b.gen++
+	t.Generation = b.gen
+	return t, nil
+}
+
+// route compiles one enabled route into ib.
+func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
+	id := string(mr.ID)
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf("router: route %q: "+format, append([]any{id}, args...)...)
+	}
+
+	var svc *model.Service
+	if mr.ServiceID != "" {
+		svc = s.snap.Services[string(mr.ServiceID)]
+		if svc == nil {
+			return errf("service_id %q not found", mr.ServiceID)
+		}
+	}
+
+	rt := &Route{
+		ID:        id,
+		Priority:  mr.Priority,
+		Websocket: mr.EnableWebsocket || svc != nil && svc.EnableWebsocket,
+	}
+	rt.match.seq = seq
+
+	up, err := s.routeUpstream(mr, svc, errf)
+	if err != nil {
+		return err
+	}
+	rt.Upstream = up
+
+	for _, m := range mr.Methods {
+		bit := methodBit([]byte(m))
+		if bit == 0 {
+			return errf("invalid method %q", m)
+		}
+		rt.match.methods |= bit
+	}
+
+	addrs := mr.RemoteAddrs
+	if mr.RemoteAddr != "" {
+		addrs = append([]string{mr.RemoteAddr}, addrs...)
+	}
+	for _, a := range addrs {
+		p, err := parsePrefix(a)
+		if err != nil {
+			return errf("invalid remote_addrs %q", a)
+		}
+		rt.match.remote = append(rt.match.remote, p)
+	}
+
+	vars, err := CompileVars(mr.Vars)
+	if err != nil {
+		return errf("%w", err)
+	}
+	rt.match.vars = vars
+
+	uris := mr.URIs
+	if mr.URI != "" {
+		uris = append([]string{mr.URI}, uris...)
+	}
+	if len(uris) == 0 {
+		return errf("uri or uris is required")
+	}
+	for _, u := range uris {
+		if u == "" {
+			return errf("empty uri")
+		}
+	}
+
+	// radixtree_host_uri: the route's host/hosts, else its service's hosts.
+	hosts := mr.Hosts
+	if mr.Host != "" {
+		hosts = append([]string{mr.Host}, hosts...)
+	}
+	if len(hosts) == 0 && svc != nil {
+		hosts = svc.Hosts
+	}
+	lower := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		if h == "" {
+			return errf("empty host")
+		}
+		h = strings.ToLower(h)
+		if !slices.Contains(lower, h) {
+			lower = append(lower, h)
+		}
+	}
+
+	for _, u := range uris {
+		e := *rt // one *Route per uri: MatchedURI is the pattern that matched
+		e.MatchedURI = u
+		e.match.uriLen = len(u)
+		ib.add(lower, u, &e)
+	}
+	return nil
+}
+
+// routeUpstream resolves a route's upstream: inline upstream > upstream_id >
+// the service's inline upstream or upstream_id. A route timeout overrides
+// the upstream's; a shared upstream then gets a route's own compiled copy
+// (Key suffix "/route:<id>").
+// Reference errors go through errf (they name the route); compile errors
+// name the upstream's key.
+func (s *build) routeUpstream(mr *model.Route, svc *model.Service, errf func(string, ...any) error) (*balancer.Upstream, error) {
+	id := string(mr.ID)
+	var key string
+	var m *model.Upstream
+	switch {
+	case mr.Upstream != nil:
+		key, m = "routes/"+id+"/upstream", mr.Upstream
+		if mr.Timeout != nil {
+			c := *m
+			c.Timeout = mr.Timeout
+			m = &c
+		}
+		return s.upstream(key, m)
+	case mr.UpstreamID != "":
+		uid := string(mr.UpstreamID)
+		m = s.snap.Upstreams[uid]
+		if m == nil {
+			return nil, errf("upstream_id %q not found", uid)
+		}
+		key = "upstreams/" + uid
+	case svc != nil && svc.Upstream != nil:
+		key, m = "services/"+string(svc.ID)+"/upstream", svc.Upstream
+	case svc != nil && svc.UpstreamID != "":
+		uid := string(svc.UpstreamID)
+		m = s.snap.Upstreams[uid]
+		if m == nil {
+			return nil, errf("service %q: upstream_id %q not found", svc.ID, uid)
+		}
+		key = "upstreams/" + uid
+	default:
+		return nil, nil // the engine answers 503
+	}
+	if mr.Timeout != nil {
+		c := *m
+		c.Timeout = mr.Timeout
+		return s.upstream(key+"/route:"+id, &c)
+	}
+	return s.upstream(key, m)
+}
+
+// upstream returns the upstream compiled under key in this build, compiling
+// it on first use and giving it the next Index.
+func (s *build) upstream(key string, m *model.Upstream) (*balancer.Upstream, error) {
+	if u := s.ups[key]; u != nil {
+		return u, nil
+	}
+	u, err := s.b.compileUpstream(key, m)
+	if err != nil {
+		return nil, err
+	}
+	u.Index = len(s.list)
+	s.list = append(s.list, u)
+	s.ups[key] = u
+	return u, nil
+}
+
+// indexBuilder collects (hosts, uri, route) entries into an index.
+type indexBuilder struct {
+	ix    index
+	trees []*uriTree
+}
+
+func newIndexBuilder() *indexBuilder { return &indexBuilder{} }
+
+func (ib *indexBuilder) tree(m *map[string]*uriTree, key string) *uriTree {
+	if *m == nil {
+		*m = make(map[string]*uriTree)
+	}
+	t := (*m)[key]
+	if t == nil {
+		t = &uriTree{}
+		(*m)[key] = t
+		ib.trees = append(ib.trees, t)
+	}
+	return t
+}
+
+func (ib *indexBuilder) add(hosts []string, uri string, rt *Route) {
+	if len(hosts) == 0 {
+		if ib.ix.any == nil {
+			ib.ix.any = &uriTree{}
+			ib.trees = append(ib.trees, ib.ix.any)
+		}
+		ib.ix.any.add(uri, rt)
+		return
+	}
+	for _, h := range hosts {
+		if suffix, ok := strings.CutPrefix(h, "*"); ok {
+			// radixtree_host_uri reverses hosts and prefix-matches, so
+			// "*.foo.com" is any host ending in ".foo.com" (not "foo.com").
+			t := ib.tree(&ib.ix.hostWild, suffix)
+			t.add(uri, rt)
+			if !slices.Contains(ib.ix.wildLens, len(suffix)) {
+				ib.ix.wildLens = append(ib.ix.wildLens, len(suffix))
+			}
+			continue
+		}
+		ib.tree(&ib.ix.hostExact, h).add(uri, rt)
+	}
+}
+
+// add files rt under uri: no '*' is an exact path; otherwise the part
+// before the first '*' is a prefix. lua-resty-radixtree only knows a
+// trailing '*' ("/v1/*" matches under "/v1/", "/blog/bar*" also matches
+// "/blog/bar"); sluice reads "/a/*/b" as the prefix "/a/" too rather than as
+// a literal path nobody means.
+func (u *uriTree) add(uri string, rt *Route) {
+	if i := strings.IndexByte(uri, '*'); i >= 0 {
+		if u.root == nil {
+			u.root = &rnode{}
+		}
+		u.root.insert(uri[:i], rt)
+		return
+	}
+	if u.exact == nil {
+		u.exact = make(map[string][]*Route)
+	}
+	u.exact[uri] = append(u.exact[uri], rt)
+}
+
+// finish sorts every bucket and returns the index.
+func (ib *indexBuilder) finish() index {
+	for _, t := range ib.trees {
+		for _, b := range t.exact {
+			sortBucket(b)
+		}
+		if t.root != nil {
+			t.root.walk(func(n *rnode) { sortBucket(n.routes) })
+		}
+	}
+	slices.SortFunc(ib.ix.wildLens, func(a, b int) int { return cmp.Compare(b, a) })
+	return ib.ix
+}
+
+// sortBucket orders one path's routes: higher priority first, then the
+// longer configured uri (lua-resty-radixtree sort_route), then config order.
+func sortBucket(b []*Route) {
+	slices.SortStableFunc(b, func(x, y *Route) int {
+		if c := cmp.Compare(y.Priority, x.Priority); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.match.uriLen, x.match.uriLen); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.match.seq, y.match.seq)
+	})
+}

@@ -1,0 +1,168 @@
+package router
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/model"
+)
+
+func upstreamTo(nodes ...model.Node) *model.Upstream { return &model.Upstream{Nodes: nodes} }
+
+func mnode(host string, port, weight int) model.Node {
+	return model.Node{Host: host, Port: port, Weight: weight}
+}
+
+func TestBuildUpstreamResolution(t *testing.T) {
+	snap := &model.Snapshot{
+		Routes: []*model.Route{
+			route("inline", "/inline", func(r *model.Route) {
+				r.Upstream = upstreamTo(mnode("10.0.0.1", 80, 1))
+				r.UpstreamID = "1" // inline wins
+			}),
+			route("byid", "/byid", func(r *model.Route) { r.UpstreamID = "1"; r.ServiceID = "s1" }),
+			route("byid2", "/byid2", func(r *model.Route) { r.UpstreamID = "1" }),
+			route("svc", "/svc", func(r *model.Route) { r.ServiceID = "s1" }),
+			route("svcid", "/svcid", func(r *model.Route) { r.ServiceID = "s2" }),
+			route("none", "/none"),
+			route("timeout", "/timeout", func(r *model.Route) {
+				r.UpstreamID = "1"
+				r.Timeout = &model.Timeout{Connect: 1, Send: 2, Read: 3.5}
+			}),
+		},
+		Upstreams: map[string]*model.Upstream{
+			"1": upstreamTo(mnode("10.0.0.2", 8080, 1), mnode("10.0.0.3", 8080, 2)),
+			"2": upstreamTo(mnode("10.0.0.4", 0, 1)),
+		},
+		Services: map[string]*model.Service{
+			"s1": {ID: "s1", Upstream: upstreamTo(mnode("10.0.0.5", 0, 1)), UpstreamID: "2"},
+			"s2": {ID: "s2", UpstreamID: "2"},
+		},
+	}
+	b := &Builder{Resolver: fakeResolver{}}
+	tbl, err := b.Build(snap)
+	require.NoError(t, err)
+
+	get := func(path string) *Route {
+		t.Helper()
+		rt := tbl.Match(newRequest(t, "GET", path))
+		require.NotNil(t, rt, path)
+		return rt
+	}
+	key := func(path string) string {
+		t.Helper()
+		if u := get(path).Upstream; u != nil {
+			return u.Key
+		}
+		return ""
+	}
+	assert.Equal(t, "routes/inline/upstream", key("/inline"))
+	assert.Equal(t, "upstreams/1", key("/byid"))
+	assert.Equal(t, "upstreams/1", key("/byid2"))
+	assert.Same(t, get("/byid").Upstream, get("/byid2").Upstream, "a shared upstream compiles once")
+	assert.Equal(t, "services/s1/upstream", key("/svc"))
+	assert.Equal(t, "upstreams/2", key("/svcid"))
+	assert.Equal(t, "", key("/none"))
+	assert.Equal(t, "upstreams/1/route:timeout", key("/timeout"))
+	assert.Equal(t, balancer.Timeouts{Connect: time.Second, Send: 2 * time.Second, Read: 3500 * time.Millisecond},
+		get("/timeout").Upstream.Timeouts)
+	assert.Equal(t, 60*time.Second, get("/byid").Upstream.Timeouts.Read)
+
+	keys := make([]string, len(tbl.Upstreams))
+	for i, u := range tbl.Upstreams {
+		assert.Equal(t, i, u.Index)
+		keys[i] = u.Key
+	}
+	assert.Equal(t, []string{"routes/inline/upstream", "upstreams/1", "services/s1/upstream", "upstreams/2", "upstreams/1/route:timeout"}, keys)
+	assert.Equal(t, uint64(1), tbl.Generation)
+}
+
+func TestBuildRouteTimeoutInline(t *testing.T) {
+	tbl := buildTable(t, route("r1", "/", func(r *model.Route) {
+		r.Upstream = &model.Upstream{Nodes: model.Nodes{mnode("10.0.0.1", 80, 1)}, Timeout: &model.Timeout{Connect: 5, Send: 5, Read: 5}}
+		r.Timeout = &model.Timeout{Connect: 1, Send: 1, Read: 1}
+	}))
+	u := tbl.Match(newRequest(t, "GET", "/")).Upstream
+	assert.Equal(t, "routes/r1/upstream", u.Key)
+	assert.Equal(t, time.Second, u.Timeouts.Connect)
+}
+
+func TestBuildRouteFields(t *testing.T) {
+	tbl := buildTable(t, route("r1", "/ws", withPriority(7), func(r *model.Route) { r.EnableWebsocket = true }))
+	rt := tbl.Match(newRequest(t, "GET", "/ws"))
+	require.NotNil(t, rt)
+	assert.Equal(t, "r1", rt.ID)
+	assert.Equal(t, 7, rt.Priority)
+	assert.True(t, rt.Websocket)
+	assert.Equal(t, "/ws", rt.MatchedURI)
+	assert.Nil(t, rt.Upstream)
+}
+
+func TestBuildErrors(t *testing.T) {
+	f := func(wantErr string, snap *model.Snapshot) {
+		t.Helper()
+		b := &Builder{Resolver: fakeResolver{}}
+		_, err := b.Build(snap)
+		require.Error(t, err, wantErr)
+		assert.Equal(t, wantErr, err.Error())
+		assert.Zero(t, b.gen, "a failed build does not count")
+	}
+	routes := func(rs ...*model.Route) *model.Snapshot { return &model.Snapshot{Routes: rs} }
+	f(`router: route "r1": upstream_id "9" not found`,
+		routes(route("r1", "/", func(r *model.Route) { r.UpstreamID = "9" })))
+	f(`router: route "r1": service_id "s9" not found`,
+		routes(route("r1", "/", func(r *model.Route) { r.ServiceID = "s9" })))
+	f(`router: route "r1": service "s1": upstream_id "9" not found`, &model.Snapshot{
+		Routes:   []*model.Route{route("r1", "/", func(r *model.Route) { r.ServiceID = "s1" })},
+		Services: map[string]*model.Service{"s1": {ID: "s1", UpstreamID: "9"}},
+	})
+	f(`router: route "r1": failed to validate the 'vars' expression: invalid operator '='`,
+		routes(route("r1", "/", withVars(`[["arg_a","=","b"]]`))))
+	f(`router: route "r1": invalid method "get"`, routes(route("r1", "/", withMethods("get"))))
+	f(`router: route "r1": invalid remote_addrs "10.0.0.0/40"`, routes(route("r1", "/", withRemote("10.0.0.0/40"))))
+	f(`router: route "r1": invalid remote_addrs "nope"`, routes(route("r1", "/", func(r *model.Route) { r.RemoteAddr = "nope" })))
+	f(`router: route "r1": uri or uris is required`, routes(route("r1", "")))
+	f(`router: route "r1": duplicate id`, routes(route("r1", "/a"), route("r1", "/b")))
+	f(`router: route #0: missing id`, routes(route("", "/a")))
+	f(`router: upstream "routes/r1/upstream": type "random": want roundrobin, chash, least_conn or ewma`,
+		routes(route("r1", "/", func(r *model.Route) {
+			r.Upstream = &model.Upstream{Type: "random", Nodes: model.Nodes{mnode("10.0.0.1", 80, 1)}}
+		})))
+	// A disabled route is not compiled at all (APISIX skips it too).
+	b := &Builder{Resolver: fakeResolver{}}
+	_, err := b.Build(routes(route("r1", "/", func(r *model.Route) { r.UpstreamID = "9"; r.Status = ptr(0) })))
+	assert.NoError(t, err)
+}
+
+func TestBuildGenerationAndRegistry(t *testing.T) {
+	snap := &model.Snapshot{
+		Routes:    []*model.Route{route("r1", "/", func(r *model.Route) { r.UpstreamID = "1" })},
+		Upstreams: map[string]*model.Upstream{"1": upstreamTo(mnode("api.example", 0, 1))},
+	}
+	res := fakeResolver{"api.example": {"10.0.0.1"}}
+	b := &Builder{Resolver: res}
+	t1, err := b.Build(snap)
+	require.NoError(t, err)
+	res["api.example"] = []string{"10.0.0.9"} // DNS changed: a rebuild re-resolves
+	t2, err := b.Build(snap)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), t1.Generation)
+	assert.Equal(t, uint64(2), t2.Generation)
+	require.NotNil(t, b.Registry)
+	n1, n2 := t1.Upstreams[0].Nodes[0], t2.Upstreams[0].Nodes[0]
+	assert.Same(t, n1.State, n2.State, "node health outlives the table")
+	assert.Equal(t, "10.0.0.1:80", n1.Addrs[0].String())
+	assert.Equal(t, "10.0.0.9:80", n2.Addrs[0].String())
+}
+
+func TestPublisher(t *testing.T) {
+	var p Publisher
+	assert.Nil(t, p.Load())
+	tbl := buildTable(t, route("r1", "/"))
+	p.Store(tbl)
+	assert.Same(t, tbl, p.Load())
+}
