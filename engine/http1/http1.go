@@ -14,8 +14,9 @@ import "errors"
 var ErrNeedMore = errors.New("http1: need more data")
 
 // Error is a parse failure with the HTTP status the gateway must answer
-// (400, 413, 431, 501, 505). Values are package-level so returning one does
-// not allocate.
+// (400, 417, 431, 501, 505 for a request head or a chunked body; 502 for a
+// response head). Values are package-level (the ErrX variables) so returning
+// one does not allocate; compare them with == or errors.Is.
 type Error struct {
 	Status int
 	Reason string
@@ -24,8 +25,11 @@ type Error struct {
 func (e *Error) Error() string { return "http1: " + e.Reason }
 
 // StatusOf returns the HTTP status for a parse error: e.Status for *Error,
-// 400 for anything else.
+// 400 for anything else. It does not allocate for an unwrapped *Error.
 func StatusOf(err error) int {
+	if e, ok := err.(*Error); ok {
+		return e.Status // fast path: errors.As makes its target escape
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status
@@ -84,9 +88,9 @@ type Request struct {
 	ContentLength int64    // -1 when absent
 	Body          BodyKind // BodyNone, BodyLength or BodyChunked
 	KeepAlive     bool     // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
-	Expect100     bool     // "Expect: 100-continue"
-	Upgrade       bool     // "Connection: upgrade" together with an Upgrade header
-	Connection    []byte   // raw Connection header value (its tokens name hop-by-hop fields); nil if absent
+	Expect100     bool     // "Expect: 100-continue" on HTTP/1.1 (any other expectation is a 417 error)
+	Upgrade       bool     // HTTP/1.1 "Connection: upgrade" together with an Upgrade header
+	Connection    []byte   // raw value of the last Connection field (its tokens name hop-by-hop fields; walk Headers when there are several); nil if absent
 	HeadLen       int      // length of the head in bytes, as returned by ParseRequest
 }
 
@@ -96,9 +100,9 @@ type Response struct {
 	Status        int
 	Reason        []byte
 	Headers       []Header
-	ContentLength int64 // -1 when absent
-	Chunked       bool  // Transfer-Encoding ends in chunked
-	Close         bool  // "Connection: close", or HTTP/1.0 without "Connection: keep-alive"
-	Connection    []byte
-	HeadLen       int
+	ContentLength int64  // -1 when absent
+	Chunked       bool   // Transfer-Encoding ends in chunked
+	Close         bool   // "Connection: close", or HTTP/1.0 without "Connection: keep-alive"
+	Connection    []byte // raw value of the last Connection field; nil if absent
+	HeadLen       int    // length of the head in bytes, as returned by ParseResponse
 }

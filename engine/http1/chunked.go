@@ -1,0 +1,210 @@
+package http1
+
+// Chunked scans a chunked body (RFC 9112 §7.1) incrementally: the bytes may
+// arrive in pieces split anywhere. The engine uses it both to relay a body
+// unchanged (it only needs to learn where the body ends) and to decode one
+// (it collects data). The zero value is ready; Reset reuses it. A Chunked
+// belongs to one connection and one goroutine (its event loop).
+type Chunked struct {
+	state     uint8
+	digits    uint8 // hex digits of the current size seen
+	remaining int64 // chunk size being read, then bytes left of its data
+	lineLen   int   // bytes of the current size line seen
+	trailers  int   // trailer bytes seen
+	err       error // set in state csFailed
+}
+
+// Scanner states. The zero state expects the first byte of a size line.
+const (
+	csSize      uint8 = iota // hex digits of the chunk size
+	csSizeBWS                // white space after the size
+	csExt                    // chunk extensions, skipped up to CRLF
+	csSizeLF                 // CR seen at the end of the size line
+	csData                   // remaining bytes of chunk data
+	csDataCR                 // CRLF (or LF) after the data
+	csDataLF                 // CR seen after the data
+	csTrailer                // start of a trailer line, or the final empty line
+	csTrailerLn              // inside a trailer field line
+	csTrailerLF              // CR seen inside a trailer line
+	csEndLF                  // CR of the final empty line seen
+	csDone                   // the body has ended
+	csFailed                 // an error was found; err repeats it
+)
+
+// Reset readies c for a new body.
+func (c *Chunked) Reset() { *c = Chunked{} }
+
+// Next consumes chunked framing and data from buf. It returns n, the number
+// of bytes of buf consumed (all belong to the body, framing included), data,
+// the chunk payload within buf[:n] (possibly empty; at most one contiguous
+// run per call), and done once the last chunk and the trailer section are
+// consumed; bytes after that are never consumed (they are the next message).
+// n == 0 with err == nil means more bytes are needed (or, once done, that
+// there is nothing more to scan). Call it in a loop until n == 0 or done.
+//
+// Rules: a size is 1-16 hex digits that fit an int64, optionally followed by
+// SP/HT and ";" extensions; the size line, extensions included, is at most
+// 4096 bytes; lines end in CRLF or a bare LF, except that a line with
+// extensions must end in CRLF (a bare LF inside an extension is where
+// lenient parsers disagree: "chunk-extension smuggling"). Chunk data must be
+// followed by CRLF or LF. Trailer lines are skipped, may not hold a NUL or a
+// bare CR, and total at most 32 KiB. Errors are *Error with Status 400; an
+// error found after a data run is reported on the next call, so data is
+// never lost with the error. Next does not allocate; data borrows buf.
+func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
+	switch c.state {
+	case csDone:
+		return 0, nil, true, nil
+	case csFailed:
+		return 0, nil, false, c.err
+	}
+	i := 0
+	for ; i < len(buf); i++ {
+		b := buf[i]
+		switch c.state {
+		case csData:
+			if data != nil {
+				return i, data, false, nil // one run per call
+			}
+			k := len(buf) - i
+			if int64(k) > c.remaining {
+				k = int(c.remaining)
+			}
+			data = buf[i : i+k]
+			if c.remaining -= int64(k); c.remaining == 0 {
+				c.state = csDataCR
+			}
+			i += k - 1
+
+		case csSize:
+			if v := unhex[b]; v < 16 {
+				if c.digits == 16 || c.remaining>>59 != 0 {
+					return c.fail(i, data, ErrBadChunkSize)
+				}
+				c.remaining = c.remaining<<4 | int64(v)
+				c.digits++
+				continue
+			}
+			if c.digits == 0 {
+				return c.fail(i, data, ErrBadChunkSize)
+			}
+			switch b {
+			case '\n':
+				c.endSizeLine()
+			case '\r':
+				c.state = csSizeLF
+			case ';':
+				c.state = csExt
+			case ' ', '\t':
+				c.state = csSizeBWS
+			default:
+				return c.fail(i, data, ErrBadChunkSize)
+			}
+
+		case csSizeBWS:
+			if c.lineLen++; c.lineLen+int(c.digits) > maxChunkLine {
+				return c.fail(i, data, ErrChunkLineTooLong)
+			}
+			switch b {
+			case ' ', '\t':
+			case '\n':
+				c.endSizeLine()
+			case '\r':
+				c.state = csSizeLF
+			case ';':
+				c.state = csExt
+			default:
+				return c.fail(i, data, ErrBadChunkSize)
+			}
+
+		case csExt:
+			if c.lineLen++; c.lineLen+int(c.digits) > maxChunkLine {
+				return c.fail(i, data, ErrChunkLineTooLong)
+			}
+			switch {
+			case b == '\r':
+				c.state = csSizeLF
+			case class[b]&cValue == 0:
+				return c.fail(i, data, ErrBadChunkExt) // LF, NUL, other CTL
+			}
+
+		case csSizeLF:
+			if b != '\n' {
+				return c.fail(i, data, ErrBareCR)
+			}
+			c.endSizeLine()
+
+		case csDataCR:
+			switch b {
+			case '\r':
+				c.state = csDataLF
+			case '\n':
+				c.state = csSize
+			default:
+				return c.fail(i, data, ErrBadChunkEnd)
+			}
+
+		case csDataLF:
+			if b != '\n' {
+				return c.fail(i, data, ErrBadChunkEnd)
+			}
+			c.state = csSize
+
+		case csTrailer, csTrailerLn:
+			switch b {
+			case '\n':
+				if c.state == csTrailer {
+					c.state = csDone // the empty line ends the body
+					return i + 1, data, true, nil
+				}
+				c.state = csTrailer
+			case '\r':
+				if c.state == csTrailer {
+					c.state = csEndLF
+				} else {
+					c.state = csTrailerLF
+				}
+			case 0:
+				return c.fail(i, data, ErrBadTrailer)
+			default:
+				c.state = csTrailerLn
+			}
+			if c.trailers++; c.trailers > maxTrailer {
+				return c.fail(i, data, ErrTrailerTooLarge)
+			}
+
+		case csTrailerLF, csEndLF:
+			if b != '\n' {
+				return c.fail(i, data, ErrBareCR)
+			}
+			if c.state == csEndLF {
+				c.state = csDone
+				return i + 1, data, true, nil
+			}
+			c.state = csTrailer
+		}
+	}
+	return i, data, false, nil
+}
+
+// endSizeLine moves past a size line: to the data, or for size 0 to the
+// trailer section.
+func (c *Chunked) endSizeLine() {
+	c.digits, c.lineLen = 0, 0
+	if c.remaining == 0 {
+		c.state = csTrailer
+	} else {
+		c.state = csData
+	}
+}
+
+// fail moves c to csFailed and reports err, unless data was already
+// collected in this call: then it returns that data with the bytes before
+// the bad one, and the next call reports err.
+func (c *Chunked) fail(i int, data []byte, err error) (int, []byte, bool, error) {
+	c.state, c.err = csFailed, err
+	if data != nil {
+		return i, data, false, nil
+	}
+	return 0, nil, false, err
+}
