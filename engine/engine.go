@@ -1,0 +1,204 @@
+// Package engine owns sluice's data plane: the gnet event loops that accept
+// clients, parse HTTP/1.1 with engine/http1, match routes on the current
+// router.Table, pick upstream nodes with per-loop balancer cursors, and relay
+// requests and responses over per-loop pools of upstream connections.
+//
+// Goroutines: every client and upstream connection belongs to one event loop
+// and all of its state (exchange, pool, cursors, buffers) is touched only on
+// that loop, without locks. Other goroutines reach a loop only through
+// gnet's EventLoop.Execute (dial results, the timer sweep, drain). Server's
+// exported methods are safe to call from any goroutine.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/router"
+)
+
+// Options configure a Server. Zero fields take the defaults noted.
+type Options struct {
+	// Listen lists "ip:port" addresses (apisix.node_listen); default 0.0.0.0:9080.
+	Listen []string
+	// Loops is the number of event loops (nginx_config.worker_processes);
+	// 0 = one per core.
+	Loops int
+	// Publisher hands out the current routing table. Required.
+	Publisher *router.Publisher
+	// Version goes into "Server: sluice/<version>".
+	Version string
+	// MaxHead is the largest request head in bytes (431 beyond); default 32 KiB.
+	MaxHead int
+	// MaxBody is client_max_body_size in bytes (413 beyond); 0 = unlimited.
+	MaxBody int64
+	// HeaderTimeout: a client must send a whole head within it; default 60 s.
+	HeaderTimeout time.Duration
+	// KeepaliveTimeout: an idle client connection is closed after it; default 60 s.
+	KeepaliveTimeout time.Duration
+	// Logger receives errors and notable events; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if len(o.Listen) == 0 {
+		o.Listen = []string{"0.0.0.0:9080"}
+	}
+	if o.Loops <= 0 {
+		o.Loops = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxHead <= 0 {
+		o.MaxHead = http1.DefaultMaxHead
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 60 * time.Second
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+}
+
+// Server is the data plane. Start it once; Shutdown drains and stops it.
+type Server struct {
+	opts Options
+	h    *handler
+
+	booted  chan struct{}
+	done    chan struct{}
+	runErr  error
+	engMu   sync.Mutex
+	eng     gnet.Engine
+	started bool
+}
+
+// New returns a Server that is not yet listening.
+func New(opts Options) *Server {
+	opts.setDefaults()
+	s := &Server{opts: opts, booted: make(chan struct{}), done: make(chan struct{})}
+	s.h = newHandler(s)
+	return s
+}
+
+// Start binds the listeners and starts the event loops. It returns once the
+// engine accepts connections, or the error that stopped it.
+func (s *Server) Start() error {
+	if s.opts.Publisher == nil {
+		return errors.New("engine: no Publisher")
+	}
+	addrs := make([]string, len(s.opts.Listen))
+	for i, a := range s.opts.Listen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("engine: listen address %q: %w", a, err)
+		}
+		addrs[i] = "tcp://" + a
+	}
+	s.started = true
+	go func() {
+		defer close(s.done)
+		err := gnet.Rotate(s.h, addrs,
+			gnet.WithNumEventLoop(s.opts.Loops),
+			gnet.WithReusePort(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithTicker(true),
+			gnet.WithLogger(gnetLogger{s.opts.Logger}),
+		)
+		s.runErr = err
+	}()
+	select {
+	case <-s.booted:
+		return nil
+	case <-s.done:
+		if s.runErr == nil {
+			s.runErr = errors.New("engine: stopped before boot")
+		}
+		return fmt.Errorf("engine: %w", s.runErr)
+	}
+}
+
+// Active returns the number of requests in flight on all loops.
+func (s *Server) Active() int64 { return s.h.active.Load() }
+
+// Shutdown stops taking new requests on kept-alive connections, waits until
+// the requests in flight finish or ctx ends, then stops the loops. It
+// returns ctx's error when the grace period ran out with requests left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.started {
+		return nil
+	}
+	s.h.draining.Store(true)
+	var err error
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for s.h.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-t.C:
+		}
+	}
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if e := eng.Stop(stopCtx); e != nil && err == nil {
+		err = e
+	}
+	<-s.done
+	return err
+}
+
+// gnetLogger routes gnet's own logging to slog.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) {}
+func (g gnetLogger) Infof(f string, a ...any)  {}
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+
+// dateHeader holds "Date: <RFC 1123 GMT>\r\n", refreshed each second.
+var dateHeader atomic.Pointer[[]byte]
+
+func init() { refreshDate(time.Now()) }
+
+func refreshDate(now time.Time) {
+	b := make([]byte, 0, 40)
+	b = append(b, "Date: "...)
+	b = now.UTC().AppendFormat(b, "Mon, 02 Jan 2006 15:04:05 GMT")
+	b = append(b, "\r\n"...)
+	dateHeader.Store(&b)
+}
+
+func serverHeader(version string) []byte {
+	return []byte("Server: sluice/" + version + "\r\n")
+}
+
+// portOf returns the port of an "ip:port" string, or 0.
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}

@@ -1,0 +1,528 @@
+package engine
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/router"
+)
+
+// exchange phases
+const (
+	exConnecting uint8 = iota + 1 // waiting for an upstream connection
+	exSending                     // head sent, request body still streaming
+	exWaiting                     // request sent, waiting for the response head
+	exRelaying                    // response head sent to the client, relaying the body
+)
+
+// maxBufferedBody is the largest request body kept in the exchange (copied
+// from the client's buffer) so a request can be retried on another
+// connection; larger bodies stream straight from the client's buffer.
+const maxBufferedBody = 64 << 10
+
+// exchange is one request/response in flight. Exchanges are recycled per
+// loop; Reset keeps every buffer's capacity so the steady state does not
+// allocate.
+type exchange struct {
+	gen   uint64 // bumped on every reuse, so a late dial result can tell
+	cl    *client
+	phase uint8
+
+	req   http1.Request
+	rreq  router.Request
+	tbl   *router.Table // the table the request started on
+	route *router.Route
+	ups   *balancer.Upstream
+	cur   *balancer.Cursor
+	node  int
+	addr  netip.AddrPort
+	tried balancer.Tried
+	ra    [16]byte // client address bytes for chash on remote_addr
+	tries int
+	start int64 // unix nanos, request head parsed
+	sent  int64 // request fully sent upstream
+
+	deadline int64 // 0 = none; connect, send or read deadline by phase
+
+	up        *upConn
+	reused    bool // up came from the pool
+	redone    bool // already re-sent once after a stale pooled connection
+	headReq   bool
+	keepAlive bool // the client connection stays open after this exchange
+	upgrade   bool // WebSocket upgrade allowed and asked for
+
+	// request body
+	body      []byte // whole body when small enough to keep (retries)
+	bodyKept  bool   // body holds the complete request body
+	bodyLeft  int64  // Content-Length bytes not yet forwarded
+	bodyChunk http1.Chunked
+	bodyKind  http1.BodyKind
+	bodyTotal int64 // body bytes received (client_max_body_size)
+	reqDone   bool  // request completely forwarded
+
+	head []byte // copy of the client's request head; ex.req points into it
+	out  []byte // upstream head (+ kept body) being sent
+
+	// response
+	resp        http1.Response
+	respStarted bool // any byte went to the client
+	respKind    http1.BodyKind
+	respLeft    int64
+	respChunk   http1.Chunked
+	decode      bool // client is HTTP/1.0: de-chunk, close at the end
+	closeAfter  bool // close the client after this response
+}
+
+func newExchange() *exchange {
+	ex := &exchange{
+		out:  make([]byte, 0, 2048),
+		head: make([]byte, 0, 1024),
+		body: make([]byte, 0, 1024),
+	}
+	ex.req.Headers = make([]http1.Header, 0, http1.DefaultMaxHeaders)
+	ex.resp.Headers = make([]http1.Header, 0, 200)
+	ex.rreq.Request = &ex.req
+	return ex
+}
+
+func (ex *exchange) reset() {
+	gen, out, body, head := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0]
+	rh, sh := ex.req.Headers[:0], ex.resp.Headers[:0]
+	*ex = exchange{gen: gen, out: out, body: body, head: head}
+	ex.req.Headers = rh
+	ex.resp.Headers = sh
+	ex.rreq.Request = &ex.req
+}
+
+var (
+	methodHEAD = []byte("HEAD")
+	wsToken    = []byte("websocket")
+)
+
+// dispatch routes a parsed request head of n bytes and starts its upstream
+// exchange, or answers it directly (404, 413, 503 ...).
+func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
+	r := &ex.req
+	ex.start = l.now
+	ex.headReq = bytes.Equal(r.Method, methodHEAD)
+	ex.keepAlive = r.KeepAlive && !l.h.draining.Load()
+	ex.decode = r.Minor == 0
+	ex.rreq.RemoteAddr = cl.remote.Addr()
+
+	if l.opts.MaxBody > 0 && r.Body == http1.BodyLength && r.ContentLength > l.opts.MaxBody {
+		cl.c.Discard(n)
+		l.rejectAndLinger(cl, 413, "request body too large")
+		return
+	}
+
+	t := l.table()
+	if t == nil {
+		l.answer(cl, ex, n, 503, "no routing table yet")
+		return
+	}
+	ex.tbl = t
+	rt := t.Match(&ex.rreq)
+	if rt == nil {
+		l.answer(cl, ex, n, 404, "404 Route Not Found")
+		return
+	}
+	ex.route = rt
+	if testHookDispatch != nil {
+		testHookDispatch(rt)
+	}
+	if rt.Upstream == nil {
+		l.answer(cl, ex, n, 503, "missing upstream configuration in Route or Service")
+		return
+	}
+	ex.ups = rt.Upstream
+	ex.cur = l.cursors[rt.Upstream.Index]
+	if ex.ups.Scheme == "https" {
+		l.answer(cl, ex, n, 502, "https upstreams are not supported yet")
+		return
+	}
+	ex.upgrade = r.Upgrade && rt.Websocket && hasToken(r.Header(hdrUpgrade), wsToken)
+
+	// The head is consumed now: ex.req is re-pointed at a copy owned by
+	// the exchange, because gnet's buffer is reused after Discard and the
+	// upstream head may be built in a later callback (dial, retry).
+	ex.bodyKind = r.Body
+	ex.bodyLeft = 0
+	if r.Body == http1.BodyLength {
+		ex.bodyLeft = r.ContentLength
+	}
+	ex.head = detach(r, buf[:n], ex.head)
+	cl.c.Discard(n)
+	l.keepBody(ex)
+
+	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
+		cl.c.Write(continue100)
+	}
+	l.h.active.Add(1)
+	l.active.Add(1)
+	l.connect(ex, false)
+}
+
+// testHookDispatch, when set by a test, runs for every routed request (to
+// inject a panic, for one).
+var testHookDispatch func(*router.Route)
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// keepBody copies the request body into ex.body when it has fully arrived
+// and is small, so the request can be re-sent on another connection.
+func (l *loop) keepBody(ex *exchange) {
+	ex.body = ex.body[:0]
+	switch ex.bodyKind {
+	case http1.BodyNone:
+		ex.reqDone = true
+		ex.bodyKept = true
+	case http1.BodyLength:
+		if ex.bodyLeft > maxBufferedBody {
+			return
+		}
+		buf, _ := ex.cl.c.Peek(-1)
+		if int64(len(buf)) < ex.bodyLeft {
+			return
+		}
+		ex.body = append(ex.body, buf[:ex.bodyLeft]...)
+		ex.cl.c.Discard(int(ex.bodyLeft))
+		ex.bodyTotal = ex.bodyLeft
+		ex.bodyLeft = 0
+		ex.bodyKept = true
+		ex.reqDone = true
+	case http1.BodyChunked:
+		buf, _ := ex.cl.c.Peek(-1)
+		if len(buf) > maxBufferedBody {
+			buf = buf[:maxBufferedBody]
+		}
+		var c http1.Chunked
+		total := 0
+		for {
+			n, data, done, err := c.Next(buf[total:])
+			if err != nil {
+				return // the pump reports it
+			}
+			total += n
+			ex.bodyTotal += int64(len(data))
+			if done {
+				ex.body = append(ex.body, buf[:total]...)
+				ex.cl.c.Discard(total)
+				ex.bodyKept = true
+				ex.reqDone = true
+				return
+			}
+			if n == 0 {
+				ex.bodyTotal = 0
+				return
+			}
+		}
+	}
+}
+
+// answer responds to a request without an upstream. The request's body, if
+// any, is not read: the connection closes after the answer unless the
+// request had none.
+func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
+	cl.c.Discard(n)
+	if ex.req.Body != http1.BodyNone {
+		l.putExchange(ex)
+		cl.ex = nil
+		l.rejectAndLinger(cl, status, msg)
+		return
+	}
+	keep := ex.keepAlive
+	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+	cl.ex = nil
+	l.putExchange(ex)
+	cl.state = csIdle
+	cl.c.Write(l.wbuf)
+	if !keep {
+		l.closeAfterFlush(cl)
+		return
+	}
+	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
+}
+
+// connect gets an upstream connection for ex: a pooled one, or a new dial.
+// retry says this is a further try after a failure.
+func (l *loop) connect(ex *exchange, retry bool) {
+	u := ex.ups
+	if retry {
+		if ex.node >= 0 && ex.node < 64 {
+			ex.tried |= 1 << uint(ex.node)
+		}
+	}
+	node, addr := ex.cur.Pick(u, ex.tried, l.hashKey(ex), l.now)
+	if node < 0 {
+		l.fail(ex, 502, "no upstream node available")
+		return
+	}
+	ex.node, ex.addr = node, addr
+	ex.tries++
+	ex.phase = exConnecting
+	if u.Timeouts.Connect > 0 {
+		ex.deadline = l.now + int64(u.Timeouts.Connect)
+	} else {
+		ex.deadline = l.now + int64(60*time.Second)
+	}
+	ex.cur.Start(node)
+	key := poolKey{addr: addr}
+	p := l.pool(key, u)
+	if uc := p.get(); uc != nil {
+		ex.reused = true
+		l.attach(ex, uc)
+		return
+	}
+	ex.reused = false
+	l.dial(ex, p, u)
+}
+
+// hashKey returns the chash key's value for ex's request (nil for other
+// balancer kinds).
+func (l *loop) hashKey(ex *exchange) []byte {
+	u := ex.ups
+	if u.Kind != balancer.CHash {
+		return nil
+	}
+	r := &ex.req
+	k := u.HashKey
+	switch u.HashOn {
+	case balancer.HashHeader:
+		return r.HeaderVar(unsafeBytes(k))
+	case balancer.HashCookie:
+		return r.Cookie(unsafeBytes(k))
+	case balancer.HashVars:
+		if k == "remote_addr" || k == "" {
+			ex.ra = ex.cl.remote.Addr().As16()
+			return ex.ra[:]
+		}
+		return varValue(&ex.rreq, k)
+	}
+	return nil
+}
+
+// attach binds an open upstream connection to ex and sends the request.
+func (l *loop) attach(ex *exchange, uc *upConn) {
+	ex.up = uc
+	uc.ex = ex
+	uc.requests++
+	l.sendHead(ex)
+}
+
+// sendHead writes the upstream head (and the kept body) and starts
+// streaming the rest of the body.
+func (l *loop) sendHead(ex *exchange) {
+	ex.out = l.appendUpstreamHead(ex.out[:0], ex)
+	ex.out = append(ex.out, ex.body...)
+	uc := ex.up
+	timeouts := &ex.ups.Timeouts
+	ex.phase = exSending
+	ex.deadline = l.now + int64(orDefault(timeouts.Send))
+	gen := ex.gen
+	uc.c.Write(ex.out)
+	if ex.gen != gen || ex.up != uc || uc.dead {
+		return // the write failed and the exchange moved on
+	}
+	if ex.reqDone {
+		l.requestSent(ex)
+		return
+	}
+	l.pumpBody(ex)
+}
+
+func orDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 60 * time.Second
+	}
+	return d
+}
+
+// requestSent switches ex to waiting for the response.
+func (l *loop) requestSent(ex *exchange) {
+	ex.sent = l.now
+	if ex.phase == exSending {
+		ex.phase = exWaiting
+		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
+	}
+}
+
+// pumpBody forwards the request body bytes buffered on the client to the
+// upstream, as they arrive.
+func (l *loop) pumpBody(ex *exchange) {
+	cl, uc := ex.cl, ex.up
+	if uc == nil || ex.reqDone {
+		return
+	}
+	buf, _ := cl.c.Peek(-1)
+	if len(buf) == 0 {
+		return
+	}
+	n := 0
+	switch ex.bodyKind {
+	case http1.BodyLength:
+		n = len(buf)
+		if int64(n) > ex.bodyLeft {
+			n = int(ex.bodyLeft)
+		}
+		ex.bodyLeft -= int64(n)
+		ex.bodyTotal += int64(n)
+		if ex.bodyLeft == 0 {
+			ex.reqDone = true
+		}
+	case http1.BodyChunked:
+		for n < len(buf) {
+			k, data, done, err := ex.bodyChunk.Next(buf[n:])
+			if err != nil {
+				l.abortBoth(ex, 400, "bad chunked request body")
+				return
+			}
+			n += k
+			ex.bodyTotal += int64(len(data))
+			if done {
+				ex.reqDone = true
+				break
+			}
+			if k == 0 {
+				break
+			}
+		}
+		if l.opts.MaxBody > 0 && ex.bodyTotal > l.opts.MaxBody {
+			l.abortBoth(ex, 413, "request body too large")
+			return
+		}
+	}
+	if n == 0 {
+		return
+	}
+	gen := ex.gen
+	uc.c.Write(buf[:n])
+	if cl.closed || cl.c == nil {
+		return
+	}
+	cl.c.Discard(n)
+	if ex.gen != gen || ex.up != uc || uc.dead {
+		return
+	}
+	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+	if ex.reqDone {
+		l.requestSent(ex)
+	}
+}
+
+// abortBoth ends ex after a client-side error in the body: a response if
+// none started, then the client lingers; the upstream is dropped.
+func (l *loop) abortBoth(ex *exchange, status int, msg string) {
+	cl := ex.cl
+	if ex.up != nil {
+		l.dropUpstream(ex.up)
+	}
+	started := ex.respStarted
+	l.endExchange(ex)
+	if started {
+		cl.c.Close()
+		return
+	}
+	l.rejectAndLinger(cl, status, msg)
+}
+
+// timeout handles ex's deadline passing.
+func (l *loop) timeout(ex *exchange) {
+	switch ex.phase {
+	case exConnecting:
+		// connect timeout: next node, as nginx proxy_next_upstream timeout
+		ex.cur.Done(ex.node, 0, l.now)
+		if n := ex.ups.Nodes; ex.node >= 0 && ex.node < len(n) {
+			n[ex.node].State.Fail(l.now)
+		}
+		if ex.up != nil {
+			l.dropUpstream(ex.up)
+		}
+		ex.pendingDialGen()
+		if ex.tries <= ex.ups.Retries {
+			l.connect(ex, true)
+			return
+		}
+		l.fail(ex, 504, "upstream connect timed out")
+	default:
+		if ex.up != nil {
+			l.dropUpstream(ex.up)
+		}
+		l.fail(ex, 504, "upstream timed out")
+	}
+}
+
+// pendingDialGen invalidates a dial still in progress for ex: its result
+// must not attach to a later try.
+func (ex *exchange) pendingDialGen() { ex.gen++ }
+
+// fail ends ex with an error status: a JSON error response when no
+// response byte was sent yet, else the client connection is cut so the
+// client sees a truncated response.
+func (l *loop) fail(ex *exchange, status int, msg string) {
+	cl := ex.cl
+	if ex.up != nil {
+		l.dropUpstream(ex.up)
+	}
+	started := ex.respStarted
+	reqDone := ex.reqDone
+	l.endExchange(ex)
+	if cl.closed || cl.c == nil {
+		return
+	}
+	if started {
+		cl.state = csClosing
+		cl.c.Close()
+		return
+	}
+	if !reqDone {
+		// part of the body is still unread on the socket
+		l.rejectAndLinger(cl, status, msg)
+		return
+	}
+	keep := ex.keepAlive
+	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+	cl.c.Write(l.wbuf)
+	if cl.closed {
+		return
+	}
+	if !keep {
+		l.closeAfterFlush(cl)
+		return
+	}
+	l.nextRequest(cl)
+}
+
+// endExchange releases ex (and detaches it from its client and upstream).
+// It does not touch the client connection's state beyond clearing cl.ex.
+func (l *loop) endExchange(ex *exchange) {
+	if ex.phase != 0 || ex.up != nil {
+		l.h.active.Add(-1)
+		l.active.Add(-1)
+		if ex.cur != nil && ex.node >= 0 && ex.phase != 0 {
+			ex.cur.Done(ex.node, l.now-ex.start, l.now)
+		}
+	}
+	if uc := ex.up; uc != nil && uc.ex == ex {
+		uc.ex = nil
+	}
+	if cl := ex.cl; cl != nil && cl.ex == ex {
+		cl.ex = nil
+		cl.state = csIdle
+	}
+	l.putExchange(ex)
+}
+
+// nextRequest readies cl for its next request after an exchange ended with
+// keep-alive, and serves a pipelined one already buffered.
+func (l *loop) nextRequest(cl *client) {
+	cl.state = csIdle
+	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
+	if cl.c.InboundBuffered() > 0 {
+		if l.serve(cl) == 1 { // gnet.Close
+			cl.c.Close()
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/router"
+)
+
+// loop is the state of one event loop. Every field except those marked
+// atomic is touched only on that loop.
+type loop struct {
+	h    *handler
+	el   gnet.EventLoop
+	opts *Options
+
+	reqLim  http1.Limits
+	respLim http1.Limits
+	server  []byte // "Server: sluice/<version>\r\n"
+	now     int64  // unix nanos, refreshed at the start of each callback
+
+	// The table this loop last saw, and its cursors by Upstream.Index.
+	tbl     *router.Table
+	cursors []*balancer.Cursor
+
+	pools map[poolKey]*pool
+
+	clients     []*client // open clients, for the sweep; client.slot is its index
+	freeClients []*client
+	freeEx      []*exchange
+
+	wbuf []byte // scratch for heads written to clients
+
+	active      atomic.Int64 // requests in flight on this loop
+	sweepQueued atomic.Bool
+	sweepFn     gnet.RunnableFunc
+}
+
+func newLoop(h *handler, el gnet.EventLoop) *loop {
+	l := &loop{
+		h:       h,
+		el:      el,
+		opts:    &h.s.opts,
+		reqLim:  http1.Limits{MaxHead: h.s.opts.MaxHead, MaxHeaders: http1.DefaultMaxHeaders},
+		respLim: http1.Limits{MaxHead: 64 << 10, MaxHeaders: 200},
+		server:  serverHeader(h.s.opts.Version),
+		pools:   make(map[poolKey]*pool),
+		wbuf:    make([]byte, 0, 4096),
+	}
+	l.sweepFn = func(context.Context) error {
+		l.sweepQueued.Store(false)
+		l.sweep()
+		return nil
+	}
+	return l
+}
+
+func (l *loop) tick() { l.now = time.Now().UnixNano() }
+
+// adopt switches the loop to table t: cursors are rebuilt for t's
+// upstreams, carrying the position of upstreams with the same Key, so a
+// config change does not reset a rotation. One allocation per swap.
+func (l *loop) adopt(t *router.Table) {
+	var prev map[string]int
+	if l.tbl != nil {
+		prev = make(map[string]int, len(l.tbl.Upstreams))
+		for i, u := range l.tbl.Upstreams {
+			prev[u.Key] = i
+		}
+	}
+	cur := make([]*balancer.Cursor, len(t.Upstreams))
+	for i, u := range t.Upstreams {
+		c := balancer.NewCursor(u)
+		if j, ok := prev[u.Key]; ok && j < len(l.cursors) {
+			c.Carry(l.cursors[j], l.tbl.Upstreams[j], u)
+		}
+		cur[i] = c
+	}
+	l.tbl, l.cursors = t, cur
+}
+
+// table returns the current table, adopting it if it changed.
+func (l *loop) table() *router.Table {
+	t := l.h.s.opts.Publisher.Load()
+	if t != l.tbl && t != nil {
+		l.adopt(t)
+	}
+	return t
+}
+
+// client states
+const (
+	csIdle    uint8 = iota // waiting for (the rest of) a request head
+	csBusy                 // an exchange is in flight
+	csLinger               // error sent; reading and dropping input until close or deadline
+	csClosing              // waiting for the outbound buffer to drain, then close
+	csTunnel               // upgraded (WebSocket): raw bytes both ways
+)
+
+// client is one accepted connection.
+type client struct {
+	c        gnet.Conn
+	l        *loop
+	ex       *exchange
+	remote   netip.AddrPort
+	port     uint16 // local (listener) port, for X-Forwarded-Port
+	state    uint8
+	closed   bool
+	shutWR   bool
+	slot     int   // index in l.clients
+	deadline int64 // unix nanos; meaning depends on state
+	partial  bool  // part of a head is buffered (header timeout applies)
+	tunnelUp *upConn
+}
+
+func (l *loop) clientOpened(c gnet.Conn) {
+	l.tick()
+	var cl *client
+	if n := len(l.freeClients); n > 0 {
+		cl = l.freeClients[n-1]
+		l.freeClients = l.freeClients[:n-1]
+		*cl = client{}
+	} else {
+		cl = &client{}
+	}
+	cl.c, cl.l = c, l
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cl.remote = ta.AddrPort()
+	}
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		cl.port = uint16(ta.Port)
+	}
+	cl.deadline = l.now + int64(l.opts.HeaderTimeout)
+	cl.slot = len(l.clients)
+	l.clients = append(l.clients, cl)
+	c.SetContext(cl)
+}
+
+func (l *loop) clientClosed(cl *client) {
+	l.tick()
+	cl.closed = true
+	if uc := cl.tunnelUp; uc != nil {
+		cl.tunnelUp = nil
+		uc.tunnel = nil
+		l.dropUpstream(uc)
+	}
+	if ex := cl.ex; ex != nil {
+		// The client went away: the upstream exchange is abandoned at once
+		// (an LLM keeps generating, and billing, otherwise).
+		if u := ex.up; u != nil {
+			l.dropUpstream(u)
+		}
+		l.endExchange(ex)
+	}
+	// remove from the sweep list (swap with last)
+	last := len(l.clients) - 1
+	if cl.slot <= last && l.clients[cl.slot] == cl {
+		l.clients[cl.slot] = l.clients[last]
+		l.clients[cl.slot].slot = cl.slot
+		l.clients[last] = nil
+		l.clients = l.clients[:last]
+	}
+	cl.c = nil
+	l.freeClients = append(l.freeClients, cl)
+}
+
+func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
+	l.tick()
+	switch cl.state {
+	case csIdle:
+		return l.serve(cl)
+	case csBusy:
+		if ex := cl.ex; ex != nil && ex.phase == exSending {
+			l.pumpBody(ex)
+		}
+		if cl.closed {
+			return gnet.Close
+		}
+		return gnet.None
+	case csTunnel:
+		return l.tunnelFromClient(cl)
+	default: // csLinger, csClosing: drop what arrives
+		cl.c.Discard(-1)
+		return gnet.None
+	}
+}
+
+// serve parses and dispatches the requests buffered on cl, one after the
+// other (pipelining), until one needs the upstream or the buffer runs dry.
+func (l *loop) serve(cl *client) gnet.Action {
+	defer l.recoverClient(cl)
+	for cl.state == csIdle && !cl.closed {
+		buf, _ := cl.c.Peek(-1)
+		if len(buf) == 0 {
+			cl.partial = false
+			return gnet.None
+		}
+		ex := l.getExchange(cl)
+		n, err := http1.ParseRequest(&ex.req, buf, &l.reqLim)
+		if err == http1.ErrNeedMore {
+			l.putExchange(ex)
+			if !cl.partial {
+				cl.partial = true
+				cl.deadline = l.now + int64(l.opts.HeaderTimeout)
+			}
+			return gnet.None
+		}
+		cl.partial = false
+		if err != nil {
+			l.putExchange(ex)
+			l.rejectAndLinger(cl, http1.StatusOf(err), err.Error())
+			return gnet.None
+		}
+		cl.ex = ex
+		cl.state = csBusy
+		l.dispatch(cl, ex, buf, n)
+	}
+	if cl.closed {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// recoverClient turns a panic while serving cl into a 500 (when nothing was
+// sent yet) and a closed connection, logged with the route id.
+func (l *loop) recoverClient(cl *client) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	route := ""
+	if ex := cl.ex; ex != nil && ex.route != nil {
+		route = ex.route.ID
+	}
+	l.opts.Logger.Error("panic while handling a request", "route", route, "panic", r)
+	if cl.closed || cl.c == nil {
+		return
+	}
+	if ex := cl.ex; ex != nil {
+		if ex.up != nil {
+			l.dropUpstream(ex.up)
+		}
+		sent := ex.respStarted
+		l.endExchange(ex)
+		if sent {
+			cl.c.Close()
+			return
+		}
+	}
+	l.rejectAndLinger(cl, 500, "internal error")
+}
+
+func (l *loop) getExchange(cl *client) *exchange {
+	var ex *exchange
+	if n := len(l.freeEx); n > 0 {
+		ex = l.freeEx[n-1]
+		l.freeEx = l.freeEx[:n-1]
+	} else {
+		ex = newExchange()
+	}
+	ex.gen++
+	ex.cl = cl
+	return ex
+}
+
+func (l *loop) putExchange(ex *exchange) {
+	ex.reset()
+	l.freeEx = append(l.freeEx, ex)
+}
+
+// sweep runs on the loop every sweepEvery: it enforces client deadlines,
+// upstream timeouts and pool idle timeouts.
+func (l *loop) sweep() {
+	l.tick()
+	now := l.now
+	draining := l.h.draining.Load()
+	for i := 0; i < len(l.clients); i++ {
+		cl := l.clients[i]
+		switch cl.state {
+		case csIdle:
+			if draining && !cl.partial {
+				cl.c.Close()
+				continue
+			}
+			if now >= cl.deadline {
+				// head not complete within client_header_timeout, or
+				// idle past keepalive_timeout: close without a response
+				// (nginx does the same).
+				cl.c.Close()
+			}
+		case csBusy:
+			if ex := cl.ex; ex != nil && ex.deadline != 0 && now >= ex.deadline {
+				l.timeout(ex)
+			}
+		case csClosing:
+			if cl.c.OutboundBuffered() == 0 || now >= cl.deadline {
+				cl.c.Close()
+			}
+		case csLinger:
+			if !cl.shutWR && cl.c.OutboundBuffered() == 0 {
+				l.shutdownWrite(cl)
+			}
+			if now >= cl.deadline {
+				cl.c.Close()
+			}
+		}
+	}
+	for _, p := range l.pools {
+		p.expire(now)
+	}
+}

@@ -1,0 +1,468 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
+)
+
+// poolKey identifies interchangeable upstream connections on one loop
+// (Pingora: the reuse key includes everything that changes the
+// connection: address now; scheme, SNI and client certificate with TLS).
+type poolKey struct {
+	addr netip.AddrPort
+}
+
+// pool is one loop's idle connections to one poolKey, most recently used
+// last (LIFO: the warmest connection is reused first).
+type pool struct {
+	key  poolKey
+	idle []*upConn
+	ka   balancer.Keepalive
+}
+
+// upConn is one upstream connection, owned by the loop that dialed it.
+type upConn struct {
+	c        gnet.Conn
+	l        *loop
+	p        *pool
+	ex       *exchange // nil while idle or dialing for nobody
+	exGen    uint64    // ex.gen when the dial started
+	requests int       // requests sent on this connection
+	idleAt   int64     // unix nanos it went idle
+	dead     bool      // closed or being closed: ignore further events
+	inPool   bool
+	tunnel   *client // set once upgraded
+}
+
+func (l *loop) pool(key poolKey, u *balancer.Upstream) *pool {
+	p := l.pools[key]
+	if p == nil {
+		p = &pool{key: key}
+		l.pools[key] = p
+	}
+	p.ka = u.Keepalive
+	return p
+}
+
+// get takes the most recently used idle connection, or nil.
+func (p *pool) get() *upConn {
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		uc.inPool = false
+		if !uc.dead {
+			return uc
+		}
+	}
+	return nil
+}
+
+func (p *pool) remove(uc *upConn) {
+	for i, x := range p.idle {
+		if x == uc {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			break
+		}
+	}
+	uc.inPool = false
+}
+
+// expire closes connections idle longer than the pool's idle_timeout.
+func (p *pool) expire(now int64) {
+	idle := p.ka.IdleTimeout
+	if idle <= 0 {
+		idle = 60 * time.Second
+	}
+	for len(p.idle) > 0 && now-p.idle[0].idleAt >= int64(idle) {
+		uc := p.idle[0]
+		copy(p.idle, p.idle[1:])
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		uc.inPool = false
+		uc.dead = true
+		uc.c.Close()
+	}
+}
+
+// release returns uc to its pool after a complete exchange, or closes it
+// when the pool is full or the connection used up its requests.
+func (l *loop) release(uc *upConn) {
+	uc.ex = nil
+	p := uc.p
+	size, reqs := p.ka.Size, p.ka.Requests
+	if size <= 0 {
+		size = 320
+	}
+	if reqs <= 0 {
+		reqs = 1000
+	}
+	if uc.dead || uc.requests >= reqs || len(p.idle) >= size || uc.c.InboundBuffered() > 0 {
+		l.dropUpstream(uc)
+		return
+	}
+	uc.idleAt = l.now
+	uc.inPool = true
+	p.idle = append(p.idle, uc)
+}
+
+// dropUpstream closes uc (asynchronously: gnet runs its OnClose later, on
+// this loop) and detaches it from everything.
+func (l *loop) dropUpstream(uc *upConn) {
+	if uc.inPool {
+		uc.p.remove(uc)
+	}
+	if uc.ex != nil && uc.ex.up == uc {
+		uc.ex.up = nil
+	}
+	uc.ex = nil
+	if uc.dead {
+		return
+	}
+	uc.dead = true
+	if uc.c != nil {
+		uc.c.Close()
+	}
+}
+
+var errDialAborted = errors.New("engine: dial result arrived after the request ended")
+
+// dial opens a connection to ex.addr off the loop (gnet's Register has no
+// dial timeout, so we dial ourselves with one and Enroll the socket), and
+// hands it to this loop, where upstreamOpened attaches it to ex.
+func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
+	uc := &upConn{l: l, p: p, ex: ex, exGen: ex.gen}
+	ex.up = uc
+	addr := ex.addr
+	timeout := orDefault(u.Timeouts.Connect)
+	el := l.el
+	go func() {
+		d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+		nc, err := d.Dial("tcp", addr.String())
+		if err == nil {
+			var ch <-chan gnet.RegisteredResult
+			ch, err = el.Enroll(gnet.NewContext(context.Background(), uc), nc)
+			if err == nil {
+				res := <-ch
+				err = res.Err
+			} else {
+				nc.Close()
+			}
+		}
+		if err != nil {
+			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				l.dialFailed(uc, err)
+				return nil
+			}))
+		}
+	}()
+}
+
+// dialFailed runs on the loop when uc could not be connected.
+func (l *loop) dialFailed(uc *upConn, err error) {
+	l.tick()
+	uc.dead = true
+	ex := uc.ex
+	if ex == nil || ex.gen != uc.exGen || ex.up != uc {
+		return
+	}
+	ex.up = nil
+	uc.ex = nil
+	ex.cur.Done(ex.node, 0, l.now)
+	ex.ups.Nodes[ex.node].State.Fail(l.now)
+	l.opts.Logger.Warn("upstream connect failed", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
+	if ex.tries <= ex.ups.Retries {
+		l.connect(ex, true)
+		return
+	}
+	status, msg := 502, "upstream connect failed"
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status, msg = 504, "upstream connect timed out"
+	}
+	l.fail(ex, status, msg)
+}
+
+// upstreamOpened runs on the loop when a dialed connection joined it.
+func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
+	l.tick()
+	uc.c = c
+	ex := uc.ex
+	if uc.dead {
+		c.Close()
+		return
+	}
+	if ex == nil || ex.gen != uc.exGen || ex.up != uc || ex.phase != exConnecting {
+		// Nobody waits for it any more (client gone, timed out): keep it.
+		uc.ex = nil
+		l.release(uc)
+		return
+	}
+	if ex.ups != nil && ex.node >= 0 && ex.node < len(ex.ups.Nodes) {
+		if st := ex.ups.Nodes[ex.node].State; !st.Healthy(l.now) {
+			st.Succeed()
+		}
+	}
+	uc.requests++
+	l.sendHead(ex)
+}
+
+// upstreamClosed runs when an upstream connection closed (by either side).
+func (l *loop) upstreamClosed(uc *upConn, err error) {
+	l.tick()
+	if uc.inPool {
+		uc.p.remove(uc)
+	}
+	wasDead := uc.dead
+	uc.dead = true
+	if cl := uc.tunnel; cl != nil {
+		uc.tunnel = nil
+		if !cl.closed && cl.c != nil {
+			l.closeAfterFlush(cl)
+		}
+		return
+	}
+	ex := uc.ex
+	uc.ex = nil
+	if ex == nil || ex.up != uc || wasDead {
+		return
+	}
+	ex.up = nil
+	if ex.phase == exRelaying && ex.respKind == http1.BodyUntilClose {
+		l.finishResponse(ex, false)
+		return
+	}
+	if !ex.respStarted && ex.resp.Status == 0 && ex.reused && !ex.redone && ex.bodyKept {
+		// A pooled connection the upstream had closed while idle: send
+		// the request again on a fresh one (Pingora's ReusedOnly retry).
+		ex.redone = true
+		ex.cur.Done(ex.node, 0, l.now)
+		l.connect(ex, false)
+		return
+	}
+	if !ex.respStarted && ex.resp.Status == 0 {
+		l.fail(ex, 502, "upstream closed the connection before responding")
+		return
+	}
+	// mid-response: cut the client so it sees the truncation (no clean
+	// end of a chunked body)
+	l.fail(ex, 502, "upstream closed the connection mid-response")
+}
+
+// upstreamTraffic relays what an upstream sent.
+func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
+	l.tick()
+	if uc.tunnel != nil {
+		return l.tunnelFromUpstream(uc)
+	}
+	ex := uc.ex
+	if ex == nil || uc.dead {
+		// an idle pooled connection has nothing to say: close it
+		uc.dead = true
+		if uc.inPool {
+			uc.p.remove(uc)
+		}
+		return gnet.Close
+	}
+	cl := ex.cl
+	defer l.recoverClient(cl)
+	for {
+		buf, _ := uc.c.Peek(-1)
+		if len(buf) == 0 {
+			return gnet.None
+		}
+		if ex.phase != exRelaying {
+			n, err := http1.ParseResponse(&ex.resp, buf, &l.respLim)
+			if err == http1.ErrNeedMore {
+				return gnet.None
+			}
+			if err != nil {
+				l.opts.Logger.Warn("bad upstream response", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
+				l.fail(ex, 502, "invalid response from upstream")
+				return gnet.None
+			}
+			if ex.resp.Status < 200 && ex.resp.Status != 101 {
+				uc.c.Discard(n)
+				ex.resp.Status = 0 // interim (100, 103): dropped
+				continue
+			}
+			// ex.resp's slices point into buf: the head is written before
+			// anything is discarded (gnet's buffers are pooled).
+			if !l.startResponse(ex, buf, n) {
+				return gnet.None
+			}
+			continue
+		}
+		if !l.relayBody(ex, buf) {
+			return gnet.None
+		}
+		if ex.up != uc {
+			return gnet.None
+		}
+	}
+}
+
+// startResponse writes the response head to the client, together with the
+// body bytes that came with it, and moves ex to relaying. It reports
+// whether the caller should keep reading uc.
+func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
+	cl, uc := ex.cl, ex.up
+	r := &ex.resp
+	rest := buf[n:]
+	if r.Status == 101 {
+		if !ex.upgrade {
+			l.fail(ex, 502, "upstream switched protocols unasked")
+			return false
+		}
+		return l.startTunnel(ex, buf, n)
+	}
+	ex.respKind = r.BodyKind(ex.headReq)
+	ex.respLeft = 0
+	if ex.respKind == http1.BodyLength {
+		ex.respLeft = r.ContentLength
+	}
+	ex.respChunk.Reset()
+	// decide the client connection's fate
+	switch {
+	case !ex.keepAlive, l.h.draining.Load():
+		ex.closeAfter = true
+	case ex.respKind == http1.BodyUntilClose:
+		ex.closeAfter = true
+	case ex.decode && ex.respKind == http1.BodyChunked:
+		ex.closeAfter = true
+	case !ex.reqDone:
+		// the upstream answered before the whole body arrived: the rest
+		// of it is still in the client's stream
+		ex.closeAfter = true
+	}
+	ex.phase = exRelaying
+	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
+	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
+	ex.respStarted = true
+	// Small bodies that came with the head go out in the same write.
+	if ex.respKind == http1.BodyLength && int64(len(rest)) >= ex.respLeft && ex.respLeft <= 16<<10 {
+		k := int(ex.respLeft)
+		l.wbuf = append(l.wbuf, rest[:k]...)
+		ex.respLeft = 0
+		uc.c.Discard(n + k)
+		cl.c.Write(l.wbuf)
+		if cl.closed {
+			return false
+		}
+		l.finishResponse(ex, true)
+		return false
+	}
+	uc.c.Discard(n)
+	cl.c.Write(l.wbuf)
+	if cl.closed {
+		return false
+	}
+	if ex.respKind == http1.BodyNone {
+		l.finishResponse(ex, true)
+		return false
+	}
+	return true
+}
+
+// relayBody forwards response body bytes from buf (the upstream's buffer)
+// to the client as they come: nothing waits for more. It reports whether
+// the exchange is still relaying.
+func (l *loop) relayBody(ex *exchange, buf []byte) bool {
+	cl, uc := ex.cl, ex.up
+	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
+	switch ex.respKind {
+	case http1.BodyLength:
+		n := len(buf)
+		if int64(n) > ex.respLeft {
+			n = int(ex.respLeft)
+		}
+		cl.c.Write(buf[:n])
+		if cl.closed {
+			return false
+		}
+		uc.c.Discard(n)
+		ex.respLeft -= int64(n)
+		if ex.respLeft == 0 {
+			l.finishResponse(ex, true)
+			return false
+		}
+		return true
+	case http1.BodyChunked:
+		n, done := 0, false
+		for n < len(buf) && !done {
+			k, data, d, err := ex.respChunk.Next(buf[n:])
+			if err != nil {
+				l.opts.Logger.Warn("bad chunked response", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
+				l.fail(ex, 502, "invalid chunked response from upstream")
+				return false
+			}
+			if ex.decode && len(data) > 0 {
+				cl.c.Write(data)
+				if cl.closed {
+					return false
+				}
+			}
+			n += k
+			done = d
+			if k == 0 {
+				break
+			}
+		}
+		if n == 0 {
+			return false
+		}
+		if !ex.decode {
+			cl.c.Write(buf[:n])
+			if cl.closed {
+				return false
+			}
+		}
+		uc.c.Discard(n)
+		if done {
+			l.finishResponse(ex, true)
+			return false
+		}
+		return true
+	default: // until close
+		cl.c.Write(buf)
+		if cl.closed {
+			return false
+		}
+		uc.c.Discard(len(buf))
+		return true
+	}
+}
+
+// finishResponse ends a relayed exchange: the upstream connection goes back
+// to the pool when reusable, the client reads its next request or closes.
+func (l *loop) finishResponse(ex *exchange, reusable bool) {
+	cl, uc := ex.cl, ex.up
+	if uc != nil {
+		if reusable && ex.reqDone && !ex.resp.Close && !uc.dead {
+			ex.up = nil
+			l.release(uc)
+		} else {
+			l.dropUpstream(uc)
+		}
+	}
+	closeAfter := ex.closeAfter
+	l.endExchange(ex)
+	if cl.closed || cl.c == nil {
+		return
+	}
+	if closeAfter {
+		l.closeAfterFlush(cl)
+		return
+	}
+	l.nextRequest(cl)
+}

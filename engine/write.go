@@ -1,0 +1,434 @@
+package engine
+
+import (
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/router"
+)
+
+var (
+	hdrHost         = []byte("Host")
+	hdrUpgrade      = []byte("Upgrade")
+	hdrXFF          = []byte("X-Forwarded-For")
+	crlf            = []byte("\r\n")
+	httpVersion11   = []byte(" HTTP/1.1\r\n")
+	connClose       = []byte("Connection: close\r\n")
+	connKeepAlive   = []byte("Connection: keep-alive\r\n")
+	connUpgrade     = []byte("Connection: upgrade\r\n")
+	jsonContentType = []byte("Content-Type: application/json\r\n")
+	teChunked       = []byte("Transfer-Encoding: chunked\r\n")
+)
+
+// unsafeBytes views s as bytes without copying; the result must not be
+// written to.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// eqFold reports whether a equals the lowercase ASCII s, ignoring case.
+func eqFold(a []byte, s string) bool {
+	if len(a) != len(s) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v contains tok (ASCII
+// case-insensitive; tok is lowercase).
+func hasToken(v, tok []byte) bool {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		t := trimOWS(v[:i])
+		if eqFold(t, unsafe.String(unsafe.SliceData(tok), len(tok))) {
+			return true
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// isHopByHop reports whether a header must not be forwarded (RFC 9110
+// §7.6.1) — connection-specific fields and those the gateway sets itself.
+// conn is the message's Connection value, whose tokens name more.
+func isHopByHop(name, conn []byte) bool {
+	switch len(name) {
+	case 2:
+		if eqFold(name, "te") {
+			return true
+		}
+	case 7:
+		if eqFold(name, "upgrade") || eqFold(name, "trailer") {
+			return true
+		}
+	case 10:
+		if eqFold(name, "connection") || eqFold(name, "keep-alive") {
+			return true
+		}
+	case 16:
+		if eqFold(name, "proxy-connection") {
+			return true
+		}
+	}
+	if conn != nil && len(name) > 0 {
+		for v := conn; len(v) > 0; {
+			i := 0
+			for i < len(v) && v[i] != ',' {
+				i++
+			}
+			t := trimOWS(v[:i])
+			if len(t) == len(name) && foldEqual(t, name) {
+				return true
+			}
+			if i == len(v) {
+				break
+			}
+			v = v[i+1:]
+		}
+	}
+	return false
+}
+
+func foldEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// appendUpstreamHead writes the request head sent upstream: the request
+// line with the (possibly rewritten) path, Host per pass_host, the client's
+// headers without hop-by-hop ones, and the X-Forwarded-* / X-Real-IP set.
+func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
+	r := &ex.req
+	u := ex.ups
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Path...)
+	if r.Query != nil {
+		dst = append(dst, '?')
+		dst = append(dst, r.Query...)
+	}
+	dst = append(dst, httpVersion11...)
+
+	dst = append(dst, "Host: "...)
+	switch u.PassHost {
+	case balancer.PassNode:
+		dst = append(dst, u.Nodes[ex.node].HostHeader...)
+	case balancer.PassRewrite:
+		dst = append(dst, u.UpstreamHost...)
+	default:
+		if len(r.Host) > 0 {
+			dst = append(dst, r.Host...)
+		} else {
+			dst = append(dst, u.Nodes[ex.node].HostHeader...)
+		}
+	}
+	dst = append(dst, crlf...)
+
+	var xff []byte
+	for i := range r.Headers {
+		h := &r.Headers[i]
+		n := h.Name
+		switch len(n) {
+		case 4:
+			if eqFold(n, "host") {
+				continue
+			}
+		case 6:
+			if eqFold(n, "expect") {
+				continue
+			}
+		case 7:
+			if ex.upgrade && eqFold(n, "upgrade") {
+				dst = appendHeader(dst, h)
+				continue
+			}
+		case 9:
+			if eqFold(n, "x-real-ip") {
+				continue
+			}
+		case 15:
+			if eqFold(n, "x-forwarded-for") {
+				xff = h.Value
+				continue
+			}
+		case 16:
+			if eqFold(n, "x-forwarded-host") || eqFold(n, "x-forwarded-port") {
+				continue
+			}
+		case 17:
+			if eqFold(n, "x-forwarded-proto") {
+				continue
+			}
+		}
+		if isHopByHop(n, r.Connection) {
+			continue
+		}
+		dst = appendHeader(dst, h)
+	}
+	if ex.upgrade {
+		dst = append(dst, connUpgrade...)
+	}
+	ip := ex.cl.remote.Addr().Unmap()
+	dst = append(dst, "X-Forwarded-For: "...)
+	if len(xff) > 0 {
+		dst = append(dst, xff...)
+		dst = append(dst, ", "...)
+	}
+	dst = ip.AppendTo(dst)
+	dst = append(dst, "\r\nX-Real-IP: "...)
+	dst = ip.AppendTo(dst)
+	dst = append(dst, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
+	dst = append(dst, r.Host...)
+	dst = append(dst, "\r\nX-Forwarded-Port: "...)
+	dst = strconv.AppendUint(dst, uint64(ex.cl.port), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	return dst
+}
+
+func appendHeader(dst []byte, h *http1.Header) []byte {
+	dst = append(dst, h.Name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, h.Value...)
+	return append(dst, crlf...)
+}
+
+// appendResponseHead writes the head sent to the client: HTTP/1.1 status
+// line, the upstream's headers without hop-by-hop ones (and without its
+// Server and Date), sluice's Server and Date, and Connection when the
+// client connection closes afterwards or needs keep-alive said (HTTP/1.0).
+func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
+	r := &ex.resp
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(r.Status), 10)
+	dst = append(dst, ' ')
+	if len(r.Reason) > 0 {
+		dst = append(dst, r.Reason...)
+	} else {
+		dst = append(dst, statusText(r.Status)...)
+	}
+	dst = append(dst, crlf...)
+	tunnel := r.Status == 101
+	for i := range r.Headers {
+		h := &r.Headers[i]
+		n := h.Name
+		switch len(n) {
+		case 4:
+			if eqFold(n, "date") {
+				continue
+			}
+		case 6:
+			if eqFold(n, "server") {
+				continue
+			}
+		case 7:
+			if tunnel && eqFold(n, "upgrade") {
+				dst = appendHeader(dst, h)
+				continue
+			}
+		case 17:
+			if eqFold(n, "transfer-encoding") {
+				if !ex.decode {
+					dst = appendHeader(dst, h)
+				}
+				continue
+			}
+		}
+		if isHopByHop(n, r.Connection) {
+			continue
+		}
+		dst = appendHeader(dst, h)
+	}
+	dst = append(dst, l.server...)
+	dst = append(dst, *dateHeader.Load()...)
+	switch {
+	case tunnel:
+		dst = append(dst, connUpgrade...)
+	case ex.closeAfter:
+		dst = append(dst, connClose...)
+	case ex.decode:
+		dst = append(dst, connKeepAlive...)
+	}
+	return append(dst, crlf...)
+}
+
+// appendError writes a complete gateway response with a JSON error_msg.
+func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(status)...)
+	dst = append(dst, crlf...)
+	dst = append(dst, l.server...)
+	dst = append(dst, *dateHeader.Load()...)
+	dst = append(dst, jsonContentType...)
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(msg)+len(`{"error_msg":""}`)+1), 10)
+	dst = append(dst, crlf...)
+	if close {
+		dst = append(dst, connClose...)
+	}
+	dst = append(dst, crlf...)
+	dst = append(dst, `{"error_msg":"`...)
+	dst = append(dst, msg...) // gateway messages: no characters to escape
+	dst = append(dst, "\"}\n"...)
+	return dst
+}
+
+// rejectAndLinger answers status and closes cl gracefully: the response is
+// flushed, the write side shut down, and input read and dropped for a
+// moment so the client reads the status instead of a reset.
+func (l *loop) rejectAndLinger(cl *client, status int, msg string) {
+	if cl.closed || cl.c == nil {
+		return
+	}
+	l.wbuf = l.appendError(l.wbuf[:0], status, msg, true)
+	cl.c.Write(l.wbuf)
+	if cl.closed {
+		return
+	}
+	cl.c.Discard(-1)
+	cl.state = csLinger
+	cl.deadline = l.now + int64(lingerTime)
+	if cl.c.OutboundBuffered() == 0 {
+		l.shutdownWrite(cl)
+	}
+}
+
+// lingerTime bounds how long a rejected connection is kept to let the
+// client read the response (nginx lingering_timeout is 5 s; shorter here).
+const lingerTime = 2e9
+
+func (l *loop) shutdownWrite(cl *client) {
+	cl.shutWR = true
+	_ = syscall.Shutdown(cl.c.Fd(), syscall.SHUT_WR)
+}
+
+// closeAfterFlush closes cl once its outbound buffer drained (gnet's close
+// would drop what the socket did not take).
+func (l *loop) closeAfterFlush(cl *client) {
+	if cl.closed || cl.c == nil {
+		return
+	}
+	if cl.c.OutboundBuffered() == 0 {
+		cl.state = csClosing
+		cl.c.Close()
+		return
+	}
+	cl.state = csClosing
+	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
+}
+
+// varValue is the value of an nginx-style variable for chash hash_on vars.
+func varValue(r *router.Request, name string) []byte {
+	switch {
+	case name == "uri":
+		return r.Path
+	case name == "host":
+		return r.Host
+	case len(name) > 4 && name[:4] == "arg_":
+		return r.Arg(unsafeBytes(name[4:]))
+	case len(name) > 5 && name[:5] == "http_":
+		return r.HeaderVar(unsafeBytes(name[5:]))
+	case len(name) > 7 && name[:7] == "cookie_":
+		return r.Cookie(unsafeBytes(name[7:]))
+	}
+	return nil
+}
+
+func statusText(code int) string {
+	switch code {
+	case 100:
+		return "Continue"
+	case 101:
+		return "Switching Protocols"
+	case 200:
+		return "OK"
+	case 201:
+		return "Created"
+	case 204:
+		return "No Content"
+	case 206:
+		return "Partial Content"
+	case 301:
+		return "Moved Permanently"
+	case 302:
+		return "Found"
+	case 304:
+		return "Not Modified"
+	case 400:
+		return "Bad Request"
+	case 401:
+		return "Unauthorized"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Request Entity Too Large"
+	case 414:
+		return "Request-URI Too Large"
+	case 417:
+		return "Expectation Failed"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Temporarily Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Unknown"
+}
