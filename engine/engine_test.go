@@ -27,8 +27,7 @@ type testGateway struct {
 	pub  *router.Publisher
 	b    *router.Builder
 	addr string
-	logs *strings.Builder
-	mu   sync.Mutex
+	logs *lockedWriter
 }
 
 func freeAddr(t testing.TB) string {
@@ -60,6 +59,12 @@ type lockedWriter struct {
 	b  *strings.Builder
 }
 
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
 func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -68,7 +73,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 
 func startTestGateway(t testing.TB, loops int, snap *model.Snapshot) *testGateway {
 	t.Helper()
-	g := &testGateway{pub: &router.Publisher{}, b: &router.Builder{}, addr: freeAddr(t), logs: &strings.Builder{}}
+	g := &testGateway{pub: &router.Publisher{}, b: &router.Builder{}, addr: freeAddr(t), logs: &lockedWriter{b: &strings.Builder{}}}
 	tbl, err := g.b.Build(snap)
 	require.NoError(t, err)
 	g.pub.Store(tbl)
@@ -77,7 +82,7 @@ func startTestGateway(t testing.TB, loops int, snap *model.Snapshot) *testGatewa
 		Loops:     loops,
 		Publisher: g.pub,
 		Version:   "test",
-		Logger:    slog.New(slog.NewTextHandler(&lockedWriter{b: g.logs}, nil)),
+		Logger:    slog.New(slog.NewTextHandler(g.logs, nil)),
 	})
 	require.NoError(t, g.srv.Start())
 	t.Cleanup(func() { g.srv.Shutdown(t.Context()) })
@@ -111,21 +116,20 @@ func TestPanicRecovered(t *testing.T) {
 	require.NoError(t, err)
 	defer up.Close()
 	g := startTestGateway(t, 1, snapshot(routeTo("boom", "/boom", up.Addr()), routeTo("ok", "/ok", up.Addr())))
-	testHookDispatch = func(r *router.Route) {
+	hook := func(r *router.Route) {
 		if r.ID == "boom" {
 			panic("injected")
 		}
 	}
-	defer func() { testHookDispatch = nil }()
+	testHookDispatch.Store(&hook)
+	defer testHookDispatch.Store(nil)
 	resp, err := http.Get("http://" + g.addr + "/boom")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, 500, resp.StatusCode)
 	assert.Contains(t, string(body), "error_msg")
-	g.mu.Lock()
 	logs := g.logs.String()
-	g.mu.Unlock()
 	assert.Contains(t, logs, "route=boom")
 	resp, err = http.Get("http://" + g.addr + "/ok")
 	require.NoError(t, err)

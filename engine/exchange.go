@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/balancer"
@@ -130,8 +131,8 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 		return
 	}
 	ex.route = rt
-	if testHookDispatch != nil {
-		testHookDispatch(rt)
+	if h := testHookDispatch.Load(); h != nil {
+		(*h)(rt)
 	}
 	if rt.Upstream == nil {
 		l.answer(cl, ex, n, 503, "missing upstream configuration in Route or Service")
@@ -167,7 +168,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 
 // testHookDispatch, when set by a test, runs for every routed request (to
 // inject a panic, for one).
-var testHookDispatch func(*router.Route)
+var testHookDispatch atomic.Pointer[func(*router.Route)]
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
