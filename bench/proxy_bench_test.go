@@ -151,7 +151,7 @@ func BenchmarkSluice(b *testing.B) {
 	for _, c := range port {
 		p = p*10 + int(c-'0')
 	}
-	snap := &model.Snapshot{Upstreams: map[string]*model.Upstream{}, Services: map[string]*model.Service{}}
+	snap := model.NewSnapshot()
 	snap.Routes = []*model.Route{{ID: "1", URI: "/chat/completions", Upstream: &model.Upstream{Nodes: model.Nodes{{Host: host, Port: p, Weight: 1}}}}}
 	tbl, err := (&router.Builder{}).Build(snap)
 	if err != nil {

@@ -38,7 +38,7 @@ func freeAddr(t testing.TB) string {
 }
 
 func snapshot(routes ...*model.Route) *model.Snapshot {
-	s := &model.Snapshot{Upstreams: map[string]*model.Upstream{}, Services: map[string]*model.Service{}}
+	s := model.NewSnapshot()
 	s.Routes = routes
 	return s
 }

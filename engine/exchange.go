@@ -157,6 +157,12 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	ex.head = detach(r, buf[:n], ex.head)
 	cl.c.Discard(n)
 	l.keepBody(ex)
+	if l.opts.MaxBody > 0 && ex.bodyTotal > l.opts.MaxBody {
+		cl.ex = nil
+		l.putExchange(ex)
+		l.rejectAndLinger(cl, 413, "request body too large")
+		return
+	}
 
 	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
 		cl.c.Write(continue100)

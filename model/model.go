@@ -5,6 +5,11 @@
 //
 // Values are plain data. A Snapshot handed to router.Build must not be
 // changed afterwards.
+//
+// JSON from clients goes through DecodeRoute, DecodeUpstream and
+// DecodeService (strict: unknown keys and wrong types are errors worded as
+// APISIX's jsonschema words them), then Validate. Nothing here is on the
+// data path; any goroutine may call anything, on values it owns.
 package model
 
 import "encoding/json"
@@ -72,13 +77,19 @@ type Upstream struct {
 	Checks        json.RawMessage   `json:"checks,omitempty"`
 	CreateTime    int64             `json:"create_time,omitempty"`
 	UpdateTime    int64             `json:"update_time,omitempty"`
+
+	// nodesRaw is "nodes" exactly as decoded (nil for an Upstream built in
+	// Go), so that MarshalJSON echoes the form the client sent: the Admin
+	// API must return what it was given. Because of it, compare decoded
+	// Upstreams with each other, not with literals.
+	nodesRaw json.RawMessage
 }
 
 // Node is one upstream node. In JSON, Nodes is either {"host:port": weight}
 // or [{"host","port","weight","priority"}]; both decode to []Node (map form
 // sorted by key so the order is deterministic).
 type Node struct {
-	Host     string `json:"host"`
+	Host     string `json:"host"`           // name or IP, IPv6 without brackets
 	Port     int    `json:"port,omitempty"` // 0: the scheme's default (80 / 443)
 	Weight   int    `json:"weight"`
 	Priority int    `json:"priority,omitempty"`
@@ -116,6 +127,16 @@ type Snapshot struct {
 	Services      map[string]*Service
 	PluginConfigs map[string]json.RawMessage
 	GlobalRules   map[string]json.RawMessage
+}
+
+// NewSnapshot returns an empty Snapshot with its maps made.
+func NewSnapshot() *Snapshot {
+	return &Snapshot{
+		Upstreams:     map[string]*Upstream{},
+		Services:      map[string]*Service{},
+		PluginConfigs: map[string]json.RawMessage{},
+		GlobalRules:   map[string]json.RawMessage{},
+	}
 }
 
 // ID is a resource id. In JSON it is a string or an integer (APISIX accepts

@@ -1,0 +1,361 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+var (
+	idType    = reflect.TypeFor[ID]()
+	nodesType = reflect.TypeFor[Nodes]()
+)
+
+// UnmarshalJSON accepts a JSON string or a JSON integer ≥ 1, which becomes
+// its decimal text (APISIX id_schema: a string of 1–64 characters or an
+// integer with minimum 1). null leaves id unchanged, as encoding/json does
+// for other types. Anything else is a *json.UnmarshalTypeError, which the
+// strict decoders report as APISIX does:
+// `property "id" validation failed: object matches none of the required`.
+// The pattern of a string id is checked by Validate, not here.
+func (id *ID) UnmarshalJSON(data []byte) error {
+	switch kind := jsonKind(data); kind {
+	case "null":
+		return nil
+	case "string":
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		if s == "" {
+			return &json.UnmarshalTypeError{Value: "string", Type: idType}
+		}
+		*id = ID(s)
+		return nil
+	case "number":
+		if !isJSONInteger(data) || data[0] == '-' || string(data) == "0" {
+			return &json.UnmarshalTypeError{Value: "number " + string(data), Type: idType}
+		}
+		*id = ID(data)
+		return nil
+	default:
+		return &json.UnmarshalTypeError{Value: kind, Type: idType}
+	}
+}
+
+// UnmarshalJSON decodes both APISIX node forms (schema_def.lua nodes_schema):
+//
+//   - the map {"host:port": weight}: keys are split into Host and Port
+//     ("[::1]:80" gives Host "::1"; a key without a port, "example.com" or
+//     "[::1]", gives Port 0, the scheme's default) and the nodes are sorted
+//     by key so the order does not depend on Go's map order;
+//   - the array [{"host", "port", "weight", "priority", "metadata"}]: host
+//     and weight are required; other keys are ignored, as APISIX's item
+//     schema does not forbid them.
+//
+// Host never keeps IPv6 brackets. An empty map or array gives a non-nil
+// empty Nodes (present but empty, which APISIX accepts: such an upstream
+// answers 502); null gives nil.
+//
+// Errors are *Error values whose Path starts with "nodes" (the only field
+// of this type), or APISIX's bare `invalid port N` for a map key whose port
+// is outside 1–65535.
+func (n *Nodes) UnmarshalJSON(data []byte) error {
+	nodes, err := parseNodes(data)
+	if err != nil {
+		return within(err, "nodes")
+	}
+	*n = nodes
+	return nil
+}
+
+// MarshalJSON writes the array form (the map form cannot carry priority).
+// nil is written as null and an empty Nodes as []. Upstream.MarshalJSON
+// writes the form the client sent instead, when it still describes n.
+func (n Nodes) MarshalJSON() ([]byte, error) {
+	if n == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal([]Node(n))
+}
+
+// UnmarshalJSON decodes an upstream strictly (unknown fields are errors, as
+// APISIX's upstream schema has additionalProperties=false) and keeps the
+// nodes exactly as sent, so that MarshalJSON can echo the form the client
+// used (map or array, metadata and all). Decoding through the package's
+// Decode functions gives better error paths; this method exists so that a
+// plain json.Unmarshal of a Route, Service or Upstream keeps that behaviour.
+func (u *Upstream) UnmarshalJSON(data []byte) error {
+	type plain Upstream // no methods: no recursion
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return err
+	}
+	*u = Upstream(p)
+	u.nodesRaw = keys["nodes"] // a copy: json.RawMessage.UnmarshalJSON copies
+	return nil
+}
+
+// MarshalJSON writes u with its nodes in the form the client sent when u
+// was decoded from JSON and u.Nodes still describes those nodes (the raw
+// JSON is parsed again and compared, so changing u.Nodes after decoding is
+// never undone); otherwise Nodes.MarshalJSON writes the array form. The
+// "nodes" key comes last. It allocates; it is meant for the Admin API, not
+// the data path.
+func (u Upstream) MarshalJSON() ([]byte, error) {
+	type plain Upstream
+	if raw := u.sentNodes(); raw != nil {
+		return json.Marshal(struct {
+			plain
+			Nodes json.RawMessage `json:"nodes"`
+		}{plain(u), raw})
+	}
+	return json.Marshal(plain(u))
+}
+
+// sentNodes returns the nodes JSON as decoded, or nil if there is none or
+// it no longer matches u.Nodes.
+func (u *Upstream) sentNodes() json.RawMessage {
+	if u.nodesRaw == nil {
+		return nil
+	}
+	nodes, err := parseNodes(u.nodesRaw)
+	if err != nil || !reflect.DeepEqual(nodes, u.Nodes) {
+		return nil
+	}
+	return u.nodesRaw
+}
+
+// nodesMapForm reports whether u was decoded from the map form of nodes.
+func (u *Upstream) nodesMapForm() bool {
+	return u.nodesRaw != nil && jsonKind(u.nodesRaw) == "object" && u.sentNodes() != nil
+}
+
+// Defaults of APISIX's upstream keepalive_pool (schema_def.lua).
+const (
+	DefaultKeepaliveSize        = 320
+	DefaultKeepaliveIdleTimeout = 60 // seconds
+	DefaultKeepaliveRequests    = 1000
+)
+
+// UnmarshalJSON fills the keys the client left out with APISIX's defaults
+// (size 320, idle_timeout 60, requests 1000), as APISIX's schema does, so
+// that {"size": 10} is valid and a zero always means an explicit 0.
+// MarshalJSON (the default one) therefore writes all three keys.
+func (k *KeepalivePool) UnmarshalJSON(data []byte) error {
+	type plain KeepalivePool
+	p := plain{Size: DefaultKeepaliveSize, IdleTimeout: DefaultKeepaliveIdleTimeout, Requests: DefaultKeepaliveRequests}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	*k = KeepalivePool(p)
+	return nil
+}
+
+// parseNodes decodes data (one JSON value, syntax already checked) into
+// Nodes. Errors are *Error values relative to the "nodes" property, or a
+// bare "invalid port N".
+func parseNodes(data []byte) (Nodes, error) {
+	switch jsonKind(data) {
+	case "", "null":
+		return nil, nil
+	case "object":
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, &Error{Reason: err.Error()}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		nodes := make(Nodes, 0, len(keys))
+		for _, k := range keys {
+			w, err := jsonInt(m[k])
+			if err != "" {
+				return nil, &Error{Reason: fmt.Sprintf(`failed to validate %s (matching ".*"): %s`, k, err)}
+			}
+			host, port, perr := splitNodeAddr(k)
+			if perr != nil {
+				return nil, perr
+			}
+			nodes = append(nodes, Node{Host: host, Port: port, Weight: w})
+		}
+		return nodes, nil
+	case "array":
+		var items []json.RawMessage
+		if err := json.Unmarshal(data, &items); err != nil {
+			return nil, &Error{Reason: err.Error()}
+		}
+		nodes := make(Nodes, 0, len(items))
+		for i, it := range items {
+			n, err := parseArrayNode(it)
+			if err != "" {
+				return nil, &Error{Reason: fmt.Sprintf("failed to validate item %d: %s", i+1, err)}
+			}
+			nodes = append(nodes, n)
+		}
+		return nodes, nil
+	default:
+		// APISIX: nodes is anyOf {object, array}.
+		return nil, &Error{Reason: "object matches none of the required"}
+	}
+}
+
+// parseArrayNode decodes one item of the array form. Keys match exactly
+// (encoding/json would also accept "HOST"); unknown keys are ignored.
+func parseArrayNode(data []byte) (Node, string) {
+	if k := jsonKind(data); k != "object" {
+		return Node{}, "wrong type: expected object, got " + k
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Node{}, err.Error()
+	}
+	var n Node
+	raw, ok := m["host"]
+	if !ok {
+		return n, `property "host" is required`
+	}
+	if k := jsonKind(raw); k != "string" {
+		return n, `property "host" validation failed: wrong type: expected string, got ` + k
+	}
+	_ = json.Unmarshal(raw, &n.Host)
+	n.Host = unbracket(n.Host)
+	ints := []struct {
+		key      string
+		dst      *int
+		required bool
+	}{{"port", &n.Port, false}, {"weight", &n.Weight, true}, {"priority", &n.Priority, false}}
+	for _, f := range ints {
+		raw, ok := m[f.key]
+		if !ok {
+			if f.required {
+				return n, fmt.Sprintf("property %q is required", f.key)
+			}
+			continue
+		}
+		v, err := jsonInt(raw)
+		if err != "" {
+			return n, fmt.Sprintf("property %q validation failed: %s", f.key, err)
+		}
+		*f.dst = v
+	}
+	if raw, ok := m["port"]; ok && n.Port == 0 {
+		// 0 means "the scheme's default" in Node; an explicit 0 is out of
+		// APISIX's range (minimum 1).
+		return n, fmt.Sprintf(`property "port" validation failed: expected %s to be at least 1`, raw)
+	}
+	if raw, ok := m["metadata"]; ok {
+		if k := jsonKind(raw); k != "object" {
+			return n, `property "metadata" validation failed: wrong type: expected object, got ` + k
+		}
+	}
+	return n, ""
+}
+
+// splitNodeAddr splits a key of the map form: "host:port", "[v6]:port",
+// "host", "[v6]" and a bare IPv6 address ("::1", port 0). As in APISIX,
+// which reports a bad port with the bare text `invalid port N` (upstream.lua
+// check_upstream_conf), a port outside 1–65535 is an error; so is a port
+// that is not a number, which APISIX would silently drop.
+func splitNodeAddr(k string) (host string, port int, err error) {
+	bad := func() (string, int, error) {
+		return "", 0, &Error{Reason: fmt.Sprintf("invalid node address %q", k)}
+	}
+	var p string
+	switch {
+	case strings.HasPrefix(k, "["):
+		end := strings.IndexByte(k, ']')
+		if end < 0 {
+			return bad()
+		}
+		host, p = k[1:end], k[end+1:]
+		if p == "" {
+			return host, 0, nil
+		}
+		if p[0] != ':' {
+			return bad()
+		}
+		p = p[1:]
+	case strings.Count(k, ":") == 0:
+		return k, 0, nil
+	case strings.Count(k, ":") == 1:
+		host, p, _ = strings.Cut(k, ":")
+	default:
+		if _, err := netip.ParseAddr(k); err == nil {
+			return k, 0, nil // bare IPv6 address, no port
+		}
+		return bad()
+	}
+	if host == "" || p == "" || len(p) > 10 || strings.Trim(p, "0123456789") != "" {
+		return bad()
+	}
+	port, _ = strconv.Atoi(p)
+	if port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("invalid port %d", port)
+	}
+	return host, port, nil
+}
+
+// unbracket turns "[::1]" into "::1".
+func unbracket(h string) string {
+	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		return h[1 : len(h)-1]
+	}
+	return h
+}
+
+// jsonInt decodes a JSON integer; the error is jsonschema's wording.
+func jsonInt(raw json.RawMessage) (int, string) {
+	k := jsonKind(raw)
+	if k != "number" || !isJSONInteger(raw) {
+		return 0, "wrong type: expected integer, got " + k
+	}
+	v, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return 0, "wrong type: expected integer, got number" // out of int range
+	}
+	return v, ""
+}
+
+// jsonKind names the JSON type of a value by its first byte: object, array,
+// string, boolean, null or number ("" for empty input).
+func jsonKind(data []byte) string {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) == 0 {
+		return ""
+	}
+	switch data[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// isJSONInteger reports whether a JSON number has no fraction or exponent.
+func isJSONInteger(num []byte) bool {
+	return bytes.IndexAny(num, ".eE") < 0
+}
