@@ -1,0 +1,239 @@
+// Command sluice is the gateway: `sluice run` starts the data plane (and,
+// as later releases add them, the Admin API and metrics); `version`,
+// `keygen` and `validate` are the small helpers around it.
+//
+// main is the only place that wires the data plane (engine) to a config
+// source (standalone file today) through one router.Publisher.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sluice-gw/sluice/admin/standalone"
+	"github.com/sluice-gw/sluice/conf"
+	"github.com/sluice-gw/sluice/engine"
+	"github.com/sluice-gw/sluice/model"
+	"github.com/sluice-gw/sluice/router"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "0.1.0-dev"
+
+// drainGrace bounds how long SIGTERM/SIGINT wait for requests in flight.
+const drainGrace = 10 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintf(stdout, "sluice %s (%s, commit %s)\n", version, runtime.Version(), commit())
+		return 0
+	case "keygen":
+		k, err := conf.GenerateKey()
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice keygen:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, k)
+		return 0
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: sluice <command> [flags]
+
+commands:
+  run [-c conf/config.yaml]   start the gateway (no file: built-in defaults)
+  validate -c FILE            check a config file (and conf/apisix.yaml in yaml mode)
+  keygen                      print a fresh random admin key
+  version                     print version, Go version and commit
+`)
+}
+
+func commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				if len(s.Value) > 12 {
+					return s.Value[:12]
+				}
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "conf/config.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := conf.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	if cfg.Deployment.ConfigProvider == "yaml" {
+		ap := standalonePath(cfg)
+		data, err := os.ReadFile(ap)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		snap, err := standalone.Parse(data)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", ap, err)
+			return 1
+		}
+		if _, err := (&router.Builder{}).Build(snap); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", ap, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", ap, len(snap.Routes))
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+// standalonePath is conf/apisix.yaml beside the config file (APISIX's
+// standalone layout).
+func standalonePath(cfg *conf.Config) string {
+	dir := "conf"
+	if cfg.Path != "" {
+		dir = filepath.Dir(cfg.Path)
+	}
+	return filepath.Join(dir, "apisix.yaml")
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file (default: built-in defaults)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := conf.Load(*path)
+	if err != nil {
+		log.Error("config", "err", err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+
+	pub := &router.Publisher{}
+	builder := &router.Builder{}
+	empty, err := builder.Build(model.NewSnapshot())
+	if err != nil {
+		log.Error("build empty table", "err", err)
+		return 1
+	}
+	pub.Store(empty)
+
+	var watcher *standalone.Watcher
+	switch cfg.Deployment.ConfigProvider {
+	case "yaml":
+		ap := standalonePath(cfg)
+		watcher = standalone.NewWatcher(ap, time.Second, func(s *model.Snapshot) error {
+			t, err := builder.Build(s)
+			if err != nil {
+				return err
+			}
+			pub.Store(t)
+			log.Info("routing table loaded", "file", ap, "routes", len(s.Routes), "generation", t.Generation)
+			return nil
+		}, func(f string, a ...any) { log.Warn(fmt.Sprintf(f, a...)) })
+		if err := watcher.Start(); err != nil {
+			log.Error("standalone config", "file", ap, "err", err)
+			return 1
+		}
+		defer watcher.Stop()
+	default:
+		log.Warn("config_provider " + cfg.Deployment.ConfigProvider + ": the Admin API and its store come in a later release; serving an empty routing table (use config_provider: yaml with conf/apisix.yaml for now)")
+	}
+
+	listen := make([]string, 0, len(cfg.Apisix.NodeListen))
+	for _, a := range cfg.Apisix.NodeListen {
+		listen = append(listen, net.JoinHostPort(a.IP, strconv.Itoa(a.Port)))
+	}
+	srv := engine.New(engine.Options{
+		Listen:           listen,
+		Loops:            cfg.WorkerProcesses,
+		Publisher:        pub,
+		Version:          version,
+		MaxHead:          cfg.HTTP.LargeClientHeaderBuffers,
+		MaxBody:          cfg.HTTP.ClientMaxBodySize,
+		HeaderTimeout:    cfg.HTTP.ClientHeaderTimeout,
+		KeepaliveTimeout: cfg.HTTP.KeepaliveTimeout,
+		Logger:           log,
+	})
+	if err := srv.Start(); err != nil {
+		log.Error("data plane", "err", err)
+		return 1
+	}
+	log.Info("sluice started", "version", version, "listen", listen, "provider", cfg.Deployment.ConfigProvider)
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			if watcher != nil {
+				watcher.Reload()
+				log.Info("SIGHUP: reloaded " + standalonePath(cfg))
+			} else {
+				log.Info("SIGHUP: nothing to reload")
+			}
+			continue
+		}
+		log.Info("draining", "signal", s.String(), "in_flight", srv.Active(), "grace", drainGrace.String())
+		ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
+		err := srv.Shutdown(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Error("shutdown", "err", err)
+		} else if err != nil {
+			log.Warn("grace period over; requests cut", "in_flight", srv.Active())
+		}
+		log.Info("stopped")
+		return 0
+	}
+	return 0
+}
