@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,10 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	ex.headReq = bytes.Equal(r.Method, methodHEAD)
 	ex.keepAlive = r.KeepAlive && !l.h.draining.Load()
 	ex.decode = r.Minor == 0
-	ex.rreq.RemoteAddr = cl.remote.Addr()
+	if ta, ok := cl.c.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		ex.rreq.RemoteAddr = a.Unmap()
+	}
 
 	if l.opts.MaxBody > 0 && r.Body == http1.BodyLength && r.ContentLength > l.opts.MaxBody {
 		cl.c.Discard(n)
@@ -303,7 +307,7 @@ func (l *loop) hashKey(ex *exchange) []byte {
 		return r.Cookie(unsafeBytes(k))
 	case balancer.HashVars:
 		if k == "remote_addr" || k == "" {
-			ex.ra = ex.cl.remote.Addr().As16()
+			ex.ra = ex.rreq.RemoteAddr.As16()
 			return ex.ra[:]
 		}
 		return varValue(&ex.rreq, k)

@@ -208,7 +208,7 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	if ex.upgrade {
 		dst = append(dst, connUpgrade...)
 	}
-	ip := ex.cl.remote.Addr().Unmap()
+	ip := ex.rreq.RemoteAddr.Unmap()
 	dst = append(dst, "X-Forwarded-For: "...)
 	if len(xff) > 0 {
 		dst = append(dst, xff...)
