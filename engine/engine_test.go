@@ -194,3 +194,25 @@ func TestSwapUnderLoad(t *testing.T) {
 	assert.Greater(t, a.Requests.Load(), int64(0))
 	assert.Greater(t, b.Requests.Load(), int64(0))
 }
+
+// TestNoNodeAvailable: an upstream whose nodes all have weight 0 answers
+// 502 and leaves nothing counted in flight (so a drain does not wait).
+func TestNoNodeAvailable(t *testing.T) {
+	up, err := testupstream.Start(testupstream.JSON)
+	require.NoError(t, err)
+	defer up.Close()
+	r := routeTo("r", "/x", up.Addr(), up.Addr())
+	for i := range r.Upstream.Nodes {
+		r.Upstream.Nodes[i].Weight = 0
+	}
+	r.Upstream.Nodes[1].Port++ // two distinct nodes
+	g := startTestGateway(t, 1, snapshot(r))
+	resp, err := http.Get("http://" + g.addr + "/x")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.JSONEq(t, `{"error_msg":"no upstream node available"}`, string(body))
+	assert.Zero(t, g.srv.Active())
+	assert.Zero(t, up.Requests.Load())
+}

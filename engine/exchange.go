@@ -50,6 +50,8 @@ type exchange struct {
 	deadline int64 // 0 = none; connect, send or read deadline by phase
 
 	up        *upConn
+	counted   bool // counted in the active gauges
+	picked    bool // cur.Start(node) not yet matched by Done
 	reused    bool // up came from the pool
 	redone    bool // already re-sent once after a stale pooled connection
 	headReq   bool
@@ -173,6 +175,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	}
 	l.h.active.Add(1)
 	l.active.Add(1)
+	ex.counted = true
 	l.connect(ex, false)
 }
 
@@ -280,6 +283,7 @@ func (l *loop) connect(ex *exchange, retry bool) {
 		ex.deadline = l.now + int64(60*time.Second)
 	}
 	ex.cur.Start(node)
+	ex.picked = true
 	key := poolKey{addr: addr}
 	p := l.pool(key, u)
 	if uc := p.get(); uc != nil {
@@ -444,7 +448,7 @@ func (l *loop) timeout(ex *exchange) {
 	switch ex.phase {
 	case exConnecting:
 		// connect timeout: next node, as nginx proxy_next_upstream timeout
-		ex.cur.Done(ex.node, 0, l.now)
+		l.nodeDone(ex, 0)
 		if n := ex.ups.Nodes; ex.node >= 0 && ex.node < len(n) {
 			n[ex.node].State.Fail(l.now)
 		}
@@ -509,13 +513,11 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 // endExchange releases ex (and detaches it from its client and upstream).
 // It does not touch the client connection's state beyond clearing cl.ex.
 func (l *loop) endExchange(ex *exchange) {
-	if ex.phase != 0 || ex.up != nil {
+	if ex.counted {
 		l.h.active.Add(-1)
 		l.active.Add(-1)
-		if ex.cur != nil && ex.node >= 0 && ex.phase != 0 {
-			ex.cur.Done(ex.node, l.now-ex.start, l.now)
-		}
 	}
+	l.nodeDone(ex, l.now-ex.start)
 	if uc := ex.up; uc != nil && uc.ex == ex {
 		uc.ex = nil
 	}
@@ -526,12 +528,24 @@ func (l *loop) endExchange(ex *exchange) {
 	l.putExchange(ex)
 }
 
+// nodeDone closes the balancer's bracket (least_conn count, ewma latency)
+// opened when ex's current node was picked.
+func (l *loop) nodeDone(ex *exchange, latency int64) {
+	if ex.picked {
+		ex.picked = false
+		ex.cur.Done(ex.node, latency, l.now)
+	}
+}
+
 // nextRequest readies cl for its next request after an exchange ended with
 // keep-alive, and serves a pipelined one already buffered.
 func (l *loop) nextRequest(cl *client) {
 	cl.state = csIdle
 	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
-	if cl.c.InboundBuffered() > 0 {
+	if l.serving == cl {
+		return // serve's loop goes on with the next pipelined request
+	}
+	if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
 		if l.serve(cl) == 1 { // gnet.Close
 			cl.c.Close()
 		}

@@ -37,6 +37,8 @@ type loop struct {
 
 	wbuf []byte // scratch for heads written to clients
 
+	serving *client // the client whose requests serve is parsing now
+
 	active      atomic.Int64 // requests in flight on this loop
 	sweepQueued atomic.Bool
 	sweepFn     gnet.RunnableFunc
@@ -192,6 +194,9 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 // other (pipelining), until one needs the upstream or the buffer runs dry.
 func (l *loop) serve(cl *client) gnet.Action {
 	defer l.recoverClient(cl)
+	prev := l.serving
+	l.serving = cl
+	defer func() { l.serving = prev }()
 	for cl.state == csIdle && !cl.closed {
 		buf, _ := cl.c.Peek(-1)
 		if len(buf) == 0 {

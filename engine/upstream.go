@@ -178,7 +178,7 @@ func (l *loop) dialFailed(uc *upConn, err error) {
 	}
 	ex.up = nil
 	uc.ex = nil
-	ex.cur.Done(ex.node, 0, l.now)
+	l.nodeDone(ex, 0)
 	ex.ups.Nodes[ex.node].State.Fail(l.now)
 	l.opts.Logger.Warn("upstream connect failed", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
 	if ex.tries <= ex.ups.Retries {
@@ -246,7 +246,7 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 		// A pooled connection the upstream had closed while idle: send
 		// the request again on a fresh one (Pingora's ReusedOnly retry).
 		ex.redone = true
-		ex.cur.Done(ex.node, 0, l.now)
+		l.nodeDone(ex, 0)
 		l.connect(ex, false)
 		return
 	}
