@@ -29,6 +29,9 @@ type EventType uint8
 const (
 	EventPut EventType = iota + 1
 	EventDelete
+	// EventResync: changes were missed (etcd compaction, reconnect); the
+	// watcher must reload everything with List. KV is empty.
+	EventResync
 )
 
 // Event is one change, local or (etcd) from another gateway.
