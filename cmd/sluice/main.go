@@ -182,12 +182,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	switch cfg.Deployment.ConfigProvider {
 	case "yaml":
 		ap := standalonePath(cfg)
+		rb := &rebuilder{b: builder, pub: pub, log: log}
 		watcher = standalone.NewWatcher(ap, time.Second, func(s *model.Snapshot) error {
-			t, err := builder.Build(s)
+			t, err := rb.apply(s)
 			if err != nil {
 				return err
 			}
-			pub.Store(t)
 			log.Info("routing table loaded", "file", ap, "routes", len(s.Routes), "generation", t.Generation)
 			return nil
 		}, func(f string, a ...any) { log.Warn(fmt.Sprintf(f, a...)) })
@@ -196,6 +196,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer watcher.Stop()
+		stopDNS := rb.reresolveEvery(dnsRefresh)
+		defer stopDNS()
 	default:
 		log.Warn("config_provider " + cfg.Deployment.ConfigProvider + ": the Admin API and its store come in a later release; serving an empty routing table (use config_provider: yaml with conf/apisix.yaml for now)")
 	}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/model"
+	"github.com/sluice-gw/sluice/router"
+)
+
+// dnsRefresh is how often host-name nodes are resolved again (Go's
+// resolver does not expose record TTLs, so a fixed period stands in).
+const dnsRefresh = 30 * time.Second
+
+// rebuilder owns the Builder (one goroutine at a time: it is not safe for
+// concurrent use) and republishes the last snapshot when DNS answers may
+// have changed.
+type rebuilder struct {
+	mu   sync.Mutex
+	b    *router.Builder
+	pub  *router.Publisher
+	log  *slog.Logger
+	last *model.Snapshot
+}
+
+// apply builds s and publishes it.
+func (r *rebuilder) apply(s *model.Snapshot) (*router.Table, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, err := r.b.Build(s)
+	if err != nil {
+		return nil, err
+	}
+	r.pub.Store(t)
+	r.last = s
+	return t, nil
+}
+
+// reresolveEvery rebuilds the last snapshot every d when it names nodes by
+// host name; a failed lookup keeps the current table. It returns a stop
+// function.
+func (r *rebuilder) reresolveEvery(d time.Duration) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			r.mu.Lock()
+			s := r.last
+			r.mu.Unlock()
+			if s == nil || !hasNames(s) {
+				continue
+			}
+			if _, err := r.apply(s); err != nil {
+				r.log.Warn("DNS refresh failed; keeping the current table", "err", err)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// hasNames reports whether any upstream node of s is a host name.
+func hasNames(s *model.Snapshot) bool {
+	named := func(u *model.Upstream) bool {
+		if u == nil {
+			return false
+		}
+		for _, n := range u.Nodes {
+			if _, err := netip.ParseAddr(n.Host); err != nil {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range s.Routes {
+		if named(r.Upstream) {
+			return true
+		}
+	}
+	for _, u := range s.Upstreams {
+		if named(u) {
+			return true
+		}
+	}
+	for _, sv := range s.Services {
+		if named(sv.Upstream) {
+			return true
+		}
+	}
+	return false
+}
