@@ -8,6 +8,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -143,10 +144,10 @@ func BenchmarkDirect(b *testing.B) {
 	}
 }
 
-// BenchmarkSluice proxies through an in-process engine with one loop.
-func BenchmarkSluice(b *testing.B) {
-	up := upstream(b)
-	host, port, _ := net.SplitHostPort(up.Addr())
+// startSluice starts an in-process engine with one loop and a route to
+// upstream, and returns its address.
+func startSluice(b *testing.B, upstream string) string {
+	host, port, _ := net.SplitHostPort(upstream)
 	var p int
 	for _, c := range port {
 		p = p*10 + int(c-'0')
@@ -165,8 +166,14 @@ func BenchmarkSluice(b *testing.B) {
 	if err := srv.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { srv.Shutdown(b.Context()) })
-	runClient(b, addr)
+	b.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return addr
+}
+
+// BenchmarkSluice proxies through an in-process engine with one loop.
+func BenchmarkSluice(b *testing.B) {
+	up := upstream(b)
+	runClient(b, startSluice(b, up.Addr()))
 	if up.Requests.Load() < int64(b.N) {
 		b.Fatalf("upstream saw %d requests, want ≥ %d", up.Requests.Load(), b.N)
 	}
@@ -186,4 +193,22 @@ func BenchmarkHTTPUtil(b *testing.B) {
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
 	runClient(b, ln.Addr().String())
+}
+
+// BenchmarkSluiceParallel proxies over 50 concurrent keep-alive
+// connections (wrk's -c50 shape) through one loop.
+func BenchmarkSluiceParallel(b *testing.B) {
+	up := upstream(b)
+	addr := startSluice(b, up.Addr())
+	b.SetParallelism(25) // 25 × GOMAXPROCS(2) = 50 connections
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c := dial(b, addr)
+		for pb.Next() {
+			if code := c.RoundTrip(chatRequest); code != 200 {
+				b.Errorf("status %d", code)
+				return
+			}
+		}
+	})
 }

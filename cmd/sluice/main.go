@@ -33,10 +33,6 @@ import (
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "0.1.0-dev"
 
-// gcPercent is the default GOGC (overridden by the GOGC environment
-// variable).
-const gcPercent = 20
-
 // drainGrace bounds how long SIGTERM/SIGINT wait for requests in flight.
 const drainGrace = 10 * time.Second
 
@@ -154,12 +150,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if os.Getenv("GOGC") == "" {
-		// The request path does not allocate, so garbage comes only from
-		// connection set-up and config changes: a tight GC target costs no
-		// CPU under load and keeps idle connections cheap.
-		debug.SetGCPercent(gcPercent)
-	}
 	cfg, err := conf.Load(*path)
 	if err != nil {
 		log.Error("config", "err", err)
@@ -167,6 +157,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
+	}
+	if addr := os.Getenv("SLUICE_PPROF"); addr != "" {
+		startPprof(addr, log)
 	}
 
 	pub := &router.Publisher{}
