@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 CONFIG  ?= conf/config.yaml
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-race test-alloc vet bench fuzz compare clean
+.PHONY: build run test deps test-race test-alloc vet bench fuzz compare clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice
@@ -17,7 +17,11 @@ run: build
 
 ## test: vet, every test with the race detector, then the allocation tests
 ## (they are excluded under -race, which allocates)
-test: vet test-race test-alloc
+test: deps vet test-race test-alloc
+
+## deps: install what the tests need on a fresh Debian machine (etcd)
+deps:
+	./scripts/etcd.sh
 
 vet:
 	$(GO) vet ./...
