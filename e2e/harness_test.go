@@ -126,10 +126,17 @@ nginx_config:
 // cleanup, and its log is printed only when the test failed.
 func startGateway(t testing.TB, loops int, httpExtra, routes string) *gateway {
 	t.Helper()
+	return startGatewayConf(t, func(port int) string { return gatewayConfig(port, loops, httpExtra) }, routes)
+}
+
+// startGatewayConf is startGateway with config.yaml rendered by config
+// for the gateway's data-plane port.
+func startGatewayConf(t testing.TB, config func(port int) string, routes string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "conf"), 0o755))
 	g := &gateway{t: t, dir: dir, port: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
-	writeFile(t, filepath.Join(dir, "conf", "config.yaml"), gatewayConfig(g.port, loops, httpExtra))
+	writeFile(t, filepath.Join(dir, "conf", "config.yaml"), config(g.port))
 	g.writeRoutes(routes)
 	g.cmd = exec.Command(sluiceBin, "run", "-c", filepath.Join(dir, "conf", "config.yaml"))
 	g.cmd.Dir = dir

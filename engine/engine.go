@@ -26,6 +26,7 @@ import (
 
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/router"
+	sltls "github.com/sluice-gw/sluice/tls"
 )
 
 // Options configure a Server. Zero fields take the defaults noted.
@@ -49,6 +50,8 @@ type Options struct {
 	KeepaliveTimeout time.Duration
 	// Logger receives errors and notable events; default slog.Default().
 	Logger *slog.Logger
+	// TLS dials HTTPS upstreams; nil = a Dialer on the system roots.
+	TLS *sltls.Dialer
 }
 
 func (o *Options) setDefaults() {
@@ -72,6 +75,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Version == "" {
 		o.Version = "dev"
+	}
+	if o.TLS == nil {
+		o.TLS, _ = sltls.NewDialer("") // system roots: cannot fail
 	}
 }
 

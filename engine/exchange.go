@@ -146,10 +146,6 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	}
 	ex.ups = rt.Upstream
 	ex.cur = l.cursors[rt.Upstream.Index]
-	if ex.ups.Scheme == "https" {
-		l.answer(cl, ex, n, 502, "https upstreams are not supported yet")
-		return
-	}
 	ex.upgrade = r.Upgrade && rt.Websocket && hasToken(r.Header(hdrUpgrade), wsToken)
 
 	// The head is consumed now: ex.req is re-pointed at a copy owned by
@@ -284,8 +280,7 @@ func (l *loop) connect(ex *exchange, retry bool) {
 	}
 	ex.cur.Start(node)
 	ex.picked = true
-	key := poolKey{addr: addr}
-	p := l.pool(key, u)
+	p := l.pool(poolKeyFor(u, node, addr), u)
 	if uc := p.get(); uc != nil {
 		ex.reused = true
 		l.attach(ex, uc)

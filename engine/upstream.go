@@ -11,13 +11,18 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	sltls "github.com/sluice-gw/sluice/tls"
 )
 
 // poolKey identifies interchangeable upstream connections on one loop
 // (Pingora: the reuse key includes everything that changes the
 // connection: address now; scheme, SNI and client certificate with TLS).
 type poolKey struct {
-	addr netip.AddrPort
+	addr   netip.AddrPort
+	tls    bool
+	verify bool
+	sni    string
+	cert   *byte // identity of the client certificate PEM (nil: none)
 }
 
 // pool is one loop's idle connections to one poolKey, most recently used
@@ -146,9 +151,29 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 	addr := ex.addr
 	timeout := orDefault(u.Timeouts.Connect)
 	el := l.el
+	var target *sltls.Target
+	if p.key.tls {
+		target = &sltls.Target{Addr: addr.String(), ServerName: p.key.sni, Verify: p.key.verify,
+			ClientCert: u.TLS.ClientCert, ClientKey: u.TLS.ClientKey}
+	}
+	dialer := l.opts.TLS
 	go func() {
-		d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-		nc, err := d.Dial("tcp", addr.String())
+		var nc net.Conn
+		var err error
+		if target != nil {
+			if dialer == nil {
+				err = errors.New("engine: no TLS dialer configured")
+			} else {
+				var uconn *net.UnixConn
+				uconn, err = dialer.Dial(context.Background(), *target, timeout)
+				if err == nil {
+					nc = uconn
+				}
+			}
+		} else {
+			d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+			nc, err = d.Dial("tcp", addr.String())
+		}
 		if err == nil {
 			var ch <-chan gnet.RegisteredResult
 			ch, err = el.Enroll(gnet.NewContext(context.Background(), uc), nc)
@@ -166,6 +191,26 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 			}))
 		}
 	}()
+}
+
+// poolKeyFor is the pool identity of node i of u at addr (Pingora: the
+// reuse key includes everything that changes the connection).
+func poolKeyFor(u *balancer.Upstream, i int, addr netip.AddrPort) poolKey {
+	k := poolKey{addr: addr}
+	if u.Scheme != "https" {
+		return k
+	}
+	k.tls, k.verify = true, u.TLS.Verify
+	switch {
+	case u.TLS.ServerName != "":
+		k.sni = u.TLS.ServerName
+	default:
+		k.sni = u.Nodes[i].Host
+	}
+	if len(u.TLS.ClientCert) > 0 {
+		k.cert = &u.TLS.ClientCert[0]
+	}
+	return k
 }
 
 // dialFailed runs on the loop when uc could not be connected.
@@ -187,8 +232,14 @@ func (l *loop) dialFailed(uc *upConn, err error) {
 	}
 	status, msg := 502, "upstream connect failed"
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	var ce *sltls.CertError
+	switch {
+	case errors.As(err, &ce):
+		msg = ce.Error()
+	case errors.As(err, &ne) && ne.Timeout():
 		status, msg = 504, "upstream connect timed out"
+	case ex.ups.Scheme == "https":
+		msg = "upstream TLS connect failed: " + err.Error()
 	}
 	l.fail(ex, status, msg)
 }

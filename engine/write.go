@@ -302,14 +302,14 @@ func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byt
 	dst = append(dst, *dateHeader.Load()...)
 	dst = append(dst, jsonContentType...)
 	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(msg)+len(`{"error_msg":""}`)+1), 10)
+	dst = strconv.AppendInt(dst, int64(jsonStringLen(msg)+len(`{"error_msg":""}`)+1), 10)
 	dst = append(dst, crlf...)
 	if close {
 		dst = append(dst, connClose...)
 	}
 	dst = append(dst, crlf...)
 	dst = append(dst, `{"error_msg":"`...)
-	dst = append(dst, msg...) // gateway messages: no characters to escape
+	dst = appendJSONString(dst, msg)
 	dst = append(dst, "\"}\n"...)
 	return dst
 }
@@ -431,4 +431,36 @@ func statusText(code int) string {
 		return "HTTP Version Not Supported"
 	}
 	return "Unknown"
+}
+
+// appendJSONString appends s escaped for the inside of a JSON string
+// (error texts may quote upstream errors).
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// jsonStringLen is len(appendJSONString(nil, s)).
+func jsonStringLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
 }

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testCA is a throwaway certificate authority for HTTPS upstreams.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newCA(t testing.TB, name string) *testCA {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a server certificate for localhost and 127.0.0.1.
+func (ca *testCA) issue(t testing.TB) tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// tlsUpstream is an HTTPS upstream that counts handshakes and records SNI.
+type tlsUpstream struct {
+	ln         net.Listener
+	handshakes atomic.Int64
+	mu         sync.Mutex
+	sni        []string
+	hosts      []string
+}
+
+func startTLSUpstream(t testing.TB, cert tls.Certificate) *tlsUpstream {
+	u := &tlsUpstream{}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			u.handshakes.Add(1)
+			u.mu.Lock()
+			u.sni = append(u.sni, h.ServerName)
+			u.mu.Unlock()
+			return nil, nil
+		},
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	u.ln = ln
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.hosts = append(u.hosts, r.Host)
+		u.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Upstream-Path", r.URL.RequestURI())
+		fmt.Fprint(w, "secure hello")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return u
+}
+
+func (u *tlsUpstream) port() int { return u.ln.Addr().(*net.TCPAddr).Port }
+
+// TestHTTPSUpstream: scheme https with pass_host node — SNI and Host are
+// the node's, the certificate is verified against
+// ssl_trusted_certificate, an untrusted one is a 502 that says so unless
+// tls.verify is false, and a pooled TLS connection is reused without a
+// second handshake.
+func TestHTTPSUpstream(t *testing.T) {
+	ca := newCA(t, "sluice test CA")
+	other := newCA(t, "someone else")
+	good := startTLSUpstream(t, ca.issue(t))
+	bad := startTLSUpstream(t, other.issue(t))
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o644))
+
+	https := func(id, uri, node, extra string) string {
+		return fmt.Sprintf(`  - id: %q
+    uri: %s
+    upstream:
+      type: roundrobin
+      scheme: https
+      pass_host: node
+      nodes:
+        %q: 1
+%s`, id, uri, node, extra)
+	}
+	routes := routesDoc(
+		https("good", "/chat/completions", fmt.Sprintf("localhost:%d", good.port()), ""),
+		https("bad", "/bad", fmt.Sprintf("localhost:%d", bad.port()), ""),
+		https("noverify", "/noverify", fmt.Sprintf("localhost:%d", bad.port()), "      tls:\n        verify: false\n"),
+	)
+	gw := startGatewayConf(t, func(port int) string {
+		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
+			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
+	}, routes)
+
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest("POST", gw.url("/chat/completions"), strings.NewReader(`{"model":"gpt-4"}`))
+		req.Header.Set("Authorization", "Bearer sk-x")
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, string(b))
+		assert.Equal(t, "secure hello", string(b))
+	}
+	assert.Equal(t, int64(1), good.handshakes.Load(), "keep-alive: one handshake for three requests")
+	good.mu.Lock()
+	assert.Equal(t, []string{"localhost"}, good.sni)
+	assert.Equal(t, fmt.Sprintf("localhost:%d", good.port()), good.hosts[0], "pass_host node keeps a non-default port")
+	good.mu.Unlock()
+
+	resp, err := client.Get(gw.url("/bad"))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.Contains(t, string(b), "upstream certificate not trusted")
+
+	resp, err = client.Get(gw.url("/noverify"))
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode, string(b))
+}
