@@ -23,11 +23,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-gw/sluice/admin"
 	"github.com/sluice-gw/sluice/admin/standalone"
 	"github.com/sluice-gw/sluice/conf"
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/router"
+	sltls "github.com/sluice-gw/sluice/tls"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -172,6 +174,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	pub.Store(empty)
 
 	var watcher *standalone.Watcher
+	var adminSrv *admin.Server
 	switch cfg.Deployment.ConfigProvider {
 	case "yaml":
 		ap := standalonePath(cfg)
@@ -192,14 +195,45 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		stopDNS := rb.reresolveEvery(dnsRefresh)
 		defer stopDNS()
 	default:
-		log.Warn("config_provider " + cfg.Deployment.ConfigProvider + ": the Admin API and its store come in a later release; serving an empty routing table (use config_provider: yaml with conf/apisix.yaml for now)")
+		// embedded | etcd: the store holds the configuration; the admin
+		// package's builder loads it, publishes it and follows its changes,
+		// and serves the Admin API unless enable_admin is false.
+		st, err := admin.OpenStore(context.Background(), cfg, log)
+		if err != nil {
+			log.Error("config store", "provider", cfg.Deployment.ConfigProvider, "err", err)
+			return 1
+		}
+		defer st.Close()
+		adminSrv, err = admin.New(cfg, st, pub, builder, log, admin.WithVersion(version))
+		if err == nil && cfg.Apisix.EnableAdmin {
+			err = adminSrv.Start()
+		} else if err == nil {
+			err = adminSrv.StartBuilder() // routes from the store, no Admin API
+		}
+		if err != nil {
+			log.Error("admin", "err", err)
+			return 1
+		}
+		defer adminSrv.Shutdown(context.Background())
+		if cfg.Apisix.EnableAdmin && cfg.Deployment.Admin.KeyCreated {
+			if k := admin.GeneratedKey(cfg); k != "" {
+				fmt.Fprintf(stderr, "admin key: %s\n  Admin API: http://%s (printed once; kept in %s)\n",
+					k, adminSrv.Addr(), cfg.Deployment.Admin.KeyFile)
+			}
+		}
 	}
 
 	listen := make([]string, 0, len(cfg.Apisix.NodeListen))
 	for _, a := range cfg.Apisix.NodeListen {
 		listen = append(listen, net.JoinHostPort(a.IP, strconv.Itoa(a.Port)))
 	}
+	tlsDialer, err := sltls.NewDialer(cfg.Apisix.SSL.SSLTrustedCertificate)
+	if err != nil {
+		log.Error("apisix.ssl.ssl_trusted_certificate", "err", err)
+		return 1
+	}
 	srv := engine.New(engine.Options{
+		TLS:              tlsDialer,
 		Listen:           listen,
 		Loops:            cfg.WorkerProcesses,
 		Publisher:        pub,
@@ -236,6 +270,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			log.Error("shutdown", "err", err)
 		} else if err != nil {
 			log.Warn("grace period over; requests cut", "in_flight", srv.Active())
+		}
+		if adminSrv != nil {
+			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := adminSrv.Shutdown(actx); err != nil {
+				log.Warn("admin API shutdown", "err", err)
+			}
+			acancel()
 		}
 		log.Info("stopped")
 		return 0
