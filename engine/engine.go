@@ -123,6 +123,7 @@ func (s *Server) Start() error {
 			gnet.WithReusePort(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithTicker(true),
+			gnet.WithReadBufferCap(readBufferCap),
 			gnet.WithLogger(gnetLogger{s.opts.Logger}),
 		)
 		s.runErr = err
@@ -172,6 +173,11 @@ wait:
 	<-s.done
 	return err
 }
+
+// readBufferCap is each loop's read buffer (gnet reads at most this much
+// per read(2)): large request bodies move in fewer, larger reads. It is
+// per loop, not per connection, so its size costs nothing per client.
+const readBufferCap = 1 << 20
 
 // gnetLogger routes gnet's own logging to slog.
 type gnetLogger struct{ l *slog.Logger }
