@@ -417,3 +417,21 @@ func runCmd(args ...string) (string, error) {
 	err := cmd.Run()
 	return buf.String(), err
 }
+
+// TestErrorKeepsConnection: a 502 for a complete request keeps a
+// keep-alive connection open, and the next request on it is served.
+func TestErrorKeepsConnection(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gw := startGateway(t, 1, "", routesDoc(route("dead", "/dead", "", dead), route("ok", "/ok", "", up.addr())))
+	rc := dialRaw(t, gw.addr())
+	rc.send("GET /dead HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _, err := rc.readResponse("GET")
+	require.NoError(t, err)
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.False(t, resp.Close, "no Connection: close after a 502 on a complete request")
+	rc.send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _, err = rc.readResponse("GET")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+}

@@ -476,9 +476,8 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	if ex.up != nil {
 		l.dropUpstream(ex.up)
 	}
-	started := ex.respStarted
-	reqDone := ex.reqDone
-	l.endExchange(ex)
+	started, reqDone, keep := ex.respStarted, ex.reqDone, ex.keepAlive
+	l.endExchange(ex) // ex is recycled: only the copies above are used below
 	if cl.closed || cl.c == nil {
 		return
 	}
@@ -492,7 +491,6 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		l.rejectAndLinger(cl, status, msg)
 		return
 	}
-	keep := ex.keepAlive
 	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
 	cl.c.Write(l.wbuf)
 	if cl.closed {
