@@ -63,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "apply":
+		return cmdApply(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -78,6 +80,8 @@ func usage(w io.Writer) {
 commands:
   run [-c conf/config.yaml]   start the gateway (no file: built-in defaults)
   validate -c FILE            check a config file (and conf/apisix.yaml in yaml mode)
+  apply -f FILE [--dry-run]   sync routes, upstreams, consumers, ... in FILE to a running
+                              gateway through its Admin API (sluice apply -h for flags)
   keygen                      print a fresh random admin key
   version                     print version, Go version and commit
 `)
