@@ -494,8 +494,8 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	}
 	key := s.prefix + "/" + r.name + "/" + id
 	ctx, cancel := context.WithTimeout(s.ctx, s.opWait)
+	defer cancel()
 	created, err := s.st.Put(ctx, key, value)
-	cancel()
 	if err != nil {
 		return storeError(err)
 	}
@@ -503,6 +503,14 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	it := &item{raw: value, obj: obj}
 	if prev := s.state.get(r.name, id); prev != nil && !created {
 		it.created, it.rev = prev.created, prev.rev
+	}
+	// The store's revision of this write, so a GET right after the 2xx
+	// carries modifiedIndex without waiting for the watch echo.
+	if kv, ok, err := s.st.Get(ctx, key); err == nil && ok && bytes.Equal(kv.Value, value) {
+		it.rev = kv.Revision
+		if created || it.created == 0 {
+			it.created = kv.Revision
+		}
 	}
 	s.mu.Lock()
 	s.state.items[r.name][id] = it
