@@ -15,9 +15,9 @@ build:
 run: build
 	./$(BIN) run -c $(CONFIG)
 
-## test: vet, every test with the race detector, then the allocation tests
+## test: vet, the allocation tests, then every test with the race detector
 ## (they are excluded under -race, which allocates)
-test: deps vet test-race test-alloc
+test: deps vet test-alloc test-race
 
 ## deps: install what the tests need on a fresh Debian machine (etcd)
 deps:
