@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +93,7 @@ func (s *Server) run() {
 			s.mu.RLock()
 			snap := s.state.snapshot(nil)
 			s.mu.RUnlock()
-			if hasNames(snap) {
+			if snap.HasHostNames() {
 				s.res.expire()
 				s.rebuild("DNS refresh")
 			}
@@ -301,7 +300,7 @@ func idOf(obj map[string]json.RawMessage, r *resource) (string, bool, error) {
 	if r.byName {
 		var u string
 		if json.Unmarshal(raw, &u) != nil {
-			return "", true, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + jsonKind(raw)}
+			return "", true, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
 		}
 		return u, true, nil
 	}
@@ -596,35 +595,4 @@ func (s *Server) newID(res string) string {
 		}
 		n++
 	}
-}
-
-// hasNames reports whether any upstream node of snap is a host name.
-func hasNames(snap *model.Snapshot) bool {
-	named := func(u *model.Upstream) bool {
-		if u == nil {
-			return false
-		}
-		for _, n := range u.Nodes {
-			if _, err := netip.ParseAddr(n.Host); err != nil {
-				return true
-			}
-		}
-		return false
-	}
-	for _, r := range snap.Routes {
-		if named(r.Upstream) {
-			return true
-		}
-	}
-	for _, u := range snap.Upstreams {
-		if named(u) {
-			return true
-		}
-	}
-	for _, sv := range snap.Services {
-		if named(sv.Upstream) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -89,7 +88,7 @@ func decodeItem(res, id string, raw []byte) (any, error) {
 
 // object parses raw as a JSON object; the error is jsonschema's wording.
 func object(raw []byte) (map[string]json.RawMessage, error) {
-	if k := jsonKind(raw); k != "object" {
+	if k := model.JSONKind(raw); k != "object" {
 		return nil, &model.Error{Reason: "wrong type: expected object, got " + k}
 	}
 	var m map[string]json.RawMessage
@@ -132,7 +131,7 @@ func checkID(m map[string]json.RawMessage, kind, id string) error {
 
 // pluginsMap decodes a "plugins" property: an object of objects.
 func pluginsMap(raw json.RawMessage) (map[string]json.RawMessage, error) {
-	if k := jsonKind(raw); k != "object" {
+	if k := model.JSONKind(raw); k != "object" {
 		return nil, &model.Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + k}
 	}
 	var p map[string]json.RawMessage
@@ -145,7 +144,7 @@ func pluginsMap(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if k := jsonKind(p[n]); k != "object" {
+		if k := model.JSONKind(p[n]); k != "object" {
 			return nil, &model.Error{Path: []string{"plugins", n}, Reason: "wrong type: expected object, got " + k}
 		}
 	}
@@ -163,8 +162,8 @@ func checkMeta(m map[string]json.RawMessage) error {
 			continue
 		}
 		var s string
-		if k := jsonKind(raw); k != "string" || json.Unmarshal(raw, &s) != nil {
-			return &model.Error{Path: []string{f.name}, Reason: "wrong type: expected string, got " + jsonKind(raw)}
+		if k := model.JSONKind(raw); k != "string" || json.Unmarshal(raw, &s) != nil {
+			return &model.Error{Path: []string{f.name}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
 		}
 		if n := utf8.RuneCountInString(s); n > f.max {
 			return &model.Error{Path: []string{f.name}, Reason: fmt.Sprintf("string too long, expected at most %d, got %d", f.max, n)}
@@ -172,13 +171,13 @@ func checkMeta(m map[string]json.RawMessage) error {
 	}
 	if raw, ok := m["labels"]; ok {
 		var l map[string]string
-		if jsonKind(raw) != "object" || json.Unmarshal(raw, &l) != nil {
-			return &model.Error{Path: []string{"labels"}, Reason: "wrong type: expected object, got " + jsonKind(raw)}
+		if model.JSONKind(raw) != "object" || json.Unmarshal(raw, &l) != nil {
+			return &model.Error{Path: []string{"labels"}, Reason: "wrong type: expected object, got " + model.JSONKind(raw)}
 		}
 	}
 	for _, t := range []string{"create_time", "update_time"} {
-		if raw, ok := m[t]; ok && jsonKind(raw) != "number" {
-			return &model.Error{Path: []string{t}, Reason: "wrong type: expected integer, got " + jsonKind(raw)}
+		if raw, ok := m[t]; ok && model.JSONKind(raw) != "number" {
+			return &model.Error{Path: []string{t}, Reason: "wrong type: expected integer, got " + model.JSONKind(raw)}
 		}
 	}
 	return nil
@@ -238,8 +237,8 @@ func decodeConsumer(id string, raw []byte) (*consumer, error) {
 		return nil, &model.Error{Reason: `property "username" is required`}
 	}
 	var c consumer
-	if k := jsonKind(uraw); k != "string" || json.Unmarshal(uraw, &c.Username) != nil {
-		return nil, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + jsonKind(uraw)}
+	if k := model.JSONKind(uraw); k != "string" || json.Unmarshal(uraw, &c.Username) != nil {
+		return nil, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + model.JSONKind(uraw)}
 	}
 	switch n := utf8.RuneCountInString(c.Username); {
 	case n < 1:
@@ -268,8 +267,8 @@ func decodeConsumer(id string, raw []byte) (*consumer, error) {
 		switch {
 		case !ok:
 			return nil, bad(`property "key" is required`)
-		case jsonKind(kraw) != "string" || json.Unmarshal(kraw, &key) != nil:
-			return nil, bad(`property "key" validation failed: wrong type: expected string, got ` + jsonKind(kraw))
+		case model.JSONKind(kraw) != "string" || json.Unmarshal(kraw, &key) != nil:
+			return nil, bad(`property "key" validation failed: wrong type: expected string, got ` + model.JSONKind(kraw))
 		case key == "":
 			return nil, bad(`property "key" validation failed: string too short, expected at least 1, got 0`)
 		}
@@ -340,8 +339,8 @@ func decodeSSL(id string, raw []byte) (struct{}, error) {
 			return "", false, nil
 		}
 		var s string
-		if jsonKind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
-			return "", true, &model.Error{Path: []string{name}, Reason: "wrong type: expected string, got " + jsonKind(raw)}
+		if model.JSONKind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
+			return "", true, &model.Error{Path: []string{name}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
 		}
 		return s, true, nil
 	}
@@ -351,8 +350,8 @@ func decodeSSL(id string, raw []byte) (struct{}, error) {
 			return nil, false, nil
 		}
 		var s []string
-		if jsonKind(raw) != "array" || json.Unmarshal(raw, &s) != nil {
-			return nil, true, &model.Error{Path: []string{name}, Reason: "wrong type: expected array of strings, got " + jsonKind(raw)}
+		if model.JSONKind(raw) != "array" || json.Unmarshal(raw, &s) != nil {
+			return nil, true, &model.Error{Path: []string{name}, Reason: "wrong type: expected array of strings, got " + model.JSONKind(raw)}
 		}
 		return s, true, nil
 	}
@@ -544,7 +543,7 @@ func (st *state) checkTrafficSplit(raw json.RawMessage) error {
 		return nil
 	}
 	rewrite := func(where string, raw json.RawMessage) error {
-		if k := jsonKind(raw); k != "" && k != "null" && k != "object" {
+		if k := model.JSONKind(raw); k != "" && k != "null" && k != "object" {
 			return bad("%s: wrong type: expected object, got %s", where, k)
 		}
 		return nil
@@ -661,26 +660,4 @@ func (st *state) checkDelete(res, id string) error {
 		}
 	}
 	return nil
-}
-
-// jsonKind names the JSON type of a value by its first byte.
-func jsonKind(data []byte) string {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	if len(data) == 0 {
-		return ""
-	}
-	switch data[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
 }

@@ -91,7 +91,7 @@ func decodeStrict(data []byte, v any) error {
 		return fmt.Errorf("invalid request body: %v", err)
 	}
 	t := reflect.TypeOf(v).Elem()
-	if k := jsonKind(data); k != "object" {
+	if k := JSONKind(data); k != "object" {
 		return &Error{Reason: "wrong type: expected object, got " + k}
 	}
 	if err := checkKeys(data, t, nil); err != nil {
@@ -235,7 +235,7 @@ func init() {
 // errors. Values of the wrong JSON type are left to encoding/json.
 func checkKeys(data []byte, t reflect.Type, path []string) error {
 	s := schemas[t]
-	if s == nil || jsonKind(data) != "object" {
+	if s == nil || JSONKind(data) != "object" {
 		return nil
 	}
 	var obj map[string]json.RawMessage

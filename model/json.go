@@ -24,7 +24,7 @@ var (
 // `property "id" validation failed: object matches none of the required`.
 // The pattern of a string id is checked by Validate, not here.
 func (id *ID) UnmarshalJSON(data []byte) error {
-	switch kind := jsonKind(data); kind {
+	switch kind := JSONKind(data); kind {
 	case "null":
 		return nil
 	case "string":
@@ -139,7 +139,7 @@ func (u *Upstream) sentNodes() json.RawMessage {
 
 // nodesMapForm reports whether u was decoded from the map form of nodes.
 func (u *Upstream) nodesMapForm() bool {
-	return u.nodesRaw != nil && jsonKind(u.nodesRaw) == "object" && u.sentNodes() != nil
+	return u.nodesRaw != nil && JSONKind(u.nodesRaw) == "object" && u.sentNodes() != nil
 }
 
 // Defaults of APISIX's upstream keepalive_pool (schema_def.lua).
@@ -169,7 +169,7 @@ func (k *KeepalivePool) UnmarshalJSON(data []byte) error {
 // Nodes. Errors are *Error values relative to the "nodes" property, or a
 // bare "invalid port N".
 func parseNodes(data []byte) (Nodes, error) {
-	switch jsonKind(data) {
+	switch JSONKind(data) {
 	case "", "null":
 		return nil, nil
 	case "object":
@@ -218,7 +218,7 @@ func parseNodes(data []byte) (Nodes, error) {
 // parseArrayNode decodes one item of the array form. Keys match exactly
 // (encoding/json would also accept "HOST"); unknown keys are ignored.
 func parseArrayNode(data []byte) (Node, string) {
-	if k := jsonKind(data); k != "object" {
+	if k := JSONKind(data); k != "object" {
 		return Node{}, "wrong type: expected object, got " + k
 	}
 	var m map[string]json.RawMessage
@@ -230,7 +230,7 @@ func parseArrayNode(data []byte) (Node, string) {
 	if !ok {
 		return n, `property "host" is required`
 	}
-	if k := jsonKind(raw); k != "string" {
+	if k := JSONKind(raw); k != "string" {
 		return n, `property "host" validation failed: wrong type: expected string, got ` + k
 	}
 	_ = json.Unmarshal(raw, &n.Host)
@@ -260,7 +260,7 @@ func parseArrayNode(data []byte) (Node, string) {
 		return n, fmt.Sprintf(`property "port" validation failed: expected %s to be at least 1`, raw)
 	}
 	if raw, ok := m["metadata"]; ok {
-		if k := jsonKind(raw); k != "object" {
+		if k := JSONKind(raw); k != "object" {
 			return n, `property "metadata" validation failed: wrong type: expected object, got ` + k
 		}
 	}
@@ -321,7 +321,7 @@ func unbracket(h string) string {
 
 // jsonInt decodes a JSON integer; the error is jsonschema's wording.
 func jsonInt(raw json.RawMessage) (int, string) {
-	k := jsonKind(raw)
+	k := JSONKind(raw)
 	if k != "number" || !isJSONInteger(raw) {
 		return 0, "wrong type: expected integer, got " + k
 	}
@@ -334,7 +334,9 @@ func jsonInt(raw json.RawMessage) (int, string) {
 
 // jsonKind names the JSON type of a value by its first byte: object, array,
 // string, boolean, null or number ("" for empty input).
-func jsonKind(data []byte) string {
+// JSONKind names the JSON type of a value by its first byte ("object",
+// "array", "string", "boolean", "null", "number", or "nothing").
+func JSONKind(data []byte) string {
 	data = bytes.TrimLeft(data, " \t\r\n")
 	if len(data) == 0 {
 		return ""

@@ -12,7 +12,10 @@
 // data path; any goroutine may call anything, on values it owns.
 package model
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"net/netip"
+)
 
 // Route is an APISIX route (apisix/schema_def.lua route).
 type Route struct {
@@ -142,3 +145,36 @@ func NewSnapshot() *Snapshot {
 // ID is a resource id. In JSON it is a string or an integer (APISIX accepts
 // both); it is always handled as a string.
 type ID string
+
+// HasHostNames reports whether any upstream node in s (routes' inline
+// upstreams, upstreams, services' upstreams) is a host name rather than an
+// IP literal: such a snapshot must be rebuilt now and then to follow DNS.
+func (s *Snapshot) HasHostNames() bool {
+	named := func(u *Upstream) bool {
+		if u == nil {
+			return false
+		}
+		for _, n := range u.Nodes {
+			if _, err := netip.ParseAddr(n.Host); err != nil {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range s.Routes {
+		if named(r.Upstream) {
+			return true
+		}
+	}
+	for _, u := range s.Upstreams {
+		if named(u) {
+			return true
+		}
+	}
+	for _, sv := range s.Services {
+		if named(sv.Upstream) {
+			return true
+		}
+	}
+	return false
+}

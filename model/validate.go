@@ -165,7 +165,7 @@ func (r *Route) Validate() error {
 		return err
 	}
 	if len(r.Vars) > 0 {
-		if k := jsonKind(r.Vars); k != "array" && k != "null" {
+		if k := JSONKind(r.Vars); k != "array" && k != "null" {
 			return &Error{Path: []string{"vars"}, Reason: "wrong type: expected array, got " + k}
 		}
 	}
@@ -439,7 +439,7 @@ func checkPlugins(plugins map[string]json.RawMessage) error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if k := jsonKind(plugins[name]); k != "object" {
+		if k := JSONKind(plugins[name]); k != "object" {
 			return &Error{Path: []string{"plugins", name}, Reason: "wrong type: expected object, got " + k}
 		}
 	}
@@ -516,7 +516,7 @@ func checkTLS(t *UpstreamTLS) error {
 
 // checkChecks checks the outline of APISIX's health_checker schema.
 func checkChecks(raw json.RawMessage) error {
-	k := jsonKind(raw)
+	k := JSONKind(raw)
 	if k == "" || k == "null" {
 		return nil
 	}
@@ -536,7 +536,7 @@ func checkChecks(raw json.RawMessage) error {
 		if k != "active" && k != "passive" {
 			return &Error{Path: []string{"checks"}, Reason: "additional properties forbidden, found " + k}
 		}
-		if kind := jsonKind(m[k]); kind != "object" {
+		if kind := JSONKind(m[k]); kind != "object" {
 			return &Error{Path: []string{"checks", k}, Reason: "wrong type: expected object, got " + kind}
 		}
 	}

@@ -264,7 +264,7 @@ func checkPluginsItem(js []byte, allowed ...string) error {
 	}
 	var plugins map[string]json.RawMessage
 	if json.Unmarshal(raw, &plugins) != nil || plugins == nil {
-		return &model.Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + jsonKind(raw)}
+		return &model.Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + model.JSONKind(raw)}
 	}
 	names := make([]string, 0, len(plugins))
 	for name := range plugins {
@@ -272,7 +272,7 @@ func checkPluginsItem(js []byte, allowed ...string) error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if k := jsonKind(plugins[name]); k != "object" {
+		if k := model.JSONKind(plugins[name]); k != "object" {
 			return &model.Error{Path: []string{"plugins", name}, Reason: "wrong type: expected object, got " + k}
 		}
 	}
@@ -492,6 +492,18 @@ func toScalar(n *yaml.Node) (any, error) {
 	}
 }
 
+// Value converts a YAML node to a value for encoding/json (map[string]any,
+// []any, string, json.Number, bool or nil), expanding aliases and merge
+// keys within bounds that stop alias bombs and self-references; errors
+// name the line. sluice apply decodes its files with it too.
+func Value(n *yaml.Node) (any, error) {
+	budget := maxNodes
+	return toValue(n, &budget, 0)
+}
+
+// Deref follows aliases and unwraps a document node.
+func Deref(n *yaml.Node) *yaml.Node { return deref(n) }
+
 // deref follows aliases (and unwraps a document node).
 func deref(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && i < 100; i++ {
@@ -532,26 +544,4 @@ func keyText(k *yaml.Node) string {
 		return fmt.Sprintf("%s (%s)", k.Value, strings.TrimPrefix(k.ShortTag(), "!!"))
 	}
 	return kindName(k)
-}
-
-// jsonKind names the JSON type of a value by its first byte.
-func jsonKind(data []byte) string {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	if len(data) == 0 {
-		return "nothing"
-	}
-	switch data[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
 }

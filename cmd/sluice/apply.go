@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"math/big"
 	"net"
 	"net/http"
@@ -46,6 +45,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sluice-gw/sluice/admin/standalone"
 	"github.com/sluice-gw/sluice/conf"
 	"github.com/sluice-gw/sluice/model"
 )
@@ -405,12 +405,6 @@ func applyDecodeJSON(data []byte) (any, error) {
 	return v, nil
 }
 
-// Bounds for YAML aliases ("billion laughs") and self-referencing nodes.
-const (
-	applyMaxNodes = 1 << 20
-	applyMaxDepth = 200
-)
-
 // applyDecodeYAML decodes one YAML document into JSON-like values
 // (map[string]any, []any, string, json.Number, bool, nil) and returns the
 // line of each item of each top-level list.
@@ -434,22 +428,21 @@ func applyDecodeYAML(data []byte) (v any, lines map[string][]int, err error) {
 	} else if !errors.Is(err, io.EOF) {
 		return nil, nil, err
 	}
-	root := applyDeref(&doc)
+	root := standalone.Deref(&doc)
 	if root == nil || root.Kind == 0 || root.Kind == yaml.DocumentNode ||
 		root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 		return nil, nil, nil
 	}
-	budget := applyMaxNodes
-	v, err = applyYAMLValue(root, &budget, 0)
+	v, err = standalone.Value(root)
 	if err != nil {
 		return nil, nil, err
 	}
 	lines = map[string][]int{}
 	if root.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(root.Content); i += 2 {
-			if l := applyDeref(root.Content[i+1]); l.Kind == yaml.SequenceNode {
+			if l := standalone.Deref(root.Content[i+1]); l.Kind == yaml.SequenceNode {
 				for _, c := range l.Content {
-					lines[root.Content[i].Value] = append(lines[root.Content[i].Value], applyDeref(c).Line)
+					lines[root.Content[i].Value] = append(lines[root.Content[i].Value], standalone.Deref(c).Line)
 				}
 			}
 		}
@@ -457,134 +450,6 @@ func applyDecodeYAML(data []byte) (v any, lines map[string][]int, err error) {
 	return v, lines, nil
 }
 
-func applyDeref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && i < 100; i++ {
-		switch {
-		case n.Kind == yaml.AliasNode && n.Alias != nil:
-			n = n.Alias
-		case n.Kind == yaml.DocumentNode && len(n.Content) == 1:
-			n = n.Content[0]
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-var applyDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
-
-func applyYAMLValue(n *yaml.Node, budget *int, depth int) (any, error) {
-	if depth > applyMaxDepth {
-		return nil, fmt.Errorf("line %d: YAML nested more than %d deep", n.Line, applyMaxDepth)
-	}
-	if *budget--; *budget < 0 {
-		return nil, fmt.Errorf("line %d: too many YAML nodes after expanding aliases", n.Line)
-	}
-	n = applyDeref(n)
-	switch n.Kind {
-	case yaml.MappingNode:
-		out := make(map[string]any, len(n.Content)/2)
-		var merges []*yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := applyDeref(n.Content[i])
-			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-				merges = append(merges, n.Content[i+1])
-				continue
-			}
-			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-				return nil, fmt.Errorf("line %d: map key %s is not a string (quote it)", k.Line, k.Value)
-			}
-			if _, dup := out[k.Value]; dup {
-				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
-			}
-			v, err := applyYAMLValue(n.Content[i+1], budget, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[k.Value] = v
-		}
-		for _, m := range merges {
-			m = applyDeref(m)
-			srcs := []*yaml.Node{m}
-			if m.Kind == yaml.SequenceNode {
-				srcs = m.Content
-			}
-			for _, src := range srcs {
-				if applyDeref(src).Kind != yaml.MappingNode {
-					return nil, fmt.Errorf("line %d: a merge key (<<) needs a mapping", src.Line)
-				}
-				mv, err := applyYAMLValue(src, budget, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				for k, v := range mv.(map[string]any) {
-					if _, ok := out[k]; !ok {
-						out[k] = v
-					}
-				}
-			}
-		}
-		return out, nil
-	case yaml.SequenceNode:
-		out := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := applyYAMLValue(c, budget, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	case yaml.ScalarNode:
-		return applyYAMLScalar(n)
-	}
-	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
-}
-
-func applyYAMLScalar(n *yaml.Node) (any, error) {
-	switch tag := n.ShortTag(); tag {
-	case "!!str", "!!timestamp", "!!binary":
-		return n.Value, nil
-	case "!!null":
-		return nil, nil
-	case "!!bool":
-		var b bool
-		if err := n.Decode(&b); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-		return b, nil
-	case "!!int", "!!float":
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-		switch x := v.(type) {
-		case int:
-			return json.Number(strconv.Itoa(x)), nil
-		case int64:
-			return json.Number(strconv.FormatInt(x, 10)), nil
-		case uint64:
-			return json.Number(strconv.FormatUint(x, 10)), nil
-		case float64:
-			if plain := strings.TrimPrefix(strings.ReplaceAll(n.Value, "_", ""), "+"); applyDecimal.MatchString(plain) {
-				return json.Number(plain), nil // an integer too large for 64 bits
-			}
-			if math.IsInf(x, 0) || math.IsNaN(x) {
-				return nil, fmt.Errorf("line %d: %s is not a JSON number", n.Line, n.Value)
-			}
-			b, err := json.Marshal(x)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n.Line, err)
-			}
-			return json.Number(b), nil
-		}
-		return nil, fmt.Errorf("line %d: unexpected number %q", n.Line, n.Value)
-	default:
-		return nil, fmt.Errorf("line %d: unsupported YAML tag %s", n.Line, tag)
-	}
-}
-
-// applyKind names the JSON type of a decoded value.
 func applyKind(v any) string {
 	switch v.(type) {
 	case nil:

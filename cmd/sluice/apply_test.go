@@ -374,7 +374,7 @@ func TestApplyParseFile(t *testing.T) {
 	bad("x.yaml", "routes:\n  - {id: r, labels: [a]}\n", `"labels" must be a mapping`)
 	bad("x.yaml", "consumers:\n  - {username: a, plugins: {key-auth: {key: \"******\"}}}\n", `plugins.key-auth.key is "******"`)
 	bad("x.yaml", "routes:\n  - {id: r, uri: /, uri: /b}\n", `duplicate key "uri"`)
-	bad("x.yaml", "routes:\n  - {id: r, labels: {1: a}}\n", "map key 1 is not a string")
+	bad("x.yaml", "routes:\n  - {id: r, labels: {1: a}}\n", "map key 1 (int) is not a string")
 	bad("x.yaml", "routes: []\n---\nroutes: []\n", "more than one YAML document")
 	bad("x.json", `{"routes":[]} {}`, "data after the top-level value")
 	bad("x.json", `{"routes":[}`, "json:")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -58,7 +57,7 @@ func (r *rebuilder) reresolveEvery(d time.Duration) func() {
 			r.mu.Lock()
 			s := r.last
 			r.mu.Unlock()
-			if s == nil || !hasNames(s) {
+			if s == nil || !s.HasHostNames() {
 				continue
 			}
 			if _, err := r.apply(s); err != nil {
@@ -67,35 +66,4 @@ func (r *rebuilder) reresolveEvery(d time.Duration) func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// hasNames reports whether any upstream node of s is a host name.
-func hasNames(s *model.Snapshot) bool {
-	named := func(u *model.Upstream) bool {
-		if u == nil {
-			return false
-		}
-		for _, n := range u.Nodes {
-			if _, err := netip.ParseAddr(n.Host); err != nil {
-				return true
-			}
-		}
-		return false
-	}
-	for _, r := range s.Routes {
-		if named(r.Upstream) {
-			return true
-		}
-	}
-	for _, u := range s.Upstreams {
-		if named(u) {
-			return true
-		}
-	}
-	for _, sv := range s.Services {
-		if named(sv.Upstream) {
-			return true
-		}
-	}
-	return false
 }

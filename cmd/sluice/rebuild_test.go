@@ -50,7 +50,7 @@ func TestDNSReresolved(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	assert.Equal(t, "127.0.0.11", addr())
-	assert.True(t, hasNames(s))
+	assert.True(t, s.HasHostNames())
 	s.Routes[0].Upstream.Nodes[0].Host = "127.0.0.1"
-	assert.False(t, hasNames(s))
+	assert.False(t, s.HasHostNames())
 }
