@@ -102,7 +102,7 @@ func TestHTTP10AndHead(t *testing.T) {
 	})
 	gw := startGateway(t, 1, "", routesDoc(route("1", "/v1/*", "", up.addr())))
 
-	// HTTP/1.0 without keep-alive: answered, then closed
+	// HTTP/1.0 without keep-alive (and without Host): answered, then closed
 	rc := dialRaw(t, gw.addr())
 	rc.send("GET /v1/x HTTP/1.0\r\n\r\n")
 	resp, body, err := rc.readResponse("GET")
@@ -110,6 +110,10 @@ func TestHTTP10AndHead(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, "hello", string(body))
 	assert.True(t, rc.closedWithin(2*time.Second))
+	r, _ := up.lastRequest()
+	assert.Equal(t, up.addr(), r.Host, "no client Host: the node's")
+	_, sent := r.Header["X-Forwarded-Host"]
+	assert.False(t, sent, "no empty X-Forwarded-Host")
 
 	// HTTP/1.0 with a chunked upstream response: de-chunked, close-delimited
 	rc = dialRaw(t, gw.addr())

@@ -217,8 +217,11 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	dst = ip.AppendTo(dst)
 	dst = append(dst, "\r\nX-Real-IP: "...)
 	dst = ip.AppendTo(dst)
-	dst = append(dst, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
-	dst = append(dst, r.Host...)
+	dst = append(dst, "\r\nX-Forwarded-Proto: http"...)
+	if len(r.Host) > 0 { // HTTP/1.0 requests may have none
+		dst = append(dst, "\r\nX-Forwarded-Host: "...)
+		dst = append(dst, r.Host...)
+	}
 	dst = append(dst, "\r\nX-Forwarded-Port: "...)
 	dst = strconv.AppendUint(dst, uint64(ex.cl.port), 10)
 	dst = append(dst, "\r\n\r\n"...)
