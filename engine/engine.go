@@ -52,6 +52,10 @@ type Options struct {
 	Logger *slog.Logger
 	// TLS dials HTTPS upstreams; nil = a Dialer on the system roots.
 	TLS *sltls.Dialer
+	// MaxBuffered caps the bytes of a response buffered for a client that
+	// reads slower than its upstream sends: past it, sluice stops reading
+	// the upstream until the client drained half. Default 1 MiB; -1 = no cap.
+	MaxBuffered int
 }
 
 func (o *Options) setDefaults() {
@@ -75,6 +79,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Version == "" {
 		o.Version = "dev"
+	}
+	if o.MaxBuffered == 0 {
+		o.MaxBuffered = 1 << 20
 	}
 	if o.TLS == nil {
 		o.TLS, _ = sltls.NewDialer("") // system roots: cannot fail

@@ -26,16 +26,22 @@ type handler struct {
 	loops atomic.Pointer[[]*loop]  // copy-on-write list, read by OnOpen and OnTick
 	byEL  map[gnet.EventLoop]*loop // under mu
 	ticks atomic.Int64
+
+	pauseSignal chan struct{} // a loop paused its first upstream (see pause.go)
+	stopResume  context.CancelFunc
 }
 
 func newHandler(s *Server) *handler {
-	h := &handler{s: s, byEL: make(map[gnet.EventLoop]*loop)}
+	h := &handler{s: s, byEL: make(map[gnet.EventLoop]*loop), pauseSignal: make(chan struct{}, 1)}
 	empty := []*loop{}
 	h.loops.Store(&empty)
 	return h
 }
 
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stopResume = cancel
+	go h.resumeLoop(ctx)
 	h.s.engMu.Lock()
 	h.s.eng = eng
 	h.s.engMu.Unlock()
@@ -61,6 +67,13 @@ func (h *handler) loopOf(el gnet.EventLoop) *loop {
 	list := append(append([]*loop{}, *h.loops.Load()...), l)
 	h.loops.Store(&list)
 	return l
+}
+
+// OnShutdown stops the resume goroutine.
+func (h *handler) OnShutdown(gnet.Engine) {
+	if h.stopResume != nil {
+		h.stopResume()
+	}
 }
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {

@@ -42,6 +42,11 @@ type loop struct {
 	active      atomic.Int64 // requests in flight on this loop
 	sweepQueued atomic.Bool
 	sweepFn     gnet.RunnableFunc
+
+	paused       []*upConn    // upstreams taken out of gnet for backpressure
+	pausedN      atomic.Int64 // len(paused), read by the resume goroutine
+	resumeQueued atomic.Bool
+	resumeFn     gnet.RunnableFunc
 }
 
 func newLoop(h *handler, el gnet.EventLoop) *loop {
@@ -58,6 +63,11 @@ func newLoop(h *handler, el gnet.EventLoop) *loop {
 	l.sweepFn = func(context.Context) error {
 		l.sweepQueued.Store(false)
 		l.sweep()
+		return nil
+	}
+	l.resumeFn = func(context.Context) error {
+		l.resumeQueued.Store(false)
+		l.resumePaused()
 		return nil
 	}
 	return l

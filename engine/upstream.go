@@ -45,6 +45,9 @@ type upConn struct {
 	dead     bool      // closed or being closed: ignore further events
 	inPool   bool
 	tunnel   *client // set once upgraded
+	paused   bool    // out of gnet for backpressure; pausedFD holds the socket
+	resuming bool    // being enrolled again after a pause
+	pausedFD int
 }
 
 func (l *loop) pool(key poolKey, u *balancer.Upstream) *pool {
@@ -127,6 +130,9 @@ func (l *loop) dropUpstream(uc *upConn) {
 	if uc.inPool {
 		uc.p.remove(uc)
 	}
+	if uc.paused {
+		l.closePaused(uc)
+	}
 	if uc.ex != nil && uc.ex.up == uc {
 		uc.ex.up = nil
 	}
@@ -146,7 +152,7 @@ var errDialAborted = errors.New("engine: dial result arrived after the request e
 // dial timeout, so we dial ourselves with one and Enroll the socket), and
 // hands it to this loop, where upstreamOpened attaches it to ex.
 func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
-	uc := &upConn{l: l, p: p, ex: ex, exGen: ex.gen}
+	uc := &upConn{l: l, p: p, ex: ex, exGen: ex.gen, pausedFD: -1}
 	ex.up = uc
 	addr := ex.addr
 	timeout := orDefault(u.Timeouts.Connect)
@@ -253,6 +259,14 @@ func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
 		c.Close()
 		return
 	}
+	if uc.resuming {
+		uc.resuming = false
+		if ex == nil || ex.up != uc {
+			uc.dead = true
+			c.Close()
+		}
+		return // relaying goes on with the next read
+	}
 	if ex == nil || ex.gen != uc.exGen || ex.up != uc || ex.phase != exConnecting {
 		// Nobody waits for it any more (client gone, timed out): keep it.
 		uc.ex = nil
@@ -271,6 +285,10 @@ func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
 // upstreamClosed runs when an upstream connection closed (by either side).
 func (l *loop) upstreamClosed(uc *upConn, err error) {
 	l.tick()
+	if uc.paused {
+		uc.c = nil // gnet let go of it; the socket lives on in pausedFD
+		return
+	}
 	if uc.inPool {
 		uc.p.remove(uc)
 	}
@@ -359,6 +377,9 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 		}
 		if ex.up != uc {
 			return gnet.None
+		}
+		if max := l.opts.MaxBuffered; max > 0 && cl.c.OutboundBuffered() > max {
+			return l.pauseUpstream(uc)
 		}
 	}
 }

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// bigUpstream answers every request with size bytes of a fixed pattern,
+// written as fast as the socket takes them.
+func bigUpstream(t *testing.T, size int) (addr string, sum [32]byte) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte('a' + i%26)
+	}
+	h := sha256.New()
+	for n := 0; n < size; n += len(chunk) {
+		h.Write(chunk[:min(len(chunk), size-n)])
+	}
+	copy(sum[:], h.Sum(nil))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+					for n := 0; n < size; n += len(chunk) {
+						if _, err := c.Write(chunk[:min(len(chunk), size-n)]); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), sum
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// TestSlowClientBoundedMemory: a client that does not read while a fast
+// upstream sends 64 MiB makes the gateway stop reading the upstream once
+// about MaxBuffered is queued, instead of buffering the whole body; when
+// the client reads, everything arrives intact.
+func TestSlowClientBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	addr, want := bigUpstream(t, size)
+	g := startTestGateway(t, 1, snapshot(routeTo("big", "/big", addr)))
+	before := heapInUse()
+
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	// a small receive window, so the kernel does not absorb the body
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10))
+	_, err = c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	time.Sleep(700 * time.Millisecond) // the client reads nothing meanwhile
+	grown := int64(heapInUse()) - int64(before)
+	t.Logf("gateway heap grew %d KiB while the client did not read", grown>>10)
+	assert.Less(t, grown, int64(16<<20), "buffered without bound")
+
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, int64(size), n)
+	var got [32]byte
+	copy(got[:], h.Sum(nil))
+	assert.Equal(t, want, got, "body intact")
+
+	// the connection (and the resumed upstream) keep working
+	_, err = c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	n, _ = io.Copy(io.Discard, resp.Body)
+	assert.Equal(t, int64(size), n)
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Backpressure for responses. gnet reads every readable socket and has no
+// way to stop (gnet #712), so a fast upstream feeding a slow client would
+// grow the client's outbound buffer without bound. When that buffer passes
+// Options.MaxBuffered, the upstream connection is taken out of gnet: its
+// descriptor is duplicated and the gnet connection closed, so nobody reads
+// the socket and TCP flow control holds the upstream back. When the
+// client's buffer has drained to half the cap, the descriptor is enrolled
+// into the same loop again and relaying goes on. Pausing costs a few
+// syscalls and happens only for clients slower than their upstream.
+
+// resumePoll is how often loops with paused upstreams check their clients
+// (gnet has no "drained" event): it bounds a paused stream to about
+// MaxBuffered/2 per interval.
+const resumePoll = time.Millisecond
+
+// sendTimeout is how long a paused exchange waits for its client to read
+// (nginx send_timeout) before the client connection is cut.
+const sendTimeout = 60 * time.Second
+
+// pauseUpstream takes uc out of the loop after a relay left the client's
+// outbound buffer over the cap. It must be the last thing uc's OnTraffic
+// does: it returns gnet.Close, and gnet closes its conn (not the socket,
+// whose duplicate uc keeps) right after. It returns gnet.None, changing
+// nothing, when uc still has unparsed bytes buffered (a partial chunk-size
+// line): the next read will try again.
+func (l *loop) pauseUpstream(uc *upConn) gnet.Action {
+	if uc.c.InboundBuffered() > 0 {
+		return gnet.None
+	}
+	if buf, _ := uc.c.Peek(-1); len(buf) > 0 {
+		return gnet.None
+	}
+	fd, err := uc.c.Dup()
+	if err != nil {
+		return gnet.None // keep buffering rather than fail the stream
+	}
+	uc.paused, uc.pausedFD = true, fd
+	uc.ex.deadline = l.now + int64(sendTimeout)
+	l.paused = append(l.paused, uc)
+	if l.pausedN.Add(1) == 1 {
+		select {
+		case l.h.pauseSignal <- struct{}{}:
+		default:
+		}
+	}
+	return gnet.Close
+}
+
+// unpause removes uc from the paused list (it is resuming or dropped).
+func (l *loop) unpause(uc *upConn) {
+	for i, x := range l.paused {
+		if x == uc {
+			last := len(l.paused) - 1
+			l.paused[i] = l.paused[last]
+			l.paused[last] = nil
+			l.paused = l.paused[:last]
+			l.pausedN.Add(-1)
+			break
+		}
+	}
+	uc.paused = false
+}
+
+// closePaused releases the socket of a paused upstream that will not
+// resume (client gone, timeout).
+func (l *loop) closePaused(uc *upConn) {
+	l.unpause(uc)
+	if uc.pausedFD >= 0 {
+		_ = syscall.Close(uc.pausedFD)
+		uc.pausedFD = -1
+	}
+}
+
+// resumePaused runs on the loop every resumePoll while it has paused
+// upstreams: each whose client drained to half the cap is enrolled again.
+func (l *loop) resumePaused() {
+	l.tick()
+	limit := l.opts.MaxBuffered / 2
+	for i := 0; i < len(l.paused); {
+		uc := l.paused[i]
+		ex := uc.ex
+		if ex == nil || ex.up != uc || ex.cl == nil || ex.cl.closed || ex.cl.c == nil {
+			l.closePaused(uc) // swaps the last into i
+			continue
+		}
+		if ex.cl.c.OutboundBuffered() > limit {
+			i++
+			continue
+		}
+		fd := uc.pausedFD
+		uc.pausedFD = -1
+		l.unpause(uc)
+		uc.resuming = true
+		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
+		l.reenroll(uc, fd)
+	}
+}
+
+// reenroll hands the paused socket fd back to this loop (off the loop:
+// Enroll's result is awaited on a goroutine); upstreamOpened resumes the
+// relay.
+func (l *loop) reenroll(uc *upConn, fd int) {
+	el := l.el
+	go func() {
+		f := os.NewFile(uintptr(fd), "upstream")
+		nc, err := net.FileConn(f) // duplicates fd
+		f.Close()
+		if err == nil {
+			var ch <-chan gnet.RegisteredResult
+			ch, err = el.Enroll(gnet.NewContext(context.Background(), uc), nc)
+			if err == nil {
+				err = (<-ch).Err
+			} else {
+				nc.Close()
+			}
+		}
+		if err != nil {
+			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				l.tick()
+				uc.resuming = false
+				uc.dead = true
+				if ex := uc.ex; ex != nil && ex.up == uc {
+					l.fail(ex, 502, "upstream lost while paused")
+				}
+				return nil
+			}))
+		}
+	}()
+}
+
+// resumeLoop runs on its own goroutine for the server's lifetime: woken
+// when a loop pauses its first upstream, it has every loop with paused
+// upstreams check them each resumePoll, until none is paused.
+func (h *handler) resumeLoop(ctx context.Context) {
+	t := time.NewTicker(resumePoll)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.pauseSignal:
+		}
+		t.Reset(resumePoll)
+		for {
+			any := false
+			for _, l := range *h.loops.Load() {
+				if l.pausedN.Load() > 0 {
+					any = true
+					if l.resumeQueued.CompareAndSwap(false, true) {
+						_ = l.el.Execute(context.Background(), l.resumeFn)
+					}
+				}
+			}
+			if !any {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		t.Stop()
+	}
+}
