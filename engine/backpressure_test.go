@@ -106,3 +106,65 @@ func TestSlowClientBoundedMemory(t *testing.T) {
 	n, _ = io.Copy(io.Discard, resp.Body)
 	assert.Equal(t, int64(size), n)
 }
+
+// TestFastUploadBoundedMemory: a client sending a 64 MiB body to an
+// upstream that reads nothing for a while makes the gateway stop reading
+// the client once about MaxBuffered waits for the upstream; the body then
+// arrives intact (the upstream answers with its sha256).
+func TestFastUploadBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		r := bufio.NewReaderSize(c, 64<<10)
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			return
+		}
+		time.Sleep(900 * time.Millisecond) // a slow model server
+		h := sha256.New()
+		n, _ := io.Copy(h, req.Body)
+		body := fmt.Sprintf("%d %x", n, h.Sum(nil))
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}()
+	g := startTestGateway(t, 1, snapshot(routeTo("up", "/upload", ln.Addr().String())))
+	before := heapInUse()
+
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte('A' + i%26)
+	}
+	want := sha256.New()
+	for n := 0; n < size; n += len(chunk) {
+		want.Write(chunk)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		for n := 0; err == nil && n < size; n += len(chunk) {
+			_, err = c.Write(chunk)
+		}
+		sent <- err
+	}()
+	time.Sleep(600 * time.Millisecond) // the upstream reads nothing meanwhile
+	grown := int64(heapInUse()) - int64(before)
+	t.Logf("gateway heap grew %d KiB while the upstream did not read", grown>>10)
+	assert.Less(t, grown, int64(16<<20), "buffered without bound")
+
+	require.NoError(t, <-sent)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, fmt.Sprintf("%d %x", size, want.Sum(nil)), string(got), "body intact")
+}

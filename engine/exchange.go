@@ -478,6 +478,10 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	}
 	started, reqDone, keep := ex.respStarted, ex.reqDone, ex.keepAlive
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
+	if cl.paused {
+		l.dropPausedClient(cl) // mid-upload: nothing useful can be said
+		return
+	}
 	if cl.closed || cl.c == nil {
 		return
 	}

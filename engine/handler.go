@@ -77,8 +77,12 @@ func (h *handler) OnShutdown(gnet.Engine) {
 }
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	if u, ok := c.Context().(*upConn); ok {
-		u.l.upstreamOpened(u, c)
+	switch x := c.Context().(type) {
+	case *upConn:
+		x.l.upstreamOpened(x, c)
+		return nil, gnet.None
+	case *client: // back from a backpressure pause
+		x.l.clientResumed(x, c)
 		return nil, gnet.None
 	}
 	l := h.loopOf(c.EventLoop())

@@ -43,10 +43,11 @@ type loop struct {
 	sweepQueued atomic.Bool
 	sweepFn     gnet.RunnableFunc
 
-	paused       []*upConn    // upstreams taken out of gnet for backpressure
-	pausedN      atomic.Int64 // len(paused), read by the resume goroutine
-	resumeQueued atomic.Bool
-	resumeFn     gnet.RunnableFunc
+	paused        []*upConn    // upstreams taken out of gnet for backpressure
+	pausedClients []*client    // clients taken out of gnet for backpressure
+	pausedN       atomic.Int64 // len(paused)+len(pausedClients), read by the resume goroutine
+	resumeQueued  atomic.Bool
+	resumeFn      gnet.RunnableFunc
 }
 
 func newLoop(h *handler, el gnet.EventLoop) *loop {
@@ -129,6 +130,9 @@ type client struct {
 	closed   bool
 	shutWR   bool
 	partial  bool // part of a head is buffered (header timeout applies)
+	paused   bool // out of gnet for backpressure (c == nil); pausedFD holds the socket
+	resuming bool
+	pausedFD int32
 }
 
 func (l *loop) clientOpened(c gnet.Conn) {
@@ -141,7 +145,7 @@ func (l *loop) clientOpened(c gnet.Conn) {
 	} else {
 		cl = &client{}
 	}
-	cl.c, cl.l = c, l
+	cl.c, cl.l, cl.pausedFD = c, l, -1
 	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
 		cl.port = uint16(ta.Port)
 	}
@@ -153,6 +157,10 @@ func (l *loop) clientOpened(c gnet.Conn) {
 
 func (l *loop) clientClosed(cl *client) {
 	l.tick()
+	if cl.paused {
+		cl.c = nil // gnet let go of it; the socket lives on in pausedFD
+		return
+	}
 	cl.closed = true
 	if uc := cl.tunnelUp; uc != nil {
 		cl.tunnelUp = nil
@@ -185,11 +193,17 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 	case csIdle:
 		return l.serve(cl)
 	case csBusy:
-		if ex := cl.ex; ex != nil && ex.phase == exSending {
+		ex := cl.ex
+		if ex != nil && ex.phase == exSending {
 			l.pumpBody(ex)
 		}
 		if cl.closed {
 			return gnet.Close
+		}
+		if ex := cl.ex; ex != nil && ex.phase == exSending && ex.up != nil && ex.up.c != nil {
+			if max := l.opts.MaxBuffered; max > 0 && ex.up.c.OutboundBuffered() > max {
+				return l.pauseClient(cl)
+			}
 		}
 		return gnet.None
 	case csTunnel:

@@ -87,6 +87,7 @@ func (l *loop) closePaused(uc *upConn) {
 // upstreams: each whose client drained to half the cap is enrolled again.
 func (l *loop) resumePaused() {
 	l.tick()
+	l.resumeClients()
 	limit := l.opts.MaxBuffered / 2
 	for i := 0; i < len(l.paused); {
 		uc := l.paused[i]
@@ -174,5 +175,141 @@ func (h *handler) resumeLoop(ctx context.Context) {
 			}
 		}
 		t.Stop()
+	}
+}
+
+// Backpressure for request bodies: the mirror image. When a client sends a
+// body faster than its upstream reads it and the upstream connection's
+// outbound buffer passes MaxBuffered, the client socket is taken out of
+// gnet the same way until the upstream drained half. While a client is
+// paused its gnet conn is gone (cl.c == nil): whatever would write to it
+// first brings it back (resumeClientNow) or drops it (dropPausedClient).
+
+// pauseClient takes cl out of the loop; it must be the last thing cl's
+// OnTraffic does (it returns gnet.Close). It changes nothing and returns
+// gnet.None when bytes are still buffered on cl.
+func (l *loop) pauseClient(cl *client) gnet.Action {
+	if cl.c.InboundBuffered() > 0 {
+		return gnet.None
+	}
+	if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
+		return gnet.None
+	}
+	fd, err := cl.c.Dup()
+	if err != nil {
+		return gnet.None
+	}
+	cl.paused, cl.pausedFD = true, int32(fd)
+	cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
+	l.pausedClients = append(l.pausedClients, cl)
+	if l.pausedN.Add(1) == 1 {
+		select {
+		case l.h.pauseSignal <- struct{}{}:
+		default:
+		}
+	}
+	return gnet.Close
+}
+
+func (l *loop) unpauseClient(cl *client) {
+	for i, x := range l.pausedClients {
+		if x == cl {
+			last := len(l.pausedClients) - 1
+			l.pausedClients[i] = l.pausedClients[last]
+			l.pausedClients[last] = nil
+			l.pausedClients = l.pausedClients[:last]
+			l.pausedN.Add(-1)
+			break
+		}
+	}
+	cl.paused = false
+}
+
+// dropPausedClient closes a paused client for good and releases its state.
+func (l *loop) dropPausedClient(cl *client) {
+	l.unpauseClient(cl)
+	if cl.pausedFD >= 0 {
+		_ = syscall.Close(int(cl.pausedFD))
+		cl.pausedFD = -1
+	}
+	l.clientClosed(cl)
+}
+
+// resumeClients enrolls again each paused client whose upstream drained to
+// half the cap (called from resumePaused).
+func (l *loop) resumeClients() {
+	limit := l.opts.MaxBuffered / 2
+	for i := 0; i < len(l.pausedClients); {
+		cl := l.pausedClients[i]
+		ex := cl.ex
+		if ex == nil || ex.up == nil {
+			l.dropPausedClient(cl) // swaps the last into i
+			continue
+		}
+		if uc := ex.up; uc.c != nil && uc.c.OutboundBuffered() > limit {
+			i++
+			continue
+		}
+		l.resumeClientNow(cl)
+	}
+}
+
+// resumeClientNow starts enrolling a paused client again.
+func (l *loop) resumeClientNow(cl *client) {
+	if !cl.paused {
+		return
+	}
+	fd := int(cl.pausedFD)
+	cl.pausedFD = -1
+	l.unpauseClient(cl)
+	cl.resuming = true
+	el := l.el
+	go func() {
+		f := os.NewFile(uintptr(fd), "client")
+		nc, err := net.FileConn(f)
+		f.Close()
+		if err == nil {
+			var ch <-chan gnet.RegisteredResult
+			ch, err = el.Enroll(gnet.NewContext(context.Background(), cl), nc)
+			if err == nil {
+				err = (<-ch).Err
+			} else {
+				nc.Close()
+			}
+		}
+		if err != nil {
+			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				l.tick()
+				cl.resuming = false
+				if ex := cl.ex; ex != nil && ex.up != nil {
+					l.dropUpstream(ex.up)
+				}
+				l.clientClosed(cl)
+				return nil
+			}))
+		}
+	}()
+}
+
+// clientResumed runs when a paused client's socket joined the loop again.
+func (l *loop) clientResumed(cl *client, c gnet.Conn) {
+	l.tick()
+	cl.c = c
+	cl.resuming = false
+	if cl.closed {
+		c.Close()
+		return
+	}
+	ex := cl.ex
+	if ex == nil {
+		return
+	}
+	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+	// An upstream that answered while the client was away: relay now (its
+	// buffered bytes would not raise another OnTraffic).
+	if uc := ex.up; uc != nil && uc.c != nil && uc.c.InboundBuffered() > 0 {
+		if l.upstreamTraffic(uc) == gnet.Close && uc.c != nil {
+			_ = l.el.Close(uc.c)
+		}
 	}
 }

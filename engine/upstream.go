@@ -344,6 +344,12 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 		return gnet.Close
 	}
 	cl := ex.cl
+	if cl.paused || cl.resuming {
+		// the client is out of the loop (upload backpressure): bring it
+		// back; clientResumed relays what is buffered here
+		l.resumeClientNow(cl)
+		return gnet.None
+	}
 	defer l.recoverClient(cl)
 	for {
 		buf, _ := uc.c.Peek(-1)
