@@ -326,3 +326,5 @@ func dialTimeout(addr string) (net.Conn, error) { return net.DialTimeout("tcp", 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
