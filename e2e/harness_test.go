@@ -22,7 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var sluiceBin string
+// sluiceBin is built with the race detector (most tests); sluiceBinPlain
+// without, for tests that measure memory (race shadow memory inflates RSS).
+var sluiceBin, sluiceBinPlain string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-e2e-bin")
@@ -31,14 +33,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sluiceBin = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-race", "-o", sluiceBin, "../cmd/sluice")
+	sluiceBinPlain = filepath.Join(dir, "sluice-plain")
+	builds := [][]string{{"build", "-race", "-o", sluiceBin, "../cmd/sluice"}, {"build", "-o", sluiceBinPlain, "../cmd/sluice"}}
 	if os.Getenv("SLUICE_E2E_NORACE") != "" {
-		build = exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+		builds[0] = []string{"build", "-o", sluiceBin, "../cmd/sluice"}
 	}
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building sluice:", err)
-		os.Exit(1)
+	for _, args := range builds {
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building sluice:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
