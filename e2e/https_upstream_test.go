@@ -52,6 +52,11 @@ func newCA(t testing.TB, name string) *testCA {
 
 // issue returns a server certificate for localhost and 127.0.0.1.
 func (ca *testCA) issue(t testing.TB) tls.Certificate {
+	return ca.issueFor(t, x509.ExtKeyUsageServerAuth)
+}
+
+// issueFor returns a certificate for localhost and 127.0.0.1 with usage.
+func (ca *testCA) issueFor(t testing.TB, usage x509.ExtKeyUsage) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
@@ -62,7 +67,7 @@ func (ca *testCA) issue(t testing.TB) tls.Certificate {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(t, err)
@@ -172,4 +177,91 @@ func TestHTTPSUpstream(t *testing.T) {
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode, string(b))
+}
+
+// TestHTTPSResumptionAndMTLS: a new TLS connection to the same upstream
+// resumes the session (keepalive_pool.requests 1 forces one connection
+// per request), and tls.client_cert/client_key present a client
+// certificate to an upstream that requires one.
+func TestHTTPSResumptionAndMTLS(t *testing.T) {
+	ca := newCA(t, "sluice test CA")
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o644))
+
+	// client certificate signed by the same CA
+	clientCert := ca.issueFor(t, x509.ExtKeyUsageClientAuth)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientCert.Certificate[0]})
+	keyDER, err := x509.MarshalECPrivateKey(clientCert.PrivateKey.(*ecdsa.PrivateKey))
+	require.NoError(t, err)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	var resumed, fresh, withCert atomic.Int64
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{ca.issue(t)},
+		ClientCAs:    pool,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+	})
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS.DidResume {
+			resumed.Add(1)
+		} else {
+			fresh.Add(1)
+		}
+		if len(r.TLS.PeerCertificates) > 0 {
+			withCert.Add(1)
+		}
+		fmt.Fprint(w, "ok")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	indent := func(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n          ") }
+	routes := routesDoc(fmt.Sprintf(`  - id: "resume"
+    uri: /resume
+    upstream:
+      scheme: https
+      pass_host: node
+      nodes:
+        "localhost:%d": 1
+      keepalive_pool: {size: 1, idle_timeout: 60, requests: 1}
+  - id: "mtls"
+    uri: /mtls
+    upstream:
+      scheme: https
+      pass_host: node
+      nodes:
+        "localhost:%d": 1
+      tls:
+        client_cert: |
+          %s
+        client_key: |
+          %s
+`, port, port, indent(string(certPEM)), indent(string(keyPEM))))
+	gw := startGatewayConf(t, func(p int) string {
+		return strings.Replace(gatewayConfig(p, 1, ""), "  enable_admin: false\n",
+			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
+	}, routes)
+
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get(gw.url("/resume"))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, string(b))
+	}
+	assert.Equal(t, int64(1), fresh.Load(), "one full handshake")
+	assert.Equal(t, int64(2), resumed.Load(), "later connections resume the session")
+	assert.Zero(t, withCert.Load())
+
+	resp, err := client.Get(gw.url("/mtls"))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	assert.Equal(t, int64(1), withCert.Load(), "client certificate presented")
 }

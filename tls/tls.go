@@ -31,14 +31,22 @@ type Dialer struct {
 	cache ctls.ClientSessionCache
 
 	mu    sync.Mutex
-	certs map[string]*ctls.Certificate // client certificates by PEM pair
+	certs map[string]*clientIdentity // by PEM pair
+}
+
+// clientIdentity is one client certificate and the session cache used with
+// it: sessions are never shared between identities (a session resumed
+// without the certificate would reach a mutual-TLS upstream anonymously).
+type clientIdentity struct {
+	cert  ctls.Certificate
+	cache ctls.ClientSessionCache
 }
 
 // NewDialer returns a Dialer that verifies against the CA bundle in
 // caFile, or the system roots when caFile is "" or "system" (APISIX's
 // apisix.ssl.ssl_trusted_certificate).
 func NewDialer(caFile string) (*Dialer, error) {
-	d := &Dialer{cache: ctls.NewLRUClientSessionCache(1024), certs: map[string]*ctls.Certificate{}}
+	d := &Dialer{cache: ctls.NewLRUClientSessionCache(1024), certs: map[string]*clientIdentity{}}
 	if caFile != "" && caFile != "system" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -119,18 +127,19 @@ func (d *Dialer) config(t Target) (*ctls.Config, error) {
 	if len(t.ClientCert) > 0 {
 		key := string(t.ClientCert) + "\x00" + string(t.ClientKey)
 		d.mu.Lock()
-		c, ok := d.certs[key]
+		id, ok := d.certs[key]
 		if !ok {
 			pair, err := ctls.X509KeyPair(t.ClientCert, t.ClientKey)
 			if err != nil {
 				d.mu.Unlock()
 				return nil, fmt.Errorf("tls: client_cert/client_key: %w", err)
 			}
-			c = &pair
-			d.certs[key] = c
+			id = &clientIdentity{cert: pair, cache: ctls.NewLRUClientSessionCache(256)}
+			d.certs[key] = id
 		}
 		d.mu.Unlock()
-		cfg.Certificates = []ctls.Certificate{*c}
+		cfg.Certificates = []ctls.Certificate{id.cert}
+		cfg.ClientSessionCache = id.cache
 	}
 	return cfg, nil
 }
