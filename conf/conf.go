@@ -118,6 +118,10 @@ type HTTP struct {
 	SendTimeout         time.Duration // default 60s
 	KeepaliveTimeout    time.Duration // default 60s
 	ClientMaxBodySize   int64         // bytes, 0 = unlimited (default)
+	// ProxyBusyBuffersSize (nginx proxy_busy_buffers_size) caps the bytes
+	// buffered for a peer that reads slower than the other side sends; past
+	// it sluice stops reading the fast side. Default 1m; 0 = no cap.
+	ProxyBusyBuffersSize int64
 	// LargeClientHeaderBuffers is the largest request head in bytes
 	// (nginx "4 8k" → 32k; a plain size such as "32k" is accepted too).
 	LargeClientHeaderBuffers int // default 32 KiB
@@ -175,6 +179,7 @@ func Default() *Config {
 			SendTimeout:              60 * time.Second,
 			KeepaliveTimeout:         60 * time.Second,
 			ClientMaxBodySize:        0,
+			ProxyBusyBuffersSize:     1 << 20,
 			LargeClientHeaderBuffers: 32 << 10,
 			EnableAccessLog:          true,
 			AccessLog:                "logs/access.log",

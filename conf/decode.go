@@ -862,6 +862,8 @@ func (d *decoder) http(n *yaml.Node, path string) {
 			parsed(d, p.v, pp, dur, parseDuration, &h.KeepaliveTimeout)
 		case "client_max_body_size":
 			parsed(d, p.v, pp, "a size", parseSize, &h.ClientMaxBodySize)
+		case "proxy_busy_buffers_size":
+			parsed(d, p.v, pp, "a size", parseSize, &h.ProxyBusyBuffersSize)
 		case "large_client_header_buffers":
 			parsed(d, p.v, pp, "a size", parseHeaderBuffers, &h.LargeClientHeaderBuffers)
 		case "enable_access_log":

@@ -144,6 +144,7 @@ func TestHTTPValues(t *testing.T) {
     send_timeout: 75
     keepalive_timeout: "1h 30m"
     client_max_body_size: 8M
+    proxy_busy_buffers_size: 512k
     large_client_header_buffers: 8 16k
     enable_access_log: false
     access_log: "-"
@@ -154,12 +155,14 @@ func TestHTTPValues(t *testing.T) {
 	assert.Equal(t, 75*time.Second, h.SendTimeout)
 	assert.Equal(t, 90*time.Minute, h.KeepaliveTimeout)
 	assert.Equal(t, int64(8<<20), h.ClientMaxBodySize)
+	assert.Equal(t, int64(512<<10), h.ProxyBusyBuffersSize)
 	assert.Equal(t, 128<<10, h.LargeClientHeaderBuffers)
 	assert.False(t, h.EnableAccessLog)
 	assert.Equal(t, "-", h.AccessLog)
 	assert.Equal(t, 4, c.WorkerProcesses)
 
 	c = mustLoad(t, "nginx_config:\n  worker_processes: auto\n  http:\n    large_client_header_buffers: 64k\n    access_log: 'off'\n")
+	assert.Equal(t, int64(1<<20), c.HTTP.ProxyBusyBuffersSize, "default 1m")
 	assert.Zero(t, c.WorkerProcesses)
 	assert.Equal(t, 64<<10, c.HTTP.LargeClientHeaderBuffers)
 	assert.False(t, c.HTTP.EnableAccessLog)

@@ -109,6 +109,7 @@ func (c *Config) Validate() error {
 		{"send_timeout", int64(h.SendTimeout)},
 		{"keepalive_timeout", int64(h.KeepaliveTimeout)},
 		{"client_max_body_size", h.ClientMaxBodySize},
+		{"proxy_busy_buffers_size", h.ProxyBusyBuffersSize},
 	} {
 		if t.v < 0 {
 			bad("nginx_config.http."+t.name, errors.New("want a value of 0 or more"))

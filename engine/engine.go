@@ -56,6 +56,9 @@ type Options struct {
 	// reads slower than its upstream sends: past it, sluice stops reading
 	// the upstream until the client drained half. Default 1 MiB; -1 = no cap.
 	MaxBuffered int
+	// SendTimeout: a client that takes none of a paused response for this
+	// long is cut (nginx send_timeout); default 60 s.
+	SendTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -82,6 +85,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBuffered == 0 {
 		o.MaxBuffered = 1 << 20
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 60 * time.Second
 	}
 	if o.TLS == nil {
 		o.TLS, _ = sltls.NewDialer("") // system roots: cannot fail

@@ -25,10 +25,6 @@ import (
 // MaxBuffered/2 per interval.
 const resumePoll = time.Millisecond
 
-// sendTimeout is how long a paused exchange waits for its client to read
-// (nginx send_timeout) before the client connection is cut.
-const sendTimeout = 60 * time.Second
-
 // pauseUpstream takes uc out of the loop after a relay left the client's
 // outbound buffer over the cap. It must be the last thing uc's OnTraffic
 // does: it returns gnet.Close, and gnet closes its conn (not the socket,
@@ -47,7 +43,7 @@ func (l *loop) pauseUpstream(uc *upConn) gnet.Action {
 		return gnet.None // keep buffering rather than fail the stream
 	}
 	uc.paused, uc.pausedFD = true, fd
-	uc.ex.deadline = l.now + int64(sendTimeout)
+	uc.ex.deadline = l.now + int64(l.opts.SendTimeout) // nginx send_timeout
 	l.paused = append(l.paused, uc)
 	if l.pausedN.Add(1) == 1 {
 		select {

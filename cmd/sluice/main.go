@@ -246,6 +246,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		MaxBody:          cfg.HTTP.ClientMaxBodySize,
 		HeaderTimeout:    cfg.HTTP.ClientHeaderTimeout,
 		KeepaliveTimeout: cfg.HTTP.KeepaliveTimeout,
+		SendTimeout:      cfg.HTTP.SendTimeout,
+		MaxBuffered:      maxBuffered(cfg.HTTP.ProxyBusyBuffersSize),
 		Logger:           log,
 	})
 	if err := srv.Start(); err != nil {
@@ -286,4 +288,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 0
+}
+
+// maxBuffered maps proxy_busy_buffers_size (0 = no cap) to the engine's
+// MaxBuffered (-1 = no cap).
+func maxBuffered(size int64) int {
+	if size <= 0 {
+		return -1
+	}
+	return int(size)
 }

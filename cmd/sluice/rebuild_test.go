@@ -54,3 +54,8 @@ func TestDNSReresolved(t *testing.T) {
 	s.Routes[0].Upstream.Nodes[0].Host = "127.0.0.1"
 	assert.False(t, s.HasHostNames())
 }
+
+func TestMaxBuffered(t *testing.T) {
+	assert.Equal(t, 1<<20, maxBuffered(1<<20))
+	assert.Equal(t, -1, maxBuffered(0), "0 = no cap")
+}
