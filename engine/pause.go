@@ -32,39 +32,61 @@ const resumePoll = time.Millisecond
 // nothing, when uc still has unparsed bytes buffered (a partial chunk-size
 // line): the next read will try again.
 func (l *loop) pauseUpstream(uc *upConn) gnet.Action {
-	if uc.c.InboundBuffered() > 0 {
-		return gnet.None
-	}
-	if buf, _ := uc.c.Peek(-1); len(buf) > 0 {
-		return gnet.None
-	}
-	fd, err := uc.c.Dup()
-	if err != nil {
+	fd, ok := detachable(uc.c)
+	if !ok {
 		return gnet.None // keep buffering rather than fail the stream
 	}
 	uc.paused, uc.pausedFD = true, fd
 	uc.ex.deadline = l.now + int64(l.opts.SendTimeout) // nginx send_timeout
 	l.paused = append(l.paused, uc)
+	l.notePaused()
+	return gnet.Close
+}
+
+// detachable duplicates c's descriptor when nothing is buffered on c (so
+// closing the gnet conn loses no byte); ok is false otherwise.
+func detachable(c gnet.Conn) (fd int, ok bool) {
+	if c.InboundBuffered() > 0 {
+		return -1, false
+	}
+	if buf, _ := c.Peek(-1); len(buf) > 0 {
+		return -1, false
+	}
+	fd, err := c.Dup()
+	return fd, err == nil
+}
+
+// notePaused counts one more paused connection and wakes the resume
+// goroutine for the first.
+func (l *loop) notePaused() {
 	if l.pausedN.Add(1) == 1 {
 		select {
 		case l.h.pauseSignal <- struct{}{}:
 		default:
 		}
 	}
-	return gnet.Close
+}
+
+// removeFrom removes x from list (order not kept) and reports whether it
+// was there.
+func removeFrom[T comparable](list []T, x T) ([]T, bool) {
+	var zero T
+	for i, y := range list {
+		if y == x {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = zero
+			return list[:last], true
+		}
+	}
+	return list, false
 }
 
 // unpause removes uc from the paused list (it is resuming or dropped).
 func (l *loop) unpause(uc *upConn) {
-	for i, x := range l.paused {
-		if x == uc {
-			last := len(l.paused) - 1
-			l.paused[i] = l.paused[last]
-			l.paused[last] = nil
-			l.paused = l.paused[:last]
-			l.pausedN.Add(-1)
-			break
-		}
+	var found bool
+	if l.paused, found = removeFrom(l.paused, uc); found {
+		l.pausedN.Add(-1)
 	}
 	uc.paused = false
 }
@@ -101,22 +123,28 @@ func (l *loop) resumePaused() {
 		l.unpause(uc)
 		uc.resuming = true
 		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
-		l.reenroll(uc, fd)
+		l.reenroll(fd, uc, func() {
+			uc.resuming = false
+			uc.dead = true
+			if ex := uc.ex; ex != nil && ex.up == uc {
+				l.fail(ex, 502, "upstream lost while paused")
+			}
+		})
 	}
 }
 
-// reenroll hands the paused socket fd back to this loop (off the loop:
-// Enroll's result is awaited on a goroutine); upstreamOpened resumes the
-// relay.
-func (l *loop) reenroll(uc *upConn, fd int) {
+// reenroll hands a paused socket back to this loop with ctx as the gnet
+// conn's context (OnOpen resumes it); Enroll's result is awaited off the
+// loop, and a failure runs failed on the loop.
+func (l *loop) reenroll(fd int, ctx any, failed func()) {
 	el := l.el
 	go func() {
-		f := os.NewFile(uintptr(fd), "upstream")
+		f := os.NewFile(uintptr(fd), "paused")
 		nc, err := net.FileConn(f) // duplicates fd
 		f.Close()
 		if err == nil {
 			var ch <-chan gnet.RegisteredResult
-			ch, err = el.Enroll(gnet.NewContext(context.Background(), uc), nc)
+			ch, err = el.Enroll(gnet.NewContext(context.Background(), ctx), nc)
 			if err == nil {
 				err = (<-ch).Err
 			} else {
@@ -126,11 +154,7 @@ func (l *loop) reenroll(uc *upConn, fd int) {
 		if err != nil {
 			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 				l.tick()
-				uc.resuming = false
-				uc.dead = true
-				if ex := uc.ex; ex != nil && ex.up == uc {
-					l.fail(ex, 502, "upstream lost while paused")
-				}
+				failed()
 				return nil
 			}))
 		}
@@ -185,38 +209,21 @@ func (h *handler) resumeLoop(ctx context.Context) {
 // OnTraffic does (it returns gnet.Close). It changes nothing and returns
 // gnet.None when bytes are still buffered on cl.
 func (l *loop) pauseClient(cl *client) gnet.Action {
-	if cl.c.InboundBuffered() > 0 {
-		return gnet.None
-	}
-	if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
-		return gnet.None
-	}
-	fd, err := cl.c.Dup()
-	if err != nil {
+	fd, ok := detachable(cl.c)
+	if !ok {
 		return gnet.None
 	}
 	cl.paused, cl.pausedFD = true, int32(fd)
 	cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
 	l.pausedClients = append(l.pausedClients, cl)
-	if l.pausedN.Add(1) == 1 {
-		select {
-		case l.h.pauseSignal <- struct{}{}:
-		default:
-		}
-	}
+	l.notePaused()
 	return gnet.Close
 }
 
 func (l *loop) unpauseClient(cl *client) {
-	for i, x := range l.pausedClients {
-		if x == cl {
-			last := len(l.pausedClients) - 1
-			l.pausedClients[i] = l.pausedClients[last]
-			l.pausedClients[last] = nil
-			l.pausedClients = l.pausedClients[:last]
-			l.pausedN.Add(-1)
-			break
-		}
+	var found bool
+	if l.pausedClients, found = removeFrom(l.pausedClients, cl); found {
+		l.pausedN.Add(-1)
 	}
 	cl.paused = false
 }
@@ -259,32 +266,13 @@ func (l *loop) resumeClientNow(cl *client) {
 	cl.pausedFD = -1
 	l.unpauseClient(cl)
 	cl.resuming = true
-	el := l.el
-	go func() {
-		f := os.NewFile(uintptr(fd), "client")
-		nc, err := net.FileConn(f)
-		f.Close()
-		if err == nil {
-			var ch <-chan gnet.RegisteredResult
-			ch, err = el.Enroll(gnet.NewContext(context.Background(), cl), nc)
-			if err == nil {
-				err = (<-ch).Err
-			} else {
-				nc.Close()
-			}
+	l.reenroll(fd, cl, func() {
+		cl.resuming = false
+		if ex := cl.ex; ex != nil && ex.up != nil {
+			l.dropUpstream(ex.up)
 		}
-		if err != nil {
-			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-				l.tick()
-				cl.resuming = false
-				if ex := cl.ex; ex != nil && ex.up != nil {
-					l.dropUpstream(ex.up)
-				}
-				l.clientClosed(cl)
-				return nil
-			}))
-		}
-	}()
+		l.clientClosed(cl)
+	})
 }
 
 // clientResumed runs when a paused client's socket joined the loop again.
