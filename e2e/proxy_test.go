@@ -407,6 +407,14 @@ func TestValidateAndVersion(t *testing.T) {
 	out, err = runCmd("validate", "-c", cfg)
 	require.NoError(t, err, out)
 
+	// validate writes nothing: no data directory, no generated key
+	emb := filepath.Join(dir, "embedded.yaml")
+	writeFile(t, emb, "deployment:\n  embedded:\n    path: "+filepath.Join(dir, "data")+"\n")
+	out, err = runCmd("validate", "-c", emb)
+	require.NoError(t, err, out)
+	_, statErr := os.Stat(filepath.Join(dir, "data"))
+	assert.True(t, os.IsNotExist(statErr), "validate must not create the data directory")
+
 	writeFile(t, cfg, "apisix:\n  node_listen: 9080\n  enable_admn: true\n")
 	out, err = runCmd("validate", "-c", cfg)
 	require.Error(t, err)

@@ -108,7 +108,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := conf.Load(*path)
+	cfg, err := conf.Parse(*path) // checks keys too, but generates and writes nothing
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
