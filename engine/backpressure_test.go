@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +168,44 @@ func TestFastUploadBoundedMemory(t *testing.T) {
 	require.NoError(t, err)
 	got, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, fmt.Sprintf("%d %x", size, want.Sum(nil)), string(got), "body intact")
+}
+
+// TestPipelineFloodCut: a client that keeps sending while its response is
+// pending (pipelined bytes cannot be paused) is cut past 2 caps instead of
+// being buffered without bound.
+func TestPipelineFloodCut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() { // an upstream that never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	g := startTestGateway(t, 1, snapshot(routeTo("slow", "/slow", ln.Addr().String())))
+	before := heapInUse()
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	junk := []byte(strings.Repeat("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 2048)) // ~60 KiB
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	sent := 0
+	for sent < 64<<20 {
+		n, err := c.Write(junk)
+		sent += n
+		if err != nil {
+			break // the gateway cut us
+		}
+	}
+	assert.Less(t, sent, 64<<20, "the gateway must cut a flooding client")
+	grown := int64(heapInUse()) - int64(before)
+	t.Logf("sent %d KiB before the cut; heap grew %d KiB", sent>>10, grown>>10)
+	assert.Less(t, grown, int64(16<<20))
+	assert.Zero(t, g.srv.Active())
 }

@@ -107,6 +107,10 @@ func (l *loop) table() *router.Table {
 	return t
 }
 
+// pipelineLimitFactor × MaxBuffered is how far ahead of its responses a
+// client may pipeline (bytes buffered while a response is pending).
+const pipelineLimitFactor = 2
+
 // client states
 const (
 	csIdle    uint8 = iota // waiting for (the rest of) a request head
@@ -203,6 +207,20 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 		if ex := cl.ex; ex != nil && ex.phase == exSending && ex.up != nil && ex.up.c != nil {
 			if max := l.opts.MaxBuffered; max > 0 && ex.up.c.OutboundBuffered() > max {
 				return l.pauseClient(cl)
+			}
+		} else if max := l.opts.MaxBuffered; max > 0 && ex != nil {
+			// Pipelined bytes wait in gnet's buffer while a response is
+			// pending; they cannot be paused (pausing needs an empty
+			// buffer), so a client that piles up more than 2 caps is cut.
+			// (InboundBuffered, not Peek: Peek copies a wrapped buffer)
+			if n := cl.c.InboundBuffered(); n > pipelineLimitFactor*max {
+				l.opts.Logger.Warn("client pipelined too much ahead of its responses; closing", "route", ex.route.ID, "buffered", n)
+				if ex.up != nil {
+					l.dropUpstream(ex.up)
+				}
+				l.endExchange(ex)
+				cl.c.Discard(-1)
+				return gnet.Close
 			}
 		}
 		return gnet.None
