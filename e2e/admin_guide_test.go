@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -80,22 +79,7 @@ func newAdminGatewayDir(t *testing.T, key string) (dir string, port, adminPort i
 // launch starts sluice in dir; it does not wait.
 func launch(t *testing.T, dir string, port, adminPort int) *adminGateway {
 	t.Helper()
-	g := &gateway{t: t, dir: dir, port: port, log: &syncBuffer{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(sluiceBin, "run", "-c", filepath.Join(dir, "conf", "config.yaml"))
-	g.cmd.Dir = dir
-	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
-	require.NoError(t, g.cmd.Start())
-	go func() {
-		g.err = g.cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
-	return &adminGateway{gateway: g, adminPort: adminPort}
+	return &adminGateway{gateway: launchGateway(t, dir, port), adminPort: adminPort}
 }
 
 // startAdminGateway starts sluice in dir and waits for both listeners.
@@ -103,20 +87,7 @@ func startAdminGateway(t *testing.T, dir string, port, adminPort int) *adminGate
 	t.Helper()
 	g := launch(t, dir, port, adminPort)
 	for _, p := range []int{port, adminPort} {
-		addr := "127.0.0.1:" + strconv.Itoa(p)
-		waitFor(t, 20*time.Second, "sluice to listen on "+addr, func() bool {
-			select {
-			case <-g.exited:
-				t.Fatalf("gateway exited early: %v\n%s", g.err, g.log.String())
-			default:
-			}
-			c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-			if err != nil {
-				return false
-			}
-			c.Close()
-			return true
-		})
+		g.waitListening("127.0.0.1:" + strconv.Itoa(p))
 	}
 	return g
 }
@@ -153,52 +124,20 @@ func adminDo(t *testing.T, g *adminGateway, method, path, key, body string) (int
 // The guide's Admin API bodies, word for word except that the node
 // api.aimlapi.com:443 (https) becomes a local upstream (http): there is no
 // internet here.
-const (
-	guideV1Body = `{
-    "uri": "/test/v1",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }`
-	guideV2Body = `{
-    "uri": "/test/v2",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }`
-	guideSplitBody = `{
-    "id": "aimlapi-split",
-    "uri": "/chat/completions",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    },
-    "plugins": {
-      "traffic-split": {
-        "rules": [
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v1/chat/completions"}
-          },
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v2/chat/completions"}
-          }
-        ]
-      }
-    }
-  }`
+var (
+	guideV1Body    = guideBody("routes-test-v1.json")
+	guideV2Body    = guideBody("routes-test-v2.json")
+	guideSplitBody = guideBody("routes-aimlapi-split.json")
 )
+
+// guideBody reads one of the guide's bodies from testdata/guide.
+func guideBody(name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "guide", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 // localize points the guide body's nodes, in order, at addrs (plain HTTP).
 func localize(body string, addrs ...string) string {

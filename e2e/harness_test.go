@@ -141,9 +141,20 @@ func startGatewayConf(t testing.TB, config func(port int) string, routes string)
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "conf"), 0o755))
-	g := &gateway{t: t, dir: dir, port: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
-	writeFile(t, filepath.Join(dir, "conf", "config.yaml"), config(g.port))
-	g.writeRoutes(routes)
+	port := freePort(t)
+	writeFile(t, filepath.Join(dir, "conf", "config.yaml"), config(port))
+	writeFile(t, filepath.Join(dir, "conf", "apisix.yaml"), routes+"\n#END\n")
+	g := launchGateway(t, dir, port)
+	g.waitListening(g.addr())
+	return g
+}
+
+// launchGateway starts sluice in dir with dir/conf/config.yaml; it does not
+// wait. The process is stopped (SIGTERM, then SIGKILL) by PID at cleanup,
+// and its log is printed only when the test failed.
+func launchGateway(t testing.TB, dir string, port int) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: dir, port: port, log: &syncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(sluiceBin, "run", "-c", filepath.Join(dir, "conf", "config.yaml"))
 	g.cmd.Dir = dir
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
@@ -158,20 +169,26 @@ func startGatewayConf(t testing.TB, config func(port int) string, routes string)
 			t.Logf("gateway log:\n%s", g.log.String())
 		}
 	})
-	waitFor(t, 20*time.Second, "the gateway to listen", func() bool {
+	return g
+}
+
+// waitListening waits until addr accepts connections, failing the test if
+// the process exits first.
+func (g *gateway) waitListening(addr string) {
+	g.t.Helper()
+	waitFor(g.t, 20*time.Second, "sluice to listen on "+addr, func() bool {
 		select {
 		case <-g.exited:
-			t.Fatalf("gateway exited early: %v\n%s", g.err, g.log.String())
+			g.t.Fatalf("gateway exited early: %v\n%s", g.err, g.log.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", g.addr(), 100*time.Millisecond)
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err != nil {
 			return false
 		}
 		c.Close()
 		return true
 	})
-	return g
 }
 
 func (g *gateway) writeRoutes(routes string) {
