@@ -2,6 +2,8 @@ package admin
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,52 +15,20 @@ import (
 // word for word: `curl -i http://127.0.0.1:9180/apisix/admin/routes/<id>
 // -X PUT -H "X-API-KEY: ..." -d '<body>'` (curl -d sends
 // Content-Type: application/x-www-form-urlencoded, which must not matter).
-const (
-	guideV1 = `{
-    "uri": "/test/v1",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }`
-	guideV2 = `{
-    "uri": "/test/v2",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }`
-	guideSplit = `{
-    "id": "aimlapi-split",
-    "uri": "/chat/completions",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    },
-    "plugins": {
-      "traffic-split": {
-        "rules": [
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v1/chat/completions"}
-          },
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v2/chat/completions"}
-          }
-        ]
-      }
-    }
-  }`
+var (
+	guideV1    = guideBody("routes-test-v1.json")
+	guideV2    = guideBody("routes-test-v2.json")
+	guideSplit = guideBody("routes-aimlapi-split.json")
 )
+
+// guideBody reads one of the guide's bodies from testdata/guide.
+func guideBody(name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "guide", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func TestGuideCommands(t *testing.T) {
 	clk := newClock(1700000000)
