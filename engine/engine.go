@@ -153,7 +153,7 @@ func (s *Server) Start() error {
 }
 
 // Active returns the number of requests in flight on all loops.
-func (s *Server) Active() int64 { return s.h.active.Load() }
+func (s *Server) Active() int64 { return s.h.active() }
 
 // Shutdown stops taking new requests on kept-alive connections, waits until
 // the requests in flight finish or ctx ends, then stops the loops. It
@@ -167,7 +167,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 wait:
-	for s.h.active.Load() > 0 {
+	for s.h.active() > 0 {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()

@@ -169,7 +169,6 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
 		cl.c.Write(continue100)
 	}
-	l.h.active.Add(1)
 	l.active.Add(1)
 	ex.counted = true
 	l.connect(ex, false)
@@ -511,7 +510,6 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 // It does not touch the client connection's state beyond clearing cl.ex.
 func (l *loop) endExchange(ex *exchange) {
 	if ex.counted {
-		l.h.active.Add(-1)
 		l.active.Add(-1)
 	}
 	l.nodeDone(ex, l.now-ex.start)

@@ -19,7 +19,6 @@ type handler struct {
 	gnet.BuiltinEventEngine
 	s *Server
 
-	active   atomic.Int64 // requests in flight, all loops
 	draining atomic.Bool
 
 	mu    sync.Mutex               // guards creation of loops
@@ -124,4 +123,14 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 		}
 	}
 	return sweepEvery, gnet.None
+}
+
+// active sums the loops' in-flight counters (each loop counts its own, so
+// the request path touches no cache line shared between loops).
+func (h *handler) active() int64 {
+	var n int64
+	for _, l := range *h.loops.Load() {
+		n += l.active.Load()
+	}
+	return n
 }
