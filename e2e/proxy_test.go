@@ -132,6 +132,7 @@ func TestHTTP10AndHead(t *testing.T) {
 	assert.Empty(t, body)
 	resp, body, err = rc.readResponse("GET")
 	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, "hello", string(body))
 }
 

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,14 +218,4 @@ func refreshDate(now time.Time) {
 
 func serverHeader(version string) []byte {
 	return []byte("Server: sluice/" + version + "\r\n")
-}
-
-// portOf returns the port of an "ip:port" string, or 0.
-func portOf(addr string) int {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }

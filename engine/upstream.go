@@ -146,8 +146,6 @@ func (l *loop) dropUpstream(uc *upConn) {
 	}
 }
 
-var errDialAborted = errors.New("engine: dial result arrived after the request ended")
-
 // dial opens a connection to ex.addr off the loop (gnet's Register has no
 // dial timeout, so we dial ourselves with one and Enroll the socket), and
 // hands it to this loop, where upstreamOpened attaches it to ex.

@@ -11,16 +11,13 @@ import (
 )
 
 var (
-	hdrHost         = []byte("Host")
 	hdrUpgrade      = []byte("Upgrade")
-	hdrXFF          = []byte("X-Forwarded-For")
 	crlf            = []byte("\r\n")
 	httpVersion11   = []byte(" HTTP/1.1\r\n")
 	connClose       = []byte("Connection: close\r\n")
 	connKeepAlive   = []byte("Connection: keep-alive\r\n")
 	connUpgrade     = []byte("Connection: upgrade\r\n")
 	jsonContentType = []byte("Content-Type: application/json\r\n")
-	teChunked       = []byte("Transfer-Encoding: chunked\r\n")
 )
 
 // unsafeBytes views s as bytes without copying; the result must not be

@@ -359,5 +359,5 @@ func JSONKind(data []byte) string {
 
 // isJSONInteger reports whether a JSON number has no fraction or exponent.
 func isJSONInteger(num []byte) bool {
-	return bytes.IndexAny(num, ".eE") < 0
+	return !bytes.ContainsAny(num, ".eE")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"strconv"
@@ -103,9 +102,6 @@ func (e *CorruptError) Error() string {
 		"(restore the file from a backup, or move it away to start with an empty store)",
 		e.File, e.Offset, e.Reason)
 }
-
-// errTorn is returned by nextRecord for an incomplete final record.
-var errTorn = errors.New("torn record")
 
 // scanLog walks the records after the magic. For each complete record it
 // calls fn(offset, op). It returns the offset where valid data ends and
