@@ -385,7 +385,7 @@ func (l *loop) pumpBody(ex *exchange) {
 		for n < len(buf) {
 			k, data, done, err := ex.bodyChunk.Next(buf[n:])
 			if err != nil {
-				l.abortBoth(ex, 400, "bad chunked request body")
+				l.fail(ex, 400, "bad chunked request body") // body not done: lingers
 				return
 			}
 			n += k
@@ -399,7 +399,7 @@ func (l *loop) pumpBody(ex *exchange) {
 			}
 		}
 		if l.opts.MaxBody > 0 && ex.bodyTotal > l.opts.MaxBody {
-			l.abortBoth(ex, 413, "request body too large")
+			l.fail(ex, 413, "request body too large")
 			return
 		}
 	}
@@ -419,22 +419,6 @@ func (l *loop) pumpBody(ex *exchange) {
 	if ex.reqDone {
 		l.requestSent(ex)
 	}
-}
-
-// abortBoth ends ex after a client-side error in the body: a response if
-// none started, then the client lingers; the upstream is dropped.
-func (l *loop) abortBoth(ex *exchange, status int, msg string) {
-	cl := ex.cl
-	if ex.up != nil {
-		l.dropUpstream(ex.up)
-	}
-	started := ex.respStarted
-	l.endExchange(ex)
-	if started {
-		cl.c.Close()
-		return
-	}
-	l.rejectAndLinger(cl, status, msg)
 }
 
 // timeout handles ex's deadline passing.
