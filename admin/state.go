@@ -115,6 +115,10 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
+	each("consumers", func(id string, o any) {
+		c := o.(*consumer)
+		snap.Consumers[id] = &model.Consumer{Username: c.Username, Plugins: c.Plugins}
+	})
 	return snap
 }
 

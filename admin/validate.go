@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice/model"
+	"github.com/sluice-gw/sluice/plugin"
 	"github.com/sluice-gw/sluice/router"
 )
 
@@ -484,103 +485,27 @@ func (st *state) checkRefs(res, id string, obj any) error {
 	return nil
 }
 
-// checkPlugins checks plugin configurations against st. Plugins are stored
-// as given and unknown names are accepted until the plugin framework
-// (SPEC §6) compiles them; this is the one function it replaces. What is
-// checked now is traffic-split: inline arm upstreams validate, arm
-// upstream_ids exist (SPEC §6: a 400 here, not a 500 at request time as in
-// APISIX) and match[].vars compile.
+// checkPlugins checks that every plugin name is one sluice ships (APISIX:
+// "unknown plugin [name]"). Each configuration is checked by compiling it:
+// the builder validates a write by building the routing table with it, so
+// a plugin error is a 400 naming the plugin and field.
 func (st *state) checkPlugins(plugins map[string]json.RawMessage) error {
-	raw, ok := plugins["traffic-split"]
-	if !ok {
-		return nil
-	}
-	return st.checkTrafficSplit(raw)
-}
-
-// trafficSplit is APISIX's traffic-split schema plus the AI-guide form
-// (rules[] {weight, upstream, rewrite}).
-type trafficSplit struct {
-	Rules []struct {
-		Match []struct {
-			Vars json.RawMessage `json:"vars"`
-		} `json:"match"`
-		WeightedUpstreams []struct {
-			UpstreamID model.ID        `json:"upstream_id"`
-			Upstream   json.RawMessage `json:"upstream"`
-			Weight     *int            `json:"weight"`
-			Rewrite    json.RawMessage `json:"rewrite"`
-		} `json:"weighted_upstreams"`
-		Weight   *int            `json:"weight"`
-		Upstream json.RawMessage `json:"upstream"`
-		Rewrite  json.RawMessage `json:"rewrite"`
-	} `json:"rules"`
-}
-
-func (st *state) checkTrafficSplit(raw json.RawMessage) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("failed to check the configuration of plugin traffic-split err: "+format, args...)
-	}
-	var ts trafficSplit
-	if err := json.Unmarshal(raw, &ts); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return bad("property %q validation failed: wrong type, got %s", te.Field, te.Value)
-		}
-		return bad("%v", err)
-	}
-	upstream := func(where string, raw json.RawMessage) error {
-		if len(raw) == 0 || string(raw) == "null" {
-			return nil
-		}
-		u, err := model.DecodeUpstream(raw)
-		if err == nil {
-			err = u.Validate()
-		}
-		if err != nil {
-			return bad("%s: %v", where, err)
-		}
-		return nil
-	}
-	rewrite := func(where string, raw json.RawMessage) error {
-		if k := model.JSONKind(raw); k != "" && k != "null" && k != "object" {
-			return bad("%s: wrong type: expected object, got %s", where, k)
-		}
-		return nil
-	}
-	for i, r := range ts.Rules {
-		at := fmt.Sprintf("rules[%d]", i+1)
-		for _, m := range r.Match {
-			if _, err := router.CompileVars(m.Vars); err != nil {
-				return err // APISIX: "failed to validate the 'vars' expression: ..."
-			}
-		}
-		for j, wu := range r.WeightedUpstreams {
-			arm := fmt.Sprintf("%s.weighted_upstreams[%d]", at, j+1)
-			if wu.Weight != nil && *wu.Weight < 0 {
-				return bad("%s.weight: expected %d to be at least 0", arm, *wu.Weight)
-			}
-			if wu.UpstreamID != "" && !st.exists("upstreams", string(wu.UpstreamID)) {
-				return fmt.Errorf("failed to fetch upstream info by upstream id [%s], response code: 404 (plugin traffic-split, %s.upstream_id)", wu.UpstreamID, arm)
-			}
-			if err := upstream(arm+".upstream", wu.Upstream); err != nil {
-				return err
-			}
-			if err := rewrite(arm+".rewrite", wu.Rewrite); err != nil {
-				return err
-			}
-		}
-		if r.Weight != nil && *r.Weight < 0 {
-			return bad("%s.weight: expected %d to be at least 0", at, *r.Weight)
-		}
-		if err := upstream(at+".upstream", r.Upstream); err != nil {
-			return err
-		}
-		if err := rewrite(at+".rewrite", r.Rewrite); err != nil {
-			return err
+	for name := range plugins {
+		if _, ok := plugin.Lookup(name); !ok {
+			return fmt.Errorf("unknown plugin [%s]", name)
 		}
 	}
 	return nil
+}
+
+// trafficSplit is the part of a traffic-split configuration that refers to
+// upstreams (a referenced upstream cannot be deleted).
+type trafficSplit struct {
+	Rules []struct {
+		WeightedUpstreams []struct {
+			UpstreamID model.ID `json:"upstream_id"`
+		} `json:"weighted_upstreams"`
+	} `json:"rules"`
 }
 
 // trafficSplitUpstreams returns the upstream ids a plugins object's

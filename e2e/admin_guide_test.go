@@ -190,12 +190,19 @@ func TestAdminGuide(t *testing.T) {
 
 	code, r = adminDo(t, g, "PUT", "/apisix/admin/routes/aimlapi-split", e2eAdminKey, localize(guideSplitBody, main.addr(), v1.addr(), v2.addr()))
 	require.Equal(t, 201, code, r)
+	// The guide's split, word for word: APISIX ignores rules[]{weight,
+	// upstream, rewrite}; sluice splits 50/50 (one keep-alive connection =
+	// one event loop, so exactly) and sends each arm its rewritten path.
 	chat := `{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}`
-	for range 4 {
+	seen := map[string]int{}
+	for range 100 {
 		resp, body := dataGet(t, g, "POST", "/chat/completions", chat)
 		require.Equal(t, 200, resp.StatusCode, body)
-		assert.Contains(t, []string{"main", "v1", "v2"}, resp.Header.Get("X-Upstream-Name"))
+		seen[resp.Header.Get("X-Upstream-Name")+" "+resp.Header.Get("X-Upstream-Path")]++
 	}
+	assert.Equal(t, map[string]int{"v1 /v1/chat/completions": 50, "v2 /v2/chat/completions": 50}, seen)
+	_, got := v2.lastRequest()
+	assert.Equal(t, chat, string(got), "the body reaches the arm")
 
 	// the Admin API answers as APISIX does
 	code, r = adminDo(t, g, "GET", "/apisix/admin/routes", e2eAdminKey, "")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
 	"github.com/sluice-gw/sluice/router"
 )
 
@@ -78,9 +79,16 @@ type exchange struct {
 	respChunk   http1.Chunked
 	decode      bool // client is HTTP/1.0: de-chunk, close at the end
 	closeAfter  bool // close the client after this response
+
+	// plugins
+	pc      plugin.Ctx // the route's plugins' view of the request
+	pending bool       // a plugin step runs off the loop (Ctx.Defer)
+	logged  bool       // the Log phase ran
+	status  int        // status sent to the client
+	plain   []byte     // de-chunked request body for plugins
 }
 
-func newExchange() *exchange {
+func (l *loop) newExchange() *exchange {
 	ex := &exchange{
 		out:  make([]byte, 0, 2048),
 		head: make([]byte, 0, 1024),
@@ -89,13 +97,17 @@ func newExchange() *exchange {
 	ex.req.Headers = make([]http1.Header, 0, http1.DefaultMaxHeaders)
 	ex.resp.Headers = make([]http1.Header, 0, 200)
 	ex.rreq.Request = &ex.req
+	ex.pc.SetDefer(func(_ *plugin.Ctx, work func() plugin.Result) { l.deferWork(ex, work) })
+	ex.pc.Reset()
 	return ex
 }
 
 func (ex *exchange) reset() {
-	gen, out, body, head := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0]
+	gen, out, body, head, plain := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0]
 	rh, sh := ex.req.Headers[:0], ex.resp.Headers[:0]
-	*ex = exchange{gen: gen, out: out, body: body, head: head}
+	pc := ex.pc
+	pc.Reset()
+	*ex = exchange{gen: gen, out: out, body: body, head: head, plain: plain, pc: pc}
 	ex.req.Headers = rh
 	ex.resp.Headers = sh
 	ex.rreq.Request = &ex.req
@@ -107,8 +119,10 @@ var (
 )
 
 // dispatch routes a parsed request head of n bytes and starts its upstream
-// exchange, or answers it directly (404, 413, 503 ...).
-func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
+// exchange, or answers it directly (404, 413, 503 ...). It reports false,
+// consuming nothing, when the route's plugins need the request body and it
+// has not arrived yet.
+func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	r := &ex.req
 	ex.start = l.now
 	ex.headReq = bytes.Equal(r.Method, methodHEAD)
@@ -122,30 +136,28 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 	if l.opts.MaxBody > 0 && r.Body == http1.BodyLength && r.ContentLength > l.opts.MaxBody {
 		cl.c.Discard(n)
 		l.rejectAndLinger(cl, 413, "request body too large")
-		return
+		return true
 	}
 
 	t := l.table()
 	if t == nil {
 		l.answer(cl, ex, n, 503, "no routing table yet")
-		return
+		return true
 	}
 	ex.tbl = t
 	rt := t.Match(&ex.rreq)
 	if rt == nil {
 		l.answer(cl, ex, n, 404, "404 Route Not Found")
-		return
+		return true
 	}
 	ex.route = rt
 	if h := testHookDispatch.Load(); h != nil {
 		(*h)(rt)
 	}
-	if rt.Upstream == nil {
-		l.answer(cl, ex, n, 503, "missing upstream configuration in Route or Service")
-		return
+	ch := rt.Chain
+	if ch != nil && ch.NeedsBody && !r.Expect100 && !bodyArrived(r, buf[n:]) {
+		return false // a plugin reads the body: parse again when it is here
 	}
-	ex.ups = rt.Upstream
-	ex.cur = l.cursors[rt.Upstream.Index]
 	ex.upgrade = r.Upgrade && rt.Websocket && hasToken(r.Header(hdrUpgrade), wsToken)
 
 	// The head is consumed now: ex.req is re-pointed at a copy owned by
@@ -163,11 +175,60 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) {
 		cl.ex = nil
 		l.putExchange(ex)
 		l.rejectAndLinger(cl, 413, "request body too large")
+		return true
+	}
+	if ch != nil {
+		l.startPlugins(ex)
+		if !l.runPre(ex) {
+			return true
+		}
+	}
+	l.proceed(ex)
+	return true
+}
+
+// bodyArrived reports whether the request body of r is complete in rest (the
+// bytes after its head), or too large to wait for (plugin.MaxPeekBody).
+func bodyArrived(r *http1.Request, rest []byte) bool {
+	switch r.Body {
+	case http1.BodyLength:
+		return r.ContentLength > plugin.MaxPeekBody || int64(len(rest)) >= r.ContentLength
+	case http1.BodyChunked:
+		if len(rest) >= plugin.MaxPeekBody {
+			return true
+		}
+		var ch http1.Chunked
+		for len(rest) > 0 {
+			k, _, done, err := ch.Next(rest)
+			if err != nil || done {
+				return true
+			}
+			if k == 0 {
+				return false
+			}
+			rest = rest[k:]
+		}
+		return false
+	}
+	return true
+}
+
+// proceed sends ex to its upstream: the split arm a plugin chose, or the
+// route's.
+func (l *loop) proceed(ex *exchange) {
+	u := ex.pc.Upstream
+	if u == nil {
+		u = ex.route.Upstream
+	}
+	if u == nil {
+		l.fail(ex, 503, "missing upstream configuration in Route or Service")
 		return
 	}
-
+	ex.ups = u
+	ex.cur = l.cursors[u.Index]
+	r := &ex.req
 	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
-		cl.c.Write(continue100)
+		ex.cl.c.Write(continue100)
 	}
 	l.active.Add(1)
 	ex.counted = true
@@ -459,6 +520,9 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	if ex.up != nil {
 		l.dropUpstream(ex.up)
 	}
+	if !ex.respStarted {
+		ex.status = status
+	}
 	started, reqDone, keep := ex.respStarted, ex.reqDone, ex.keepAlive
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
 	if cl.paused {
@@ -497,6 +561,7 @@ func (l *loop) endExchange(ex *exchange) {
 		l.active.Add(-1)
 	}
 	l.nodeDone(ex, l.now-ex.start)
+	l.logExchange(ex)
 	if uc := ex.up; uc != nil && uc.ex == ex {
 		uc.ex = nil
 	}

@@ -62,6 +62,7 @@ func (h *handler) loopOf(el gnet.EventLoop) *loop {
 		return l
 	}
 	l := newLoop(h, el)
+	l.idx = len(*h.loops.Load())
 	h.byEL[el] = l
 	list := append(append([]*loop{}, *h.loops.Load()...), l)
 	h.loops.Store(&list)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
 	"github.com/sluice-gw/sluice/router"
 )
 
@@ -19,6 +20,7 @@ type loop struct {
 	h    *handler
 	el   gnet.EventLoop
 	opts *Options
+	idx  int // index among the loops (per-loop plugin state)
 
 	reqLim  http1.Limits
 	respLim http1.Limits
@@ -94,6 +96,16 @@ func (l *loop) adopt(t *router.Table) {
 			c.Carry(l.cursors[j], l.tbl.Upstreams[j], u)
 		}
 		cur[i] = c
+	}
+	var prevRot map[string]*plugin.Rotation
+	if l.tbl != nil && len(l.tbl.Rotations) > 0 {
+		prevRot = make(map[string]*plugin.Rotation, len(l.tbl.Rotations))
+		for _, r := range l.tbl.Rotations {
+			prevRot[r.Key] = r
+		}
+	}
+	for _, r := range t.Rotations {
+		r.Carry(l.idx, prevRot[r.Key])
 	}
 	l.tbl, l.cursors = t, cur
 }
@@ -263,7 +275,18 @@ func (l *loop) serve(cl *client) gnet.Action {
 		}
 		cl.ex = ex
 		cl.state = csBusy
-		l.dispatch(cl, ex, buf, n)
+		if !l.dispatch(cl, ex, buf, n) {
+			// waiting for the body a plugin reads; the head is parsed
+			// again when more bytes arrive
+			cl.ex = nil
+			cl.state = csIdle
+			l.putExchange(ex)
+			if !cl.partial {
+				cl.partial = true
+				cl.deadline = l.now + int64(l.opts.HeaderTimeout)
+			}
+			return gnet.None
+		}
 	}
 	if cl.closed {
 		return gnet.Close
@@ -306,7 +329,7 @@ func (l *loop) getExchange(cl *client) *exchange {
 		ex = l.freeEx[n-1]
 		l.freeEx = l.freeEx[:n-1]
 	} else {
-		ex = newExchange()
+		ex = l.newExchange()
 	}
 	ex.gen++
 	ex.cl = cl

@@ -423,11 +423,14 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	}
 	ex.phase = exRelaying
 	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
+	ex.status = r.Status
+	l.headerFilter(ex)
 	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
 	ex.respStarted = true
 	// Small bodies that came with the head go out in the same write.
 	if ex.respKind == http1.BodyLength && int64(len(rest)) >= ex.respLeft && ex.respLeft <= 16<<10 {
 		k := int(ex.respLeft)
+		l.bodyFilter(ex, rest[:k])
 		l.wbuf = append(l.wbuf, rest[:k]...)
 		ex.respLeft = 0
 		uc.c.Discard(n + k)
@@ -462,6 +465,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if int64(n) > ex.respLeft {
 			n = int(ex.respLeft)
 		}
+		l.bodyFilter(ex, buf[:n])
 		cl.c.Write(buf[:n])
 		if cl.closed {
 			return false
@@ -497,6 +501,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if n == 0 {
 			return false
 		}
+		l.bodyFilter(ex, buf[:n])
 		if !ex.decode {
 			cl.c.Write(buf[:n])
 			if cl.closed {
@@ -510,6 +515,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		}
 		return true
 	default: // until close
+		l.bodyFilter(ex, buf)
 		cl.c.Write(buf)
 		if cl.closed {
 			return false

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
 	"github.com/sluice-gw/sluice/router"
 )
 
@@ -137,34 +138,52 @@ func foldEqual(a, b []byte) bool {
 func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	r := &ex.req
 	u := ex.ups
-	dst = append(dst, r.Method...)
+	pc := &ex.pc
+	if pc.Method != nil {
+		dst = append(dst, pc.Method...)
+	} else {
+		dst = append(dst, r.Method...)
+	}
 	dst = append(dst, ' ')
-	dst = append(dst, r.Path...)
-	if r.Query != nil {
+	if pc.URI != nil {
+		dst = append(dst, pc.URI...)
+	} else {
+		dst = append(dst, r.Path...)
+	}
+	if q := pc.Query; q != nil {
+		if len(q) > 0 {
+			dst = append(dst, '?')
+			dst = append(dst, q...)
+		}
+	} else if r.Query != nil {
 		dst = append(dst, '?')
 		dst = append(dst, r.Query...)
 	}
 	dst = append(dst, httpVersion11...)
 
 	dst = append(dst, "Host: "...)
-	switch u.PassHost {
-	case balancer.PassNode:
+	switch {
+	case pc.Host != nil: // proxy-rewrite host
+		dst = append(dst, pc.Host...)
+	case u.PassHost == balancer.PassNode:
 		dst = append(dst, u.Nodes[ex.node].HostHeader...)
-	case balancer.PassRewrite:
+	case u.PassHost == balancer.PassRewrite:
 		dst = append(dst, u.UpstreamHost...)
+	case len(r.Host) > 0:
+		dst = append(dst, r.Host...)
 	default:
-		if len(r.Host) > 0 {
-			dst = append(dst, r.Host...)
-		} else {
-			dst = append(dst, u.Nodes[ex.node].HostHeader...)
-		}
+		dst = append(dst, u.Nodes[ex.node].HostHeader...)
 	}
 	dst = append(dst, crlf...)
 
 	var xff []byte
+	ops := pc.HeaderOps
 	for i := range r.Headers {
 		h := &r.Headers[i]
 		n := h.Name
+		if len(ops) > 0 && replacedHeader(ops, n) {
+			continue
+		}
 		switch len(n) {
 		case 4:
 			if eqFold(n, "host") {
@@ -202,6 +221,14 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 		}
 		dst = appendHeader(dst, h)
 	}
+	for i := range ops {
+		if op := &ops[i]; op.Kind != plugin.HeaderRemove && !shadowed(ops[i+1:], op) {
+			dst = append(dst, op.Name...)
+			dst = append(dst, ": "...)
+			dst = append(dst, op.Value...)
+			dst = append(dst, crlf...)
+		}
+	}
 	if ex.upgrade {
 		dst = append(dst, connUpgrade...)
 	}
@@ -223,6 +250,28 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	dst = strconv.AppendUint(dst, uint64(ex.cl.port), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	return dst
+}
+
+// replacedHeader reports whether a plugin sets or removes the client's
+// header name (an add keeps it).
+func replacedHeader(ops []plugin.HeaderOp, name []byte) bool {
+	for i := range ops {
+		if ops[i].Kind != plugin.HeaderAdd && foldEqual(ops[i].Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// shadowed reports whether a later op sets or removes op's header, so op's
+// value must not be sent (a later set replaces an earlier add or set).
+func shadowed(later []plugin.HeaderOp, op *plugin.HeaderOp) bool {
+	for i := range later {
+		if later[i].Kind != plugin.HeaderAdd && foldEqual(later[i].Name, op.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 func appendHeader(dst []byte, h *http1.Header) []byte {
@@ -278,6 +327,7 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 		}
 		dst = appendHeader(dst, h)
 	}
+	dst = append(dst, ex.pc.RespHeaders()...)
 	dst = append(dst, l.server...)
 	dst = append(dst, *dateHeader.Load()...)
 	switch {

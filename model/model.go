@@ -130,6 +130,14 @@ type Snapshot struct {
 	Services      map[string]*Service
 	PluginConfigs map[string]json.RawMessage
 	GlobalRules   map[string]json.RawMessage
+	Consumers     map[string]*Consumer
+}
+
+// Consumer is an APISIX consumer: a username and its plugins (key-auth's
+// key, ...).
+type Consumer struct {
+	Username string                     `json:"username"`
+	Plugins  map[string]json.RawMessage `json:"plugins,omitempty"`
 }
 
 // NewSnapshot returns an empty Snapshot with its maps made.
@@ -139,6 +147,7 @@ func NewSnapshot() *Snapshot {
 		Services:      map[string]*Service{},
 		PluginConfigs: map[string]json.RawMessage{},
 		GlobalRules:   map[string]json.RawMessage{},
+		Consumers:     map[string]*Consumer{},
 	}
 }
 

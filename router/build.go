@@ -3,14 +3,17 @@ package router
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/model"
+	"github.com/sluice-gw/sluice/plugin"
 )
 
 // Resolver resolves node host names (net.Resolver.LookupNetIP in production,
@@ -28,6 +31,11 @@ type Builder struct {
 	Registry *balancer.Registry
 	// Resolver resolves host-name nodes; nil means net.DefaultResolver.
 	Resolver Resolver
+	// Loops is the number of event loops (per-loop plugin state);
+	// 0 means runtime.GOMAXPROCS(0), the engine's default.
+	Loops int
+	// PluginAttr is config.yaml's plugin_attr: plugin name → its object.
+	PluginAttr map[string]json.RawMessage
 
 	gen uint64 // Generation of the last successful Build
 	// dns caches answers within one Build (a host named by several
@@ -42,6 +50,18 @@ type build struct {
 	snap *model.Snapshot
 	ups  map[string]*balancer.Upstream // compiled upstreams by Key
 	list []*balancer.Upstream          // Table.Upstreams
+
+	global    []plugin.Entry     // compiled global rules
+	rotations []*plugin.Rotation // Table.Rotations
+	cons      []plugin.Consumer  // snapshot consumers, sorted
+	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
+}
+
+func (b *Builder) loops() int {
+	if b.Loops > 0 {
+		return b.Loops
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Build compiles snap into a new Table. Only routes whose status is not 0
@@ -63,8 +83,12 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	if snap == nil {
 		snap = &model.Snapshot{}
 	}
-	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream)}
+	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), used: map[string]bool{}}
 	t := &Table{}
+	var err error
+	if s.global, err = s.globalEntries(); err != nil {
+		return nil, err
+	}
 	ib := newIndexBuilder()
 	seen := make(map[model.ID]bool, len(snap.Routes))
 	for i, mr := range snap.Routes {
@@ -85,8 +109,12 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 			return nil, err
 		}
 	}
+	if err := s.checkUnused(s.used); err != nil {
+		return nil, err
+	}
 	t.idx = ib.finish()
 	t.Upstreams = s.list
+	t.Rotations = s.rotations
 	b.gen++
 	t.Generation = b.gen
 	return t, nil
@@ -119,6 +147,15 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		return err
 	}
 	rt.Upstream = up
+	if svc != nil {
+		s.used["services/"+string(svc.ID)] = true
+	}
+	if mr.PluginConfigID != "" {
+		s.used["plugin_configs/"+string(mr.PluginConfigID)] = true
+	}
+	if rt.Chain, err = s.routeChain(mr, svc, up); err != nil {
+		return err
+	}
 
 	for _, m := range mr.Methods {
 		bit := methodBit([]byte(m))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
 )
 
 // Route is a compiled route.
@@ -30,6 +31,9 @@ type Route struct {
 	// MatchedURI is the configured uri that matched ("/v1/*"), for logs and
 	// metrics labels.
 	MatchedURI string
+	// Chain is the route's compiled plugins (global rules included); nil
+	// when none apply.
+	Chain *plugin.Chain
 
 	match matcher
 }
@@ -40,6 +44,9 @@ type Table struct {
 	Upstreams []*balancer.Upstream
 	// Generation increases with every Build of one Builder.
 	Generation uint64
+	// Rotations lists the per-loop split rotations plugins created; a loop
+	// carries positions by Key when it adopts the table.
+	Rotations []*plugin.Rotation
 
 	idx index
 }
@@ -61,6 +68,9 @@ func (p *Publisher) Store(t *Table) { p.p.Store(t) }
 type Request struct {
 	*http1.Request
 	RemoteAddr netip.Addr
+	// Body is the complete request body when a plugin asked for it
+	// (post_arg.* variables); nil otherwise.
+	Body []byte
 
 	hostBuf [maxHost]byte // lowercased host, filled per Match / Eval call
 	addrBuf [64]byte      // RemoteAddr as text, filled per call

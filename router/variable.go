@@ -26,8 +26,8 @@ const (
 	varArg    // arg_NAME
 	varCookie // cookie_NAME
 	// varPostArg is post_arg.NAME / post_arg_NAME (APISIX: a field of a
-	// JSON, form or multipart body). It evaluates as nil until the engine
-	// hands the body to matching (a later issue).
+	// JSON or form body). It is nil unless Request.Body holds the body: the
+	// engine waits for bodies up to 64 KiB when a plugin's vars read one.
 	varPostArg
 )
 
@@ -222,6 +222,8 @@ func requestVar(r *Request, v *varRef) []byte {
 		return r.Arg(v.name)
 	case varCookie:
 		return r.Cookie(v.name)
+	case varPostArg:
+		return postArg(r.Body, v.name)
 	}
 	return nil
 }

@@ -16,7 +16,13 @@ import (
 // Expr is a compiled lua-resty-expr expression (APISIX route `vars`,
 // traffic-split `match[].vars`). It is immutable: Eval may be called from
 // any number of event loops at once. A nil *Expr is always true.
-type Expr struct{ root node }
+type Expr struct {
+	root node
+	body bool // reads post_arg.*: needs Request.Body
+}
+
+// NeedsBody reports whether e reads the request body (post_arg.*).
+func (e *Expr) NeedsBody() bool { return e != nil && e.body }
 
 // varsErrPrefix is APISIX's wording (apisix/admin/routes.lua, traffic-split
 // check_schema): users grep for it.
@@ -71,7 +77,7 @@ func CompileVars(raw json.RawMessage) (*Expr, error) {
 	if err != nil {
 		return nil, errors.New(varsErrPrefix + err.Error())
 	}
-	return &Expr{root: n}, nil
+	return &Expr{root: n, body: bytes.Contains(raw, []byte("post_arg"))}, nil
 }
 
 // maxVarsDepth bounds nesting so a hostile config cannot exhaust the

@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-gw/sluice/conf"
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/model"
+	_ "github.com/sluice-gw/sluice/plugin/all" // every APISIX plugin sluice ships
 	"github.com/sluice-gw/sluice/router"
 	sltls "github.com/sluice-gw/sluice/tls"
 )
@@ -169,7 +170,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 
 	pub := &router.Publisher{}
-	builder := &router.Builder{}
+	loops := cfg.WorkerProcesses
+	if loops <= 0 {
+		loops = runtime.GOMAXPROCS(0)
+	}
+	builder := &router.Builder{Loops: loops}
 	empty, err := builder.Build(model.NewSnapshot())
 	if err != nil {
 		log.Error("build empty table", "err", err)
@@ -239,7 +244,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	srv := engine.New(engine.Options{
 		TLS:              tlsDialer,
 		Listen:           listen,
-		Loops:            cfg.WorkerProcesses,
+		Loops:            loops,
 		Publisher:        pub,
 		Version:          version,
 		MaxHead:          cfg.HTTP.LargeClientHeaderBuffers,

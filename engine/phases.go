@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// This file runs a route's plugin chain (STYLE §2 steps 5, 7, 10, 11):
+// rewrite and access before the upstream is chosen, header and body filters
+// on the response, log when the exchange ends. A route without plugins
+// (Chain nil) pays one nil check per step.
+
+// startPlugins readies ex.pc for the request's phases.
+func (l *loop) startPlugins(ex *exchange) {
+	c := &ex.pc
+	c.Req = &ex.req
+	c.RemoteAddr = ex.rreq.RemoteAddr
+	c.Loop = l.idx
+	c.Now = l.now
+	c.Start = ex.start
+	c.RouteID = ex.route.ID
+	c.Match = &ex.rreq
+	c.Node = -1
+	c.BytesIn = int64(len(ex.head))
+	if ex.route.Chain.NeedsBody && ex.bodyKept {
+		switch ex.bodyKind {
+		case http1.BodyLength:
+			c.Body = ex.body
+		case http1.BodyChunked:
+			ex.plain = dechunk(ex.plain[:0], ex.body)
+			c.Body = ex.plain
+		}
+		ex.rreq.Body = c.Body
+	}
+}
+
+// dechunk appends the data of a complete chunked body to dst.
+func dechunk(dst, raw []byte) []byte {
+	var ch http1.Chunked
+	for len(raw) > 0 {
+		n, data, done, err := ch.Next(raw)
+		if err != nil || n == 0 {
+			return dst
+		}
+		dst = append(dst, data...)
+		raw = raw[n:]
+		if done {
+			break
+		}
+	}
+	return dst
+}
+
+// runPre runs the chain's rewrite and access steps from the current
+// position. It reports whether the request goes on to its upstream; when
+// not, it was answered or is waiting for a deferred step.
+func (l *loop) runPre(ex *exchange) bool {
+	ch := ex.route.Chain
+	c := &ex.pc
+	for i := c.Step(); i < len(ch.Pre); i++ {
+		c.SetStep(i + 1)
+		res := ch.Pre[i].Run(c)
+		if res.Status == 0 {
+			continue
+		}
+		if res.Pending() {
+			ex.pending = true
+			return false
+		}
+		l.respond(ex, res)
+		return false
+	}
+	return true
+}
+
+// deferWork runs work off the loop for ex's current step and continues the
+// chain on the loop with its result (plugin.Ctx.Defer).
+func (l *loop) deferWork(ex *exchange, work func() plugin.Result) {
+	gen := ex.gen
+	go func() {
+		res := work()
+		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			l.resumeWork(ex, gen, res)
+			return nil
+		}))
+		if err != nil {
+			l.opts.Logger.Warn("plugin: could not resume a deferred request", "err", err)
+		}
+	}()
+}
+
+// resumeWork continues ex after a deferred step, unless the request ended
+// meanwhile (client gone).
+func (l *loop) resumeWork(ex *exchange, gen uint64, res plugin.Result) {
+	l.tick()
+	if ex.gen != gen || !ex.pending || ex.cl == nil || ex.cl.ex != ex {
+		return
+	}
+	ex.pending = false
+	cl := ex.cl
+	defer l.recoverClient(cl)
+	if cl.closed || cl.c == nil {
+		return
+	}
+	ex.pc.Now = l.now
+	if res.Status > 0 {
+		l.respond(ex, res)
+	} else if l.runPre(ex) {
+		l.proceed(ex)
+	}
+	if ex.cl != cl && cl.state == csIdle && !cl.closed && l.serving != cl {
+		// answered: serve what the client pipelined meanwhile
+		if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
+			if l.serve(cl) == gnet.Close {
+				cl.c.Close()
+			}
+		}
+	}
+}
+
+// respond answers ex with a plugin's Result (the head is consumed).
+func (l *loop) respond(ex *exchange, res plugin.Result) {
+	cl := ex.cl
+	ex.status = res.Status
+	keep := ex.keepAlive && ex.reqDone
+	reqDone := ex.reqDone
+	l.wbuf = l.appendResult(l.wbuf[:0], ex, res, !keep)
+	l.endExchange(ex)
+	l.writeFinal(cl, reqDone, keep)
+}
+
+// writeFinal sends l.wbuf, a complete response, to cl, then readies the
+// connection for its next request, or closes it: at once when the request
+// body is still unread (after a linger), after the flush when !keep.
+func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
+	if cl.closed || cl.c == nil {
+		return
+	}
+	cl.c.Write(l.wbuf)
+	if cl.closed {
+		return
+	}
+	if !reqDone {
+		cl.c.Discard(-1)
+		cl.state = csLinger
+		cl.deadline = l.now + int64(lingerTime)
+		if cl.c.OutboundBuffered() == 0 {
+			l.shutdownWrite(cl)
+		}
+		return
+	}
+	if !keep {
+		l.closeAfterFlush(cl)
+		return
+	}
+	l.nextRequest(cl)
+}
+
+// appendResult writes a plugin's early response: its status, the headers
+// plugins added, the Result's headers and body (a JSON error_msg with the
+// status text when it has no body).
+func (l *loop) appendResult(dst []byte, ex *exchange, res plugin.Result, close bool) []byte {
+	if res.Body == nil {
+		msg := statusText(res.Status)
+		dst = l.appendErrorHead(dst, res.Status, jsonStringLen(msg)+len(`{"error_msg":""}`)+1, close)
+		dst = append(dst, jsonContentType...)
+		dst = append(dst, ex.pc.RespHeaders()...)
+		dst = append(dst, res.Headers...)
+		dst = append(dst, crlf...)
+		dst = append(dst, `{"error_msg":"`...)
+		dst = appendJSONString(dst, msg)
+		return append(dst, "\"}\n"...)
+	}
+	dst = l.appendErrorHead(dst, res.Status, len(res.Body), close)
+	dst = append(dst, ex.pc.RespHeaders()...)
+	dst = append(dst, res.Headers...)
+	dst = append(dst, crlf...)
+	return append(dst, res.Body...)
+}
+
+// appendErrorHead writes a gateway response's status line, Server, Date,
+// Content-Length and Connection, without the final CRLF.
+func (l *loop) appendErrorHead(dst []byte, status, length int, close bool) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(status)...)
+	dst = append(dst, crlf...)
+	dst = append(dst, l.server...)
+	dst = append(dst, *dateHeader.Load()...)
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(length), 10)
+	dst = append(dst, crlf...)
+	if close {
+		dst = append(dst, connClose...)
+	}
+	return dst
+}
+
+// beforeProxy runs the BeforeProxy phase once the node is chosen.
+func (l *loop) beforeProxy(ex *exchange) {
+	ch := ex.route.Chain
+	if ch == nil || len(ch.BeforeProxy) == 0 {
+		return
+	}
+	c := &ex.pc
+	c.Node, c.Addr, c.Now = ex.node, ex.addr, l.now
+	for _, p := range ch.BeforeProxy {
+		p.BeforeProxy(c)
+	}
+}
+
+// headerFilter runs the HeaderFilter phase on the upstream response head.
+func (l *loop) headerFilter(ex *exchange) {
+	c := &ex.pc
+	c.UpstreamStatus = ex.resp.Status
+	ch := ex.route.Chain
+	if ch == nil || len(ch.HeaderFilter) == 0 {
+		return
+	}
+	c.Resp, c.Now = &ex.resp, l.now
+	for _, p := range ch.HeaderFilter {
+		p.HeaderFilter(c)
+	}
+	c.Resp = nil
+}
+
+// bodyFilter runs the BodyFilter phase on a relayed body piece (b is the
+// bytes written to the client: raw chunked framing when passed through).
+func (l *loop) bodyFilter(ex *exchange, b []byte) {
+	c := &ex.pc
+	c.BytesOut += int64(len(b))
+	if c.FirstByte == 0 && len(b) > 0 {
+		c.FirstByte = l.now
+	}
+	ch := ex.route.Chain
+	if ch == nil {
+		return
+	}
+	for _, p := range ch.BodyFilter {
+		p.BodyFilter(c, b)
+	}
+}
+
+// logExchange runs the Log phase when ex ends (every way it can end).
+func (l *loop) logExchange(ex *exchange) {
+	if ex.route == nil || ex.logged {
+		return
+	}
+	ex.logged = true
+	ch := ex.route.Chain
+	if ch == nil || len(ch.Log) == 0 {
+		return
+	}
+	c := &ex.pc
+	c.Now, c.End = l.now, l.now
+	c.Status = ex.status
+	c.Node, c.Addr = ex.node, ex.addr
+	c.UpstreamStart = ex.sent
+	c.PromptTokens, c.CompletionTokens = -1, -1
+	for _, p := range ch.Log {
+		p.Log(c)
+	}
+}

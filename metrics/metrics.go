@@ -1,0 +1,103 @@
+// Package metrics owns the metrics sluice exports (the prometheus plugin's
+// endpoint): one VictoriaMetrics Set, series names with escaped labels,
+// the per-status counters, the data plane's connection gauges
+// (SetConnStats) and the export server (Serve, WritePrometheus).
+//
+// Handles are created when a table is built (on the builder goroutine);
+// event loops only call Inc/Update on them, which do not allocate (counters
+// are atomic; a classic histogram's Update takes its own short mutex).
+// Serve's goroutine reads everything at scrape time.
+package metrics
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// Set holds every exported series.
+var Set = vm.NewSet()
+
+// Name formats family{k1="v1",k2="v2"} with Prometheus label escaping; kv
+// alternates label names and values.
+func Name(family string, kv ...string) string {
+	if len(kv) == 0 {
+		return family
+	}
+	var b strings.Builder
+	b.WriteString(family)
+	b.WriteByte('{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(kv[i])
+		b.WriteString(`="`)
+		for _, r := range kv[i+1] {
+			switch r {
+			case '\\':
+				b.WriteString(`\\`)
+			case '"':
+				b.WriteString(`\"`)
+			case '\n':
+				b.WriteString(`\n`)
+			default:
+				b.WriteRune(r)
+			}
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Counter returns the counter family{kv...}, creating it on first use.
+func Counter(family string, kv ...string) *vm.Counter {
+	return Set.GetOrCreateCounter(Name(family, kv...))
+}
+
+// Histogram returns the classic (le-bucket) histogram family{kv...} with
+// the given upper bounds, creating it on first use.
+func Histogram(family string, bounds []float64, kv ...string) *vm.PrometheusHistogram {
+	return Set.GetOrCreatePrometheusHistogramExt(Name(family, kv...), bounds)
+}
+
+// LatencyBuckets are APISIX's default apisix_http_latency buckets, in
+// milliseconds (apisix/plugins/prometheus/exporter.lua DEFAULT_BUCKETS);
+// plugin_attr.prometheus.default_buckets overrides them.
+var LatencyBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000}
+
+// SecondsBuckets are the upper bounds of sluice's seconds histograms
+// (latency, time to first token).
+var SecondsBuckets = []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60}
+
+// Statuses counts responses per status code: family{kv..., code="NNN"}.
+// The counter of a code is created the first time that code is seen (one
+// allocation per code, not per request) and kept in a lock-free slot.
+type Statuses struct {
+	family string
+	kv     []string
+	slots  [500]atomic.Pointer[vm.Counter] // codes 100..599
+}
+
+// NewStatuses returns the status counters of family with labels kv (the
+// code label is added last).
+func NewStatuses(family string, kv ...string) *Statuses {
+	return &Statuses{family: family, kv: kv}
+}
+
+// Inc counts one response with code; codes outside 100..599 are dropped.
+func (s *Statuses) Inc(code int) {
+	if code < 100 || code > 599 {
+		return
+	}
+	p := &s.slots[code-100]
+	c := p.Load()
+	if c == nil {
+		c = Counter(s.family, append(append([]string{}, s.kv...), "code", strconv.Itoa(code))...)
+		p.Store(c) // GetOrCreate returns the same counter to racing loops
+	}
+	c.Inc()
+}

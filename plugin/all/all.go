@@ -1,0 +1,8 @@
+// Package all registers every plugin sluice ships, as Caddy's
+// modules/standard does: importing it (cmd/sluice, tests) makes the APISIX
+// plugin names known to router.Build.
+package all
+
+import (
+	_ "github.com/sluice-gw/sluice/plugin/trafficsplit"
+)

@@ -1,0 +1,247 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/model"
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// exprCond adapts a compiled vars expression to plugin.Cond.
+type exprCond struct{ e *Expr }
+
+// Eval evaluates the expression against the request's router view.
+func (x exprCond) Eval(c *plugin.Ctx) bool {
+	r, _ := c.Match.(*Request)
+	if r == nil {
+		return false
+	}
+	return x.e.Eval(r)
+}
+
+// NeedsBody reports whether the expression reads post_arg.* (the engine
+// then waits for the request body).
+func (x exprCond) NeedsBody() bool { return x.e.NeedsBody() }
+
+// pluginSet is one object's plugins: name → configuration.
+type pluginSet = map[string]json.RawMessage
+
+// globalEntries compiles every global rule's plugins (in id order); they
+// run before each route's own plugins.
+func (s *build) globalEntries() ([]plugin.Entry, error) {
+	ids := make([]string, 0, len(s.snap.GlobalRules))
+	for id := range s.snap.GlobalRules {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []plugin.Entry
+	for _, id := range ids {
+		var gr struct {
+			Plugins pluginSet `json:"plugins"`
+		}
+		if err := json.Unmarshal(s.snap.GlobalRules[id], &gr); err != nil {
+			return nil, fmt.Errorf("router: global rule %q: %w", id, err)
+		}
+		env := s.env("global_rules "+id, "", "", nil)
+		es, err := s.compileSet(gr.Plugins, env)
+		if err != nil {
+			return nil, err
+		}
+		for i := range es {
+			es[i].Global = true
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+// routeChain merges a route's plugins as APISIX does (the service's, then
+// its plugin_config's, then the route's own: a later one replaces a plugin
+// of the same name), compiles them and adds the global rules' entries.
+func (s *build) routeChain(mr *model.Route, svc *model.Service, up *balancer.Upstream) (*plugin.Chain, error) {
+	merged := pluginSet{}
+	if svc != nil {
+		for n, c := range svc.Plugins {
+			merged[n] = c
+		}
+	}
+	if mr.PluginConfigID != "" {
+		raw, ok := s.snap.PluginConfigs[string(mr.PluginConfigID)]
+		if !ok {
+			return nil, fmt.Errorf("router: route %q: plugin_config_id %q not found", mr.ID, mr.PluginConfigID)
+		}
+		var pc struct {
+			Plugins pluginSet `json:"plugins"`
+		}
+		if err := json.Unmarshal(raw, &pc); err != nil {
+			return nil, fmt.Errorf("router: plugin_config %q: %w", mr.PluginConfigID, err)
+		}
+		for n, c := range pc.Plugins {
+			merged[n] = c
+		}
+	}
+	for n, c := range mr.Plugins {
+		merged[n] = c
+	}
+	if len(merged) == 0 && len(s.global) == 0 {
+		return nil, nil
+	}
+	svcID := ""
+	if svc != nil {
+		svcID = string(svc.ID)
+	}
+	env := s.env("route "+string(mr.ID), string(mr.ID), svcID, up)
+	es, err := s.compileSet(merged, env)
+	if err != nil {
+		return nil, err
+	}
+	return plugin.NewChain(append(slices.Clone(s.global), es...)), nil
+}
+
+// checkUnused compiles the plugins of services and plugin_configs no route
+// uses, so a bad configuration there is refused too.
+func (s *build) checkUnused(used map[string]bool) error {
+	for id, sv := range s.snap.Services {
+		if used["services/"+id] || sv == nil {
+			continue
+		}
+		if _, err := s.compileSet(sv.Plugins, s.env("services "+id, "", id, nil)); err != nil {
+			return err
+		}
+	}
+	for id, raw := range s.snap.PluginConfigs {
+		if used["plugin_configs/"+id] {
+			continue
+		}
+		var pc struct {
+			Plugins pluginSet `json:"plugins"`
+		}
+		if err := json.Unmarshal(raw, &pc); err != nil {
+			return fmt.Errorf("router: plugin_config %q: %w", id, err)
+		}
+		if _, err := s.compileSet(pc.Plugins, s.env("plugin_configs "+id, "", "", nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrUnknownPlugin is returned (wrapped) for a plugin name no package
+// registered.
+var ErrUnknownPlugin = errors.New("unknown plugin")
+
+// compileSet compiles a set of plugin configurations, in name order.
+func (s *build) compileSet(set pluginSet, env *plugin.Env) ([]plugin.Entry, error) {
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]plugin.Entry, 0, len(names))
+	for _, n := range names {
+		p, ok := plugin.Lookup(n)
+		if !ok {
+			// APISIX: "unknown plugin [name]"
+			return nil, fmt.Errorf("%w [%s]", ErrUnknownPlugin, n)
+		}
+		if disabled(set[n]) {
+			continue
+		}
+		inst, err := p.Compile(set[n], env)
+		if err != nil {
+			return nil, err
+		}
+		if inst == nil {
+			continue
+		}
+		out = append(out, plugin.Entry{Name: n, Priority: p.Priority(), Instance: inst})
+	}
+	return out, nil
+}
+
+// disabled reports APISIX's `"_meta": {"disable": true}`.
+func disabled(raw json.RawMessage) bool {
+	var c struct {
+		Meta struct {
+			Disable bool `json:"disable"`
+		} `json:"_meta"`
+	}
+	return json.Unmarshal(raw, &c) == nil && c.Meta.Disable
+}
+
+// env returns the compile environment for one scope of this build.
+func (s *build) env(scope, routeID, svcID string, up *balancer.Upstream) *plugin.Env {
+	return &plugin.Env{
+		RouteID:       routeID,
+		ServiceID:     svcID,
+		Scope:         scope,
+		Loops:         s.b.loops(),
+		RouteUpstream: up,
+		Upstream: func(id string) (*balancer.Upstream, error) {
+			m := s.snap.Upstreams[id]
+			if m == nil {
+				return nil, fmt.Errorf("upstream_id %q not found", id)
+			}
+			return s.upstream("upstreams/"+id, m)
+		},
+		InlineUpstream: func(raw json.RawMessage, key string) (*balancer.Upstream, error) {
+			m, err := model.DecodeUpstream(raw)
+			if err != nil {
+				return nil, err
+			}
+			if err := m.Validate(); err != nil {
+				return nil, err
+			}
+			return s.upstream(key, m)
+		},
+		Vars: func(raw json.RawMessage) (plugin.Cond, error) {
+			e, err := CompileVars(raw)
+			if err != nil {
+				return nil, err
+			}
+			if e == nil {
+				return nil, nil
+			}
+			return exprCond{e}, nil
+		},
+		Consumers: s.consumers(),
+		Rotation: func(key string, weights []int) *plugin.Rotation {
+			r := plugin.NewRotation(key, weights, s.b.loops())
+			s.rotations = append(s.rotations, r)
+			return r
+		},
+		Attr: func(name string) json.RawMessage {
+			if s.b.PluginAttr == nil {
+				return nil
+			}
+			return s.b.PluginAttr[name]
+		},
+	}
+}
+
+// consumers returns the snapshot's consumers sorted by username (made once
+// per build).
+func (s *build) consumers() []plugin.Consumer {
+	if s.cons != nil || len(s.snap.Consumers) == 0 {
+		return s.cons
+	}
+	for _, c := range s.snap.Consumers {
+		if c != nil {
+			s.cons = append(s.cons, plugin.Consumer{Username: c.Username, Plugins: c.Plugins})
+		}
+	}
+	slices.SortFunc(s.cons, func(a, b plugin.Consumer) int {
+		if a.Username < b.Username {
+			return -1
+		}
+		if a.Username > b.Username {
+			return 1
+		}
+		return 0
+	})
+	return s.cons
+}

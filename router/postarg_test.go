@@ -1,0 +1,66 @@
+package router
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestPostArg(t *testing.T) {
+	body := []byte(` {"model": "gpt-4o", "stream":true, "n": 2, "x": null,
+		"messages":[{"role":"user","content":"a,}\"b"}], "metadata": {"tier": "gold", "deep": {"k": [1,{"a":2}]}}}`)
+	f := func(name, want string, ok bool) {
+		t.Helper()
+		got := postArg(body, []byte(name))
+		if !ok {
+			assert.Nil(t, got, name)
+			return
+		}
+		assert.Equal(t, want, string(got), name)
+	}
+	f("model", "gpt-4o", true)
+	f("stream", "true", true)
+	f("n", "2", true)
+	f("x", "", false)
+	f("metadata.tier", "gold", true)
+	f("metadata.deep.k", `[1,{"a":2}]`, true)
+	f("metadata.nope", "", false)
+	f("messages", `[{"role":"user","content":"a,}\"b"}]`, true)
+	f("model.x", "", false)
+	f("missing", "", false)
+
+	form := []byte("model=gpt-4o&stream=1&empty=&flag")
+	assert.Equal(t, "gpt-4o", string(postArg(form, []byte("model"))))
+	assert.Equal(t, "", string(postArg(form, []byte("empty"))))
+	assert.NotNil(t, postArg(form, []byte("flag")))
+	assert.Nil(t, postArg(form, []byte("nope")))
+	assert.Nil(t, postArg(nil, []byte("model")))
+	assert.Nil(t, postArg([]byte(`{"model":`), []byte("model")), "truncated JSON")
+}
+
+func TestPostArgInVars(t *testing.T) {
+	e, err := CompileVars(json.RawMessage(`[["post_arg.model","==","gpt-4o"]]`))
+	assert.NoError(t, err)
+	assert.True(t, e.NeedsBody())
+	r := newRequest(t, "POST", "/chat/completions")
+	assert.False(t, e.Eval(r), "no body: nil")
+	r.Body = []byte(`{"model":"gpt-4o"}`)
+	assert.True(t, e.Eval(r))
+	r.Body = []byte(`{"model":"gpt-3.5"}`)
+	assert.False(t, e.Eval(r))
+	e2, _ := CompileVars(json.RawMessage(`[["arg_x","==","1"]]`))
+	assert.False(t, e2.NeedsBody())
+}
+
+func FuzzPostArg(f *testing.F) {
+	f.Add([]byte(`{"model":"gpt-4o","a":{"b":[1,2,{"c":"d"}]}}`), "a.b")
+	f.Add([]byte(`model=x&y=z`), "y")
+	f.Add([]byte(`{"a":"\\\"","b":`), "b")
+	f.Fuzz(func(t *testing.T, body []byte, name string) {
+		v := postArg(body, []byte(name))
+		if v != nil && len(v) > len(body) {
+			t.Fatalf("value longer than body")
+		}
+	})
+}
