@@ -11,6 +11,8 @@
 package engine
 
 import (
+	"github.com/sluice-gw/sluice/engine/accesslog"
+
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +60,8 @@ type Options struct {
 	// SendTimeout: a client that takes none of a paused response for this
 	// long is cut (nginx send_timeout); default 60 s.
 	SendTimeout time.Duration
+	// AccessLog receives one line per request (nil: no access log).
+	AccessLog *accesslog.Writer
 }
 
 func (o *Options) setDefaults() {

@@ -86,6 +86,8 @@ type exchange struct {
 	logged  bool       // the Log phase ran
 	status  int        // status sent to the client
 	plain   []byte     // de-chunked request body for plugins
+	usage   plugin.UsageScanner
+	rport   uint16 // client's port (access log)
 }
 
 func (l *loop) newExchange() *exchange {
@@ -131,6 +133,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	if ta, ok := cl.c.RemoteAddr().(*net.TCPAddr); ok {
 		a, _ := netip.AddrFromSlice(ta.IP)
 		ex.rreq.RemoteAddr = a.Unmap()
+		ex.rport = uint16(ta.Port)
 	}
 
 	if l.opts.MaxBody > 0 && r.Body == http1.BodyLength && r.ContentLength > l.opts.MaxBody {
@@ -296,6 +299,9 @@ func (l *loop) keepBody(ex *exchange) {
 // any, is not read: the connection closes after the answer unless the
 // request had none.
 func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
+	ex.status = status
+	ex.pc.BytesOut = int64(errorLen(status, msg))
+	l.logExchange(ex)
 	cl.c.Discard(n)
 	if ex.req.Body != http1.BodyNone {
 		l.putExchange(ex)
@@ -522,6 +528,7 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	}
 	if !ex.respStarted {
 		ex.status = status
+		ex.pc.BytesOut = int64(errorLen(status, msg))
 	}
 	started, reqDone, keep := ex.respStarted, ex.reqDone, ex.keepAlive
 	l.endExchange(ex) // ex is recycled: only the copies above are used below

@@ -63,6 +63,7 @@ func (h *handler) loopOf(el gnet.EventLoop) *loop {
 	}
 	l := newLoop(h, el)
 	l.idx = len(*h.loops.Load())
+	l.alog = h.s.opts.AccessLog.Loop(l.idx)
 	h.byEL[el] = l
 	list := append(append([]*loop{}, *h.loops.Load()...), l)
 	h.loops.Store(&list)

@@ -9,6 +9,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/accesslog"
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 	"github.com/sluice-gw/sluice/router"
@@ -21,6 +22,9 @@ type loop struct {
 	el   gnet.EventLoop
 	opts *Options
 	idx  int // index among the loops (per-loop plugin state)
+
+	alog  *accesslog.Buffer // this loop's access-log buffer (nil: none)
+	entry accesslog.Entry   // reused for every line
 
 	reqLim  http1.Limits
 	respLim http1.Limits
@@ -345,6 +349,7 @@ func (l *loop) putExchange(ex *exchange) {
 // upstream timeouts and pool idle timeouts.
 func (l *loop) sweep() {
 	l.tick()
+	l.alog.Tick()
 	now := l.now
 	draining := l.h.draining.Load()
 	for i := 0; i < len(l.clients); i++ {

@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"net/netip"
 	"strconv"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/sluice-gw/sluice/engine/accesslog"
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 )
@@ -130,6 +133,7 @@ func (l *loop) respond(ex *exchange, res plugin.Result) {
 	keep := ex.keepAlive && ex.reqDone
 	reqDone := ex.reqDone
 	l.wbuf = l.appendResult(l.wbuf[:0], ex, res, !keep)
+	ex.pc.BytesOut = int64(len(l.wbuf))
 	l.endExchange(ex)
 	l.writeFinal(cl, reqDone, keep)
 }
@@ -220,7 +224,13 @@ func (l *loop) headerFilter(ex *exchange) {
 	c := &ex.pc
 	c.UpstreamStatus = ex.resp.Status
 	ch := ex.route.Chain
-	if ch == nil || len(ch.HeaderFilter) == 0 {
+	if ch == nil {
+		return
+	}
+	if ch.Usage {
+		ex.usage.Reset(ex.respKind == http1.BodyChunked)
+	}
+	if len(ch.HeaderFilter) == 0 {
 		return
 	}
 	c.Resp, c.Now = &ex.resp, l.now
@@ -242,17 +252,27 @@ func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	if ch == nil {
 		return
 	}
+	if ch.Usage {
+		ex.usage.Feed(b)
+	}
 	for _, p := range ch.BodyFilter {
 		p.BodyFilter(c, b)
 	}
 }
 
-// logExchange runs the Log phase when ex ends (every way it can end).
+// logExchange runs the Log phase and writes the access-log line when ex
+// ends (every way it can end, once).
 func (l *loop) logExchange(ex *exchange) {
-	if ex.route == nil || ex.logged {
+	if ex.logged {
 		return
 	}
 	ex.logged = true
+	if l.alog != nil {
+		l.accessLog(ex)
+	}
+	if ex.route == nil {
+		return
+	}
 	ch := ex.route.Chain
 	if ch == nil || len(ch.Log) == 0 {
 		return
@@ -263,7 +283,61 @@ func (l *loop) logExchange(ex *exchange) {
 	c.Node, c.Addr = ex.node, ex.addr
 	c.UpstreamStart = ex.sent
 	c.PromptTokens, c.CompletionTokens = -1, -1
+	if ch.Usage && ex.respStarted {
+		c.PromptTokens, c.CompletionTokens = ex.usage.Prompt(), ex.usage.Completion()
+	}
 	for _, p := range ch.Log {
 		p.Log(c)
 	}
+}
+
+var hdrUserAgent = []byte("User-Agent")
+
+// accessLog appends ex's line to the loop's access-log buffer (SPEC §8).
+func (l *loop) accessLog(ex *exchange) {
+	e := &l.entry
+	*e = accesslog.Entry{
+		Time:        l.now,
+		ClientAddr:  netip.AddrPortFrom(ex.rreq.RemoteAddr, ex.rport),
+		Method:      ex.req.Method,
+		Host:        ex.req.Host,
+		Path:        ex.req.Target,
+		Status:      ex.status,
+		BytesSent:   ex.pc.BytesOut,
+		RequestTime: l.now - ex.start,
+		Consumer:    ex.pc.Consumer,
+		UserAgent:   ex.req.Header(hdrUserAgent),
+	}
+	if ex.route != nil {
+		e.RouteID = ex.route.ID
+	}
+	if a := ex.pc.Arm; a != nil {
+		e.Arm = a.Label
+	}
+	if ex.tries > 0 {
+		e.UpstreamAddr = ex.addr
+		e.UpstreamURI = sentTarget(ex.out)
+	}
+	if ex.respStarted || ex.resp.Status > 0 {
+		e.UpstreamStatus = ex.resp.Status
+	}
+	if ex.sent > 0 {
+		e.UpstreamResponseTime = l.now - ex.sent
+	}
+	l.alog.Append(e)
+}
+
+// sentTarget returns the request target of the upstream head in out
+// ("METHOD target HTTP/1.1"), or nil.
+func sentTarget(out []byte) []byte {
+	i := bytes.IndexByte(out, ' ')
+	if i < 0 {
+		return nil
+	}
+	rest := out[i+1:]
+	j := bytes.IndexByte(rest, ' ')
+	if j < 0 {
+		return nil
+	}
+	return rest[:j]
 }

@@ -426,6 +426,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	ex.status = r.Status
 	l.headerFilter(ex)
 	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
+	ex.pc.BytesOut += int64(len(l.wbuf))
 	ex.respStarted = true
 	// Small bodies that came with the head go out in the same write.
 	if ex.respKind == http1.BodyLength && int64(len(rest)) >= ex.respLeft && ex.respLeft <= 16<<10 {

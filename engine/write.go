@@ -162,13 +162,13 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	dst = append(dst, httpVersion11...)
 
 	dst = append(dst, "Host: "...)
-	switch {
-	case pc.Host != nil: // proxy-rewrite host
-		dst = append(dst, pc.Host...)
+	switch { // APISIX: the upstream's pass_host node/rewrite win over proxy-rewrite's host
 	case u.PassHost == balancer.PassNode:
 		dst = append(dst, u.Nodes[ex.node].HostHeader...)
 	case u.PassHost == balancer.PassRewrite:
 		dst = append(dst, u.UpstreamHost...)
+	case pc.Host != nil:
+		dst = append(dst, pc.Host...)
 	case len(r.Host) > 0:
 		dst = append(dst, r.Host...)
 	default:
@@ -362,6 +362,12 @@ func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byt
 	dst = appendJSONString(dst, msg)
 	dst = append(dst, "\"}\n"...)
 	return dst
+}
+
+// errorLen is the length of appendError's response for status and msg
+// (without Connection: close), for byte counts.
+func errorLen(status int, msg string) int {
+	return 60 + len(statusText(status)) + jsonStringLen(msg)
 }
 
 // rejectAndLinger answers status and closes cl gracefully: the response is

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -76,8 +77,11 @@ var (
 //   - routes keep the file's order; upstreams and services fill the
 //     snapshot's maps; plugin_configs and global_rules are kept as the
 //     items' JSON (their plugins are checked by router.Build);
-//   - consumers and ssls are accepted and ignored for now (no consumer
-//     authentication or downstream TLS from this file yet);
+//   - consumers are keyed by username (they have no id): the username
+//     must be unique, and so must a key-auth key (APISIX's
+//     check_duplicate_key); they fill snap.Consumers;
+//   - ssls are accepted and ignored for now (no downstream TLS from this
+//     file yet);
 //   - APISIX's "<resource>_conf_version" keys (API-driven standalone) are
 //     ignored; any other top-level key is an error naming it.
 //
@@ -138,11 +142,16 @@ func Parse(data []byte) (*model.Snapshot, error) {
 	}
 
 	for _, l := range lists {
-		if l.key == keyConsumers || l.key == keySSLs {
-			// Accepted and ignored for now (see above); consumers are
-			// keyed by username, not id.
+		if l.key == keySSLs {
+			// Accepted and ignored for now (see above).
 			if n := deref(l.node); !isNull(n) && n.Kind != yaml.SequenceNode {
 				return nil, fmt.Errorf("standalone: %s: line %d: expected a list, not %s", l.key, n.Line, kindName(n))
+			}
+			continue
+		}
+		if l.key == keyConsumers {
+			if err := addConsumers(snap, l.node); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -222,6 +231,117 @@ func add(snap *model.Snapshot, key, id string, js []byte) error {
 		snap.GlobalRules[id] = js
 	}
 	return nil
+}
+
+// usernameRe is APISIX's consumer username pattern (schema_def.lua consumer).
+const usernamePattern = `^[a-zA-Z0-9_\-]+$`
+
+var usernameRe = regexp.MustCompile(usernamePattern)
+
+// addConsumers decodes the consumers list into snap.Consumers: each item is
+// checked as the Admin API checks a consumer (APISIX schema_def.lua
+// consumer and key-auth's consumer schema); usernames and key-auth keys
+// must be unique.
+func addConsumers(snap *model.Snapshot, n *yaml.Node) error {
+	items, err := listItems(keyConsumers, n)
+	if err != nil {
+		return err
+	}
+	users := map[string]int{}
+	keys := map[string]string{}
+	for i, it := range items {
+		ierr := func(err error) error { return &ItemError{List: keyConsumers, Index: i, Line: it.line, Err: err} }
+		c, err := decodeConsumer(it.json)
+		if err != nil {
+			return ierr(err)
+		}
+		if j, dup := users[c.Username]; dup {
+			return ierr(fmt.Errorf("duplicate username %q (also %s[%d])", c.Username, keyConsumers, j))
+		}
+		users[c.Username] = i
+		if key := keyAuthKey(c); key != "" {
+			if other, dup := keys[key]; dup {
+				// APISIX admin/consumers.lua check_duplicate_key.
+				return ierr(fmt.Errorf("duplicate key found with consumer: %s", other))
+			}
+			keys[key] = c.Username
+		}
+		snap.Consumers[c.Username] = c
+	}
+	return nil
+}
+
+// decodeConsumer checks one consumer item.
+func decodeConsumer(js []byte) (*model.Consumer, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch k {
+		case "username", "desc", "labels", "plugins", "create_time", "update_time":
+		case "group_id":
+			return nil, &model.Error{Path: []string{"group_id"}, Reason: "not supported by sluice (consumer groups)"}
+		default:
+			return nil, &model.Error{Reason: "additional properties forbidden, found " + k}
+		}
+	}
+	uraw, ok := m["username"]
+	if !ok {
+		return nil, &model.Error{Reason: `property "username" is required`}
+	}
+	c := &model.Consumer{}
+	if k := model.JSONKind(uraw); k != "string" || json.Unmarshal(uraw, &c.Username) != nil {
+		return nil, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + k}
+	}
+	switch n := utf8.RuneCountInString(c.Username); {
+	case n < 1:
+		return nil, &model.Error{Path: []string{"username"}, Reason: "string too short, expected at least 1, got 0"}
+	case n > 100:
+		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("string too long, expected at most 100, got %d", n)}
+	case !usernameRe.MatchString(c.Username):
+		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("failed to match pattern %q with %q", usernamePattern, c.Username)}
+	}
+	if praw, ok := m["plugins"]; ok {
+		if err := checkPluginsItem([]byte(`{"plugins":`+string(praw)+`}`), "plugins"); err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal(praw, &c.Plugins)
+	}
+	if ka, ok := c.Plugins["key-auth"]; ok {
+		var conf map[string]json.RawMessage
+		_ = json.Unmarshal(ka, &conf)
+		kraw, ok := conf["key"]
+		bad := func(reason string) error {
+			return errors.New("invalid plugins configuration: failed to check the configuration of plugin key-auth err: " + reason)
+		}
+		var key string
+		switch {
+		case !ok:
+			return nil, bad(`property "key" is required`)
+		case model.JSONKind(kraw) != "string" || json.Unmarshal(kraw, &key) != nil:
+			return nil, bad(`property "key" validation failed: wrong type: expected string, got ` + model.JSONKind(kraw))
+		case key == "":
+			return nil, bad(`property "key" validation failed: string too short, expected at least 1, got 0`)
+		}
+	}
+	return c, nil
+}
+
+// keyAuthKey returns c's key-auth key, or "".
+func keyAuthKey(c *model.Consumer) string {
+	var conf struct {
+		Key string `json:"key"`
+	}
+	if raw, ok := c.Plugins["key-auth"]; ok && json.Unmarshal(raw, &conf) == nil {
+		return conf.Key
+	}
+	return ""
 }
 
 // itemID returns the id of an item (a JSON object), as model.ID reads it.

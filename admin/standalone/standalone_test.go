@@ -148,6 +148,78 @@ routes_conf_version: 7
 	assert.JSONEq(t, `{"id":"pc","plugins":{"key-auth":{}}}`, string(snap.PluginConfigs["pc"]))
 	require.Contains(t, snap.GlobalRules, "g1")
 	assert.JSONEq(t, `{"id":"g1","plugins":{"prometheus":{"prefer_name":true}}}`, string(snap.GlobalRules["g1"]))
+
+	require.Len(t, snap.Consumers, 1)
+	require.Contains(t, snap.Consumers, "jack")
+	assert.Equal(t, "jack", snap.Consumers["jack"].Username)
+	assert.JSONEq(t, `{"key":"secret"}`, string(snap.Consumers["jack"].Plugins["key-auth"]))
+}
+
+func TestParseConsumers(t *testing.T) {
+	snap, err := Parse([]byte(`
+consumers:
+  - username: jack
+    desc: first
+    labels: {team: a}
+    plugins:
+      key-auth: {key: auth-one}
+  - username: rose_2
+    plugins:
+      key-auth: {key: auth-two}
+      limit-count: {count: 2, time_window: 60}
+  - username: nobody
+#END
+`))
+	require.NoError(t, err)
+	require.Len(t, snap.Consumers, 3)
+	assert.JSONEq(t, `{"key":"auth-one"}`, string(snap.Consumers["jack"].Plugins["key-auth"]))
+	assert.JSONEq(t, `{"count":2,"time_window":60}`, string(snap.Consumers["rose_2"].Plugins["limit-count"]))
+	assert.Equal(t, &model.Consumer{Username: "nobody"}, snap.Consumers["nobody"])
+
+	snap, err = Parse([]byte("consumers:\n#END\n"))
+	require.NoError(t, err)
+	assert.Empty(t, snap.Consumers)
+
+	f := func(in, want string) {
+		t.Helper()
+		_, err := Parse([]byte(in + "\n#END\n"))
+		assert.EqualError(t, err, want)
+	}
+	f(`
+consumers:
+  - {plugins: {}}`, `standalone: consumers[0]: invalid configuration: property "username" is required`)
+	f(`
+consumers:
+  - {username: 7}`, `standalone: consumers[0]: invalid configuration: property "username" validation failed: wrong type: expected string, got number`)
+	f(`
+consumers:
+  - {username: "a b"}`, `standalone: consumers[0]: invalid configuration: property "username" validation failed: failed to match pattern "^[a-zA-Z0-9_\\-]+$" with "a b"`)
+	f(`
+consumers:
+  - {username: jack, id: 1}`, `standalone: consumers[0]: invalid configuration: additional properties forbidden, found id`)
+	f(`
+consumers:
+  - {username: jack, group_id: g}`, `standalone: consumers[0]: invalid configuration: property "group_id" validation failed: not supported by sluice (consumer groups)`)
+	f(`
+consumers:
+  - {username: jack, plugins: [key-auth]}`, `standalone: consumers[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got array`)
+	f(`
+consumers:
+  - {username: jack, plugins: {key-auth: {}}}`, `standalone: consumers[0]: invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" is required`)
+	f(`
+consumers:
+  - {username: jack, plugins: {key-auth: {key: ""}}}`, `standalone: consumers[0]: invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" validation failed: string too short, expected at least 1, got 0`)
+	f(`
+consumers:
+  - {username: jack, plugins: {key-auth: {key: 12}}}`, `standalone: consumers[0]: invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" validation failed: wrong type: expected string, got number`)
+	f(`
+consumers:
+  - {username: jack}
+  - {username: jack}`, `standalone: consumers[1]: duplicate username "jack" (also consumers[0])`)
+	f(`
+consumers:
+  - {username: jack, plugins: {key-auth: {key: k}}}
+  - {username: rose, plugins: {key-auth: {key: k}}}`, `standalone: consumers[1]: duplicate key found with consumer: jack`)
 }
 
 func TestParseYAMLFeatures(t *testing.T) {

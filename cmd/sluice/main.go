@@ -66,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "apply":
 		return cmdApply(args[1:], stdout, stderr)
+	case "stats":
+		return cmdStats(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -83,6 +85,8 @@ commands:
   validate -c FILE            check a config file (and conf/apisix.yaml in yaml mode)
   apply -f FILE [--dry-run]   sync routes, upstreams, consumers, ... in FILE to a running
                               gateway through its Admin API (sluice apply -h for flags)
+  stats [--once] [--url URL]  per-route / per-arm table from the metrics endpoint
+                              (sluice stats -h for flags)
   keygen                      print a fresh random admin key
   version                     print version, Go version and commit
 `)
@@ -241,7 +245,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Error("apisix.ssl.ssl_trusted_certificate", "err", err)
 		return 1
 	}
+	alog, err := openAccessLog(cfg, loops, log)
+	if err != nil {
+		log.Error("access log", "err", err)
+		return 1
+	}
+	defer alog.Close() // idempotent; covers early returns
 	srv := engine.New(engine.Options{
+		AccessLog:        alog,
 		TLS:              tlsDialer,
 		Listen:           listen,
 		Loops:            loops,
@@ -262,8 +273,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("sluice started", "version", version, "listen", listen, "provider", cfg.Deployment.ConfigProvider)
 
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	for s := range sig {
+		if s == syscall.SIGUSR1 { // logrotate: mv logs/access.log ...; kill -USR1 <pid>
+			if err := alog.Reopen(); err != nil {
+				log.Error("access log reopen", "err", err)
+			} else {
+				log.Info("SIGUSR1: access log reopened")
+			}
+			continue
+		}
 		if s == syscall.SIGHUP {
 			if watcher != nil {
 				watcher.Reload()
@@ -281,6 +300,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			log.Error("shutdown", "err", err)
 		} else if err != nil {
 			log.Warn("grace period over; requests cut", "in_flight", srv.Active())
+		}
+		if err := alog.Close(); err != nil {
+			log.Warn("access log close", "err", err)
 		}
 		if adminSrv != nil {
 			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)

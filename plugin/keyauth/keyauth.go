@@ -1,0 +1,254 @@
+// Package keyauth is APISIX's key-auth plugin (apisix/plugins/key-auth.lua,
+// priority 2500, rewrite phase): a request names its consumer with an API
+// key, sent in a header (default "apikey") or, when that header is absent,
+// in a query argument (default "apikey"). A consumer's key is
+// plugins["key-auth"].key on the consumer object.
+//
+// Compile runs on the builder goroutine and builds a key → username map from
+// Env.Consumers; Rewrite runs on the request's event loop, looks the key up
+// without allocating and sets Ctx.Consumer. Instances are immutable.
+package keyauth
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// name is the APISIX plugin name.
+const name = "key-auth"
+
+func init() { plugin.Register(keyAuth{}) }
+
+// keyAuth is the plugin kind.
+type keyAuth struct{}
+
+// Name returns "key-auth".
+func (keyAuth) Name() string { return name }
+
+// Priority is APISIX's: key-auth runs first among sluice's plugins.
+func (keyAuth) Priority() int { return 2500 } // apisix/plugins/key-auth.lua
+
+// conf is a compiled key-auth configuration.
+type conf struct {
+	header  []byte            // header carrying the key; matched case-insensitively, '_' = '-'
+	query   []byte            // query argument carrying the key when the header is absent
+	hide    bool              // hide_credentials: strip the key from the upstream request
+	keys    map[string]string // consumer key → username
+	missing plugin.Result     // 401 Missing API key in request
+	invalid plugin.Result     // 401 Invalid API key in request
+}
+
+var _ plugin.Rewriter = (*conf)(nil)
+
+// emptyQuery is a non-nil empty query: hide_credentials removed the only
+// argument, so the upstream request has no query at all.
+var emptyQuery = []byte{}
+
+// Compile checks the route configuration against APISIX's schema (header,
+// query, realm, hide_credentials; other keys are ignored, as APISIX's
+// schema allows them) and indexes the consumers' keys. anonymous_consumer
+// is refused: sluice has no anonymous-consumer fallback. When two
+// consumers share a key (the Admin API refuses that), the first by
+// username wins.
+func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, plugin.Errorf(name, "wrong type: expected object, got %s", kind(raw))
+	}
+	c := &conf{header: []byte("apikey"), query: []byte("apikey")}
+	realm := "key"
+	for _, f := range []string{"header", "query", "realm"} {
+		v, ok := m[f]
+		if !ok {
+			continue
+		}
+		var s string
+		if kind(v) != "string" || json.Unmarshal(v, &s) != nil {
+			return nil, plugin.Errorf(name, `property %q validation failed: wrong type: expected string, got %s`, f, kind(v))
+		}
+		switch f {
+		case "header":
+			c.header = []byte(s)
+		case "query":
+			c.query = []byte(s)
+		case "realm":
+			// APISIX schema_def.get_realm_schema: printable ASCII without '"' and '\'.
+			if !realmOK(s) {
+				return nil, plugin.Errorf(name, `property "realm" validation failed: failed to match pattern %q with %q`, realmPattern, s)
+			}
+			realm = s
+		}
+	}
+	if v, ok := m["hide_credentials"]; ok {
+		if kind(v) != "boolean" {
+			return nil, plugin.Errorf(name, `property "hide_credentials" validation failed: wrong type: expected boolean, got %s`, kind(v))
+		}
+		_ = json.Unmarshal(v, &c.hide)
+	}
+	if _, ok := m["anonymous_consumer"]; ok {
+		return nil, plugin.Errorf(name, `property "anonymous_consumer" validation failed: not supported by sluice`)
+	}
+
+	c.keys = make(map[string]string)
+	for _, cs := range env.Consumers {
+		ka, ok := cs.Plugins[name]
+		if !ok {
+			continue
+		}
+		var kc struct {
+			Key string `json:"key"`
+		}
+		if json.Unmarshal(ka, &kc) != nil || kc.Key == "" {
+			continue // the Admin API and the standalone loader refuse these
+		}
+		if _, dup := c.keys[kc.Key]; !dup {
+			c.keys[kc.Key] = cs.Username
+		}
+	}
+
+	// APISIX 3.15+: WWW-Authenticate on every 401.
+	hdr := []byte("Content-Type: application/json\r\nWWW-Authenticate: apikey realm=\"" + realm + "\"\r\n")
+	c.missing = plugin.Result{Status: 401, Body: []byte(`{"message":"Missing API key in request"}`), Headers: hdr}
+	c.invalid = plugin.Result{Status: 401, Body: []byte(`{"message":"Invalid API key in request"}`), Headers: hdr}
+	return c, nil
+}
+
+// Rewrite authenticates the request: the header wins over the query
+// argument (APISIX find_consumer). On success it sets c.Consumer and, with
+// hide_credentials, removes the header (c.HeaderOps) or the query argument
+// (c.Query, built in c.Scratch) that carried the key. It must be called on
+// c's event loop; it does not allocate once c's HeaderOps and Scratch have
+// grown.
+func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
+	hi := k.headerIndex(c)
+	var key []byte
+	if hi >= 0 {
+		key = c.Req.Headers[hi].Value
+	} else if key = c.Req.Arg(k.query); key == nil {
+		return k.missing
+	}
+	user, ok := k.keys[string(key)] // no allocation: the compiler converts in place
+	if !ok {
+		return k.invalid
+	}
+	c.Consumer = user
+	if k.hide {
+		if hi >= 0 {
+			c.HeaderOps = append(c.HeaderOps, plugin.HeaderOp{Kind: plugin.HeaderRemove, Name: c.Req.Headers[hi].Name})
+		} else {
+			k.stripQuery(c)
+		}
+	}
+	return plugin.Result{}
+}
+
+// headerIndex returns the index in c.Req.Headers of the first header
+// k.header names (ASCII case-insensitive, '_' matching '-', as nginx's
+// ngx.req.get_headers lookup), or -1.
+func (k *conf) headerIndex(c *plugin.Ctx) int {
+	for i := range c.Req.Headers {
+		if h := c.Req.Headers[i].Name; len(h) == len(k.header) && varEqual(h, k.header) {
+			return i
+		}
+	}
+	return -1
+}
+
+// stripQuery sets c.Query to the query without the arguments named
+// k.query (all of them, as APISIX's args[conf.query] = nil); the other
+// arguments keep their order and raw bytes. Empty arguments are dropped.
+func (k *conf) stripQuery(c *plugin.Ctx) {
+	q := c.Query
+	if q == nil {
+		q = c.Req.Query
+	}
+	start := len(c.Scratch)
+	for len(q) > 0 {
+		a := q
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			a, q = q[:i], q[i+1:]
+		} else {
+			q = nil
+		}
+		n := a
+		if i := bytes.IndexByte(a, '='); i >= 0 {
+			n = a[:i]
+		}
+		if len(a) == 0 || bytes.Equal(n, k.query) {
+			continue
+		}
+		if len(c.Scratch) > start {
+			c.Scratch = append(c.Scratch, '&')
+		}
+		c.Scratch = append(c.Scratch, a...)
+	}
+	if len(c.Scratch) == start {
+		c.Query = emptyQuery
+		return
+	}
+	end := len(c.Scratch)
+	c.Query = c.Scratch[start:end:end]
+}
+
+// varEqual compares two header names of equal length ignoring ASCII case,
+// with '_' equal to '-'.
+func varEqual(a, b []byte) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// realmPattern is APISIX's realm schema pattern (for errors).
+const realmPattern = `^[\x20-\x21\x23-\x5B\]-\x7E]+$`
+
+// realmOK matches APISIX's realm pattern ^[\x20-\x21\x23-\x5B\]-\x7E]+$.
+func realmOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// kind names a JSON value's type as jsonschema does.
+func kind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "null"
+	}
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number" // Lua has one number type: APISIX says "got number"
+}
