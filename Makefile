@@ -19,9 +19,11 @@ run: build
 ## (they are excluded under -race, which allocates)
 test: deps vet test-alloc test-race
 
-## deps: install what the tests need on a fresh Debian machine (etcd)
+## deps: install what the tests need on a fresh Debian machine (etcd, redis, prometheus)
 deps:
 	./scripts/etcd.sh
+	./scripts/redis.sh
+	./scripts/prometheus.sh
 
 vet:
 	$(GO) vet ./...

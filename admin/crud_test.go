@@ -307,7 +307,7 @@ func TestSecretsMasked(t *testing.T) {
 
 	// a route's plugin passwords and an upstream's TLS client key
 	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/1", `{"uri":"/a","upstream":{"nodes":{"127.0.0.1:1":1}},
-		"plugins":{"limit-count":{"count":1,"time_window":1,"key":"remote_addr","policy":"redis","redis_host":"r","redis_password":"hunter2"}}}`)
+		"plugins":{"limit-count":{"count":1,"time_window":1,"key":"remote_addr","policy":"redis","redis_host":"127.0.0.1","redis_password":"hunter2"}}}`)
 	b := e.must(http.StatusOK, "GET", "/apisix/admin/routes/1", "").body
 	assert.NotContains(t, b, "hunter2")
 	assert.Contains(t, b, `"key":"remote_addr"`, "a route plugin's key is not a secret")
@@ -320,7 +320,7 @@ func TestSecretsMasked(t *testing.T) {
 func TestGlobalRulesAndPluginConfigs(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	e.must(http.StatusCreated, "PUT", "/apisix/admin/global_rules/1", `{"plugins":{"prometheus":{}}}`)
-	e.must(http.StatusOK, "PATCH", "/apisix/admin/global_rules/1", `{"plugins":{"limit-count":{"count":2}}}`)
+	e.must(http.StatusOK, "PATCH", "/apisix/admin/global_rules/1", `{"plugins":{"limit-count":{"count":2,"time_window":60}}}`)
 	v := e.must(http.StatusOK, "GET", "/apisix/admin/global_rules/1", "").value(t)
 	assert.Len(t, v["plugins"], 2)
 	e.must(http.StatusCreated, "PUT", "/apisix/admin/plugin_configs/1", `{"desc":"d","plugins":{"proxy-rewrite":{"uri":"/x"}}}`)

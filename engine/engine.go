@@ -158,6 +158,27 @@ func (s *Server) Start() error {
 // Active returns the number of requests in flight on all loops.
 func (s *Server) Active() int64 { return s.h.active() }
 
+// ConnStats are the client connection counters nginx's stub_status
+// reports (APISIX's apisix_nginx_http_current_connections).
+type ConnStats struct {
+	Accepted int64 // connections accepted since start
+	Open     int64 // connections open now
+	Writing  int64 // connections with a request in flight
+	Requests int64 // requests received since start
+}
+
+// ConnStats sums the loops' counters; safe from any goroutine.
+func (s *Server) ConnStats() ConnStats {
+	var st ConnStats
+	for _, l := range *s.h.loops.Load() {
+		st.Accepted += l.accepted.Load()
+		st.Open += l.open.Load()
+		st.Writing += l.active.Load()
+		st.Requests += l.requests.Load()
+	}
+	return st
+}
+
 // Shutdown stops taking new requests on kept-alive connections, waits until
 // the requests in flight finish or ctx ends, then stops the loops. It
 // returns ctx's error when the grace period ran out with requests left.

@@ -73,17 +73,27 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 
 func startTestGateway(t testing.TB, loops int, snap *model.Snapshot) *testGateway {
 	t.Helper()
+	return startTestGatewayOpts(t, loops, snap, nil)
+}
+
+// startTestGatewayOpts is startTestGateway with Options changed by opt.
+func startTestGatewayOpts(t testing.TB, loops int, snap *model.Snapshot, opt func(*Options)) *testGateway {
+	t.Helper()
 	g := &testGateway{pub: &router.Publisher{}, b: &router.Builder{}, addr: freeAddr(t), logs: &lockedWriter{b: &strings.Builder{}}}
 	tbl, err := g.b.Build(snap)
 	require.NoError(t, err)
 	g.pub.Store(tbl)
-	g.srv = New(Options{
+	o := Options{
 		Listen:    []string{g.addr},
 		Loops:     loops,
 		Publisher: g.pub,
 		Version:   "test",
 		Logger:    slog.New(slog.NewTextHandler(g.logs, nil)),
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	g.srv = New(o)
 	require.NoError(t, g.srv.Start())
 	t.Cleanup(func() { g.srv.Shutdown(t.Context()) })
 	return g

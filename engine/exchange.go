@@ -87,7 +87,9 @@ type exchange struct {
 	status  int        // status sent to the client
 	plain   []byte     // de-chunked request body for plugins
 	usage   plugin.UsageScanner
-	rport   uint16 // client's port (access log)
+	// scanUsage: the response may carry LLM usage (JSON/SSE, not compressed)
+	scanUsage bool
+	rport     uint16 // client's port (access log)
 }
 
 func (l *loop) newExchange() *exchange {
@@ -127,6 +129,7 @@ var (
 func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	r := &ex.req
 	ex.start = l.now
+	l.requests.Add(1)
 	ex.headReq = bytes.Equal(r.Method, methodHEAD)
 	ex.keepAlive = r.KeepAlive && !l.h.draining.Load()
 	ex.decode = r.Minor == 0
@@ -159,6 +162,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	}
 	ch := rt.Chain
 	if ch != nil && ch.NeedsBody && !r.Expect100 && !bodyArrived(r, buf[n:]) {
+		l.requests.Add(-1)
 		return false // a plugin reads the body: parse again when it is here
 	}
 	ex.upgrade = r.Upgrade && rt.Websocket && hasToken(r.Header(hdrUpgrade), wsToken)

@@ -46,6 +46,9 @@ type loop struct {
 	serving *client // the client whose requests serve is parsing now
 
 	active      atomic.Int64 // requests in flight on this loop
+	accepted    atomic.Int64 // client connections accepted (ConnStats)
+	open        atomic.Int64 // client connections open (ConnStats)
+	requests    atomic.Int64 // requests received (ConnStats)
 	sweepQueued atomic.Bool
 	sweepFn     gnet.RunnableFunc
 
@@ -172,6 +175,8 @@ func (l *loop) clientOpened(c gnet.Conn) {
 	cl.deadline = l.now + int64(l.opts.HeaderTimeout)
 	cl.slot = int32(len(l.clients))
 	l.clients = append(l.clients, cl)
+	l.accepted.Add(1)
+	l.open.Store(int64(len(l.clients)))
 	c.SetContext(cl)
 }
 
@@ -203,6 +208,7 @@ func (l *loop) clientClosed(cl *client) {
 		l.clients[last] = nil
 		l.clients = l.clients[:last]
 	}
+	l.open.Store(int64(len(l.clients)))
 	cl.c = nil
 	l.freeClients = append(l.freeClients, cl)
 }

@@ -27,6 +27,7 @@ func (l *loop) startPlugins(ex *exchange) {
 	c.Now = l.now
 	c.Start = ex.start
 	c.RouteID = ex.route.ID
+	c.MatchedURI = ex.route.MatchedURI
 	c.Match = &ex.rreq
 	c.Node = -1
 	c.BytesIn = int64(len(ex.head))
@@ -113,8 +114,11 @@ func (l *loop) resumeWork(ex *exchange, gen uint64, res plugin.Result) {
 	ex.pc.Now = l.now
 	if res.Status > 0 {
 		l.respond(ex, res)
-	} else if l.runPre(ex) {
-		l.proceed(ex)
+	} else {
+		ex.pc.AddRespHeaderLines(res.Headers) // e.g. limit-count's quota on redis
+		if l.runPre(ex) {
+			l.proceed(ex)
+		}
 	}
 	if ex.cl != cl && cl.state == csIdle && !cl.closed && l.serving != cl {
 		// answered: serve what the client pipelined meanwhile
@@ -228,6 +232,8 @@ func (l *loop) headerFilter(ex *exchange) {
 		return
 	}
 	if ch.Usage {
+		r := &ex.resp
+		ex.scanUsage = plugin.ScanUsage(r.Header(hdrContentType), r.Header(hdrContentEncoding))
 		ex.usage.Reset(ex.respKind == http1.BodyChunked)
 	}
 	if len(ch.HeaderFilter) == 0 {
@@ -252,7 +258,7 @@ func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	if ch == nil {
 		return
 	}
-	if ch.Usage {
+	if ex.scanUsage {
 		ex.usage.Feed(b)
 	}
 	for _, p := range ch.BodyFilter {
@@ -291,7 +297,11 @@ func (l *loop) logExchange(ex *exchange) {
 	}
 }
 
-var hdrUserAgent = []byte("User-Agent")
+var (
+	hdrUserAgent       = []byte("User-Agent")
+	hdrContentType     = []byte("Content-Type")
+	hdrContentEncoding = []byte("Content-Encoding")
+)
 
 // accessLog appends ex's line to the loop's access-log buffer (SPEC §8).
 func (l *loop) accessLog(ex *exchange) {

@@ -192,6 +192,8 @@ type Ctx struct {
 	Now        int64 // unix nanos of the current event
 	Start      int64 // unix nanos, request head parsed
 	RouteID    string
+	// MatchedURI is the route's uri pattern that matched ("/v1/*").
+	MatchedURI string
 	// Body is the complete request body when a plugin asked for it
 	// (NeedsBody) and it fits MaxPeekBody; nil otherwise.
 	Body []byte
@@ -290,6 +292,10 @@ func (c *Ctx) AddRespHeaderInt(name []byte, v int64) {
 	c.respHeaders = append(c.respHeaders, "\r\n"...)
 }
 
+// AddRespHeaderLines appends raw "Name: value\r\n" lines to the response
+// the client gets.
+func (c *Ctx) AddRespHeaderLines(b []byte) { c.respHeaders = append(c.respHeaders, b...) }
+
 // RespHeaders returns the extra response head lines plugins added.
 func (c *Ctx) RespHeaders() []byte { return c.respHeaders }
 
@@ -303,7 +309,8 @@ func (c *Ctx) SetStep(i int) { c.step = i }
 // Defer hands work to a goroutine: a phase that must wait (Redis) returns
 // c.Defer(work). work runs off the loop and must not touch c; the engine
 // continues the chain on the request's loop with work's Result (a zero
-// Result goes on to the next step). A request whose client went away in
+// status goes on to the next step, adding the Result's Headers to the
+// response). A request whose client went away in
 // the meantime is dropped.
 func (c *Ctx) Defer(work func() Result) Result {
 	c.deferFn(c, work)

@@ -411,3 +411,52 @@ func (s *UsageScanner) commit() {
 		s.completion, s.known = s.pendC, s.known|2
 	}
 }
+
+// ScanUsage reports whether a response with these Content-Type and
+// Content-Encoding values (nil when absent) can carry a usage object the
+// scanner reads: JSON (application/json, application/*+json), SSE
+// (text/event-stream) or NDJSON (application/x-ndjson), or no Content-Type
+// at all; and not compressed. The engine may skip the scanner for other
+// responses (downloads, images): it then costs nothing. It does not
+// allocate.
+func ScanUsage(contentType, contentEncoding []byte) bool {
+	ce := bytes.TrimSpace(contentEncoding)
+	if len(ce) > 0 && !asciiEqualFold(ce, "identity") {
+		return false
+	}
+	ct := bytes.TrimSpace(contentType)
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = bytes.TrimSpace(ct[:i])
+	}
+	if len(ct) == 0 {
+		return true
+	}
+	switch {
+	case asciiEqualFold(ct, "application/json"),
+		asciiEqualFold(ct, "text/event-stream"),
+		asciiEqualFold(ct, "application/x-ndjson"):
+		return true
+	case len(ct) > len("+json") && asciiEqualFold(ct[len(ct)-len("+json"):], "+json") &&
+		len(ct) > len("application/") && asciiEqualFold(ct[:len("application/")], "application/"):
+		return true
+	}
+	return false
+}
+
+// asciiEqualFold compares b with the lower-case ASCII string s, ignoring
+// case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -25,3 +25,12 @@ func TestUsageScannerAlloc(t *testing.T) {
 	assert.Zero(t, n)
 	assert.Equal(t, int64(10), s.Completion())
 }
+
+func TestScanUsageAlloc(t *testing.T) {
+	ct, ce := []byte("Text/Event-Stream; charset=utf-8"), []byte("identity")
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if !ScanUsage(ct, ce) {
+			t.Fatal("not scanned")
+		}
+	}))
+}

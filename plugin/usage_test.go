@@ -241,3 +241,30 @@ func BenchmarkUsageScannerJSON(b *testing.B) {
 		b.Fatal("usage not found")
 	}
 }
+
+func TestScanUsage(t *testing.T) {
+	f := func(ct, ce string, want bool) {
+		t.Helper()
+		var ctb, ceb []byte
+		if ct != "-" {
+			ctb = []byte(ct)
+		}
+		if ce != "" {
+			ceb = []byte(ce)
+		}
+		assert.Equal(t, want, ScanUsage(ctb, ceb), "%q %q", ct, ce)
+	}
+	f("application/json", "", true)
+	f("Application/JSON; charset=utf-8", "", true)
+	f("text/event-stream", "", true)
+	f("text/event-stream;charset=UTF-8", "identity", true)
+	f("application/x-ndjson", "", true)
+	f("application/vnd.api+json", "", true)
+	f("-", "", true)
+	f("application/json", "gzip", false)
+	f("application/json", "br", false)
+	f("text/plain", "", false)
+	f("image/png", "", false)
+	f("application/octet-stream", "", false)
+	f("text/+json", "", false)
+}

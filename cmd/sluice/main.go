@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-gw/sluice/admin/standalone"
 	"github.com/sluice-gw/sluice/conf"
 	"github.com/sluice-gw/sluice/engine"
+	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	_ "github.com/sluice-gw/sluice/plugin/all" // every APISIX plugin sluice ships
 	"github.com/sluice-gw/sluice/router"
@@ -178,7 +179,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if loops <= 0 {
 		loops = runtime.GOMAXPROCS(0)
 	}
-	builder := &router.Builder{Loops: loops}
+	builder := &router.Builder{Loops: loops, PluginAttr: pluginAttr(cfg)}
 	empty, err := builder.Build(model.NewSnapshot())
 	if err != nil {
 		log.Error("build empty table", "err", err)
@@ -269,6 +270,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Start(); err != nil {
 		log.Error("data plane", "err", err)
 		return 1
+	}
+	metrics.SetConnStats(func() metrics.Conns {
+		st := srv.ConnStats()
+		return metrics.Conns{Active: st.Open, Accepted: st.Accepted, Handled: st.Accepted,
+			Writing: st.Writing, Waiting: max(st.Open-st.Writing, 0), Requests: st.Requests}
+	})
+	// APISIX serves the metrics on plugin_attr.prometheus.export_addr; a
+	// port already taken is logged, not fatal (the data plane is up).
+	if stopMetrics, err := startMetrics(cfg, version, log); err != nil {
+		log.Error("prometheus export server", "err", err)
+	} else {
+		defer stopMetrics()
 	}
 	log.Info("sluice started", "version", version, "listen", listen, "provider", cfg.Deployment.ConfigProvider)
 

@@ -135,3 +135,14 @@ func (r *Response) BodyKind(headRequest bool) BodyKind {
 	}
 	return BodyUntilClose
 }
+
+// Header returns the value of the first header named name (ASCII
+// case-insensitive), or nil. It does not allocate.
+func (r *Response) Header(name []byte) []byte {
+	for i := range r.Headers {
+		if h := r.Headers[i].Name; len(h) == len(name) && equalFold(h, name) {
+			return r.Headers[i].Value
+		}
+	}
+	return nil
+}

@@ -6,6 +6,8 @@ package all
 import (
 	_ "github.com/sluice-gw/sluice/plugin/apibreaker"
 	_ "github.com/sluice-gw/sluice/plugin/keyauth"
+	_ "github.com/sluice-gw/sluice/plugin/limitcount"
+	_ "github.com/sluice-gw/sluice/plugin/prometheus"
 	_ "github.com/sluice-gw/sluice/plugin/proxyrewrite"
 	_ "github.com/sluice-gw/sluice/plugin/trafficsplit"
 )

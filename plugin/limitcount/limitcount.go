@@ -1,0 +1,610 @@
+// Package limitcount is APISIX's limit-count plugin: at most count requests
+// per key in a fixed window of time_window seconds, counted in this
+// process (policy local, local.go) or in a Redis shared by several gateways
+// (policy redis, redis.go).
+//
+// Compile runs on the builder goroutine. Access runs on the request's event
+// loop: the local policy counts with atomics (no lock, no allocation); the
+// redis policy hands the round trip to a goroutine with Ctx.Defer.
+package limitcount
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// name and priority: APISIX apisix/plugins/limit-count.lua (access phase).
+const (
+	name     = "limit-count"
+	priority = 1002
+)
+
+type limitCount struct{}
+
+func init() { plugin.Register(limitCount{}) }
+
+func (limitCount) Name() string  { return name }
+func (limitCount) Priority() int { return priority }
+
+// Header names (APISIX defaults; plugin_metadata may rename them there).
+var (
+	hdrLimit     = []byte("X-RateLimit-Limit")
+	hdrRemaining = []byte("X-RateLimit-Remaining")
+	hdrReset     = []byte("X-RateLimit-Reset")
+	jsonCT       = []byte("Content-Type: application/json\r\n")
+)
+
+// instance is one compiled limit-count configuration.
+type instance struct {
+	limit    int64 // count
+	window   int64 // time_window in nanoseconds
+	key      keySpec
+	code     int    // rejected_code
+	body     []byte // {"error_msg":...}\n, nil without rejected_msg
+	headers  []byte // Content-Type when body is set
+	show     bool   // show_limit_quota_header
+	local    *localLimiter
+	redis    *redisLimiter
+	stateKey string // "route/<id>:<conf hash>", "group/<group>:<hash>" or "<scope>:<hash>"
+	degrade  bool   // allow_degradation
+	failBody []byte // the 500 body when Redis fails
+	failHdrs []byte
+}
+
+var _ plugin.Accessor = (*instance)(nil)
+
+// Access counts the request against its key's window. It runs on c's event
+// loop; for the local policy it does not allocate.
+func (in *instance) Access(c *plugin.Ctx) plugin.Result {
+	start := len(c.Scratch)
+	c.Scratch = in.key.appendKey(c.Scratch, c)
+	key := c.Scratch[start:]
+	if in.redis != nil {
+		res := in.redisAccess(c, key)
+		c.Scratch = c.Scratch[:start]
+		return res
+	}
+	h := xxhash.Sum64(key)
+	c.Scratch = c.Scratch[:start]
+	remaining, reset, ok := in.local.incoming(h, c.Now)
+	if in.show {
+		c.AddRespHeaderInt(hdrLimit, in.limit)
+		c.AddRespHeaderInt(hdrRemaining, remaining)
+		c.AddRespHeaderInt(hdrReset, reset)
+	}
+	if !ok {
+		return plugin.Result{Status: in.code, Body: in.body, Headers: in.headers}
+	}
+	return plugin.Result{}
+}
+
+// resetSeconds rounds the time left in a window up to whole seconds.
+func resetSeconds(left int64) int64 {
+	if left <= 0 {
+		return 0
+	}
+	return (left + 1e9 - 1) / 1e9
+}
+
+// Compile checks conf against APISIX's limit-count schema and returns the
+// instance. State (local counters, Redis clients) is shared with the
+// previous table when the counting configuration did not change.
+func (limitCount) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, plugin.Errorf(name, "invalid JSON: %v", err)
+	}
+	f := fields{m: m}
+	var cf conf
+	cf.parse(&f)
+	if f.err != nil {
+		return nil, f.err
+	}
+	in := &instance{
+		limit:   cf.Count,
+		window:  cf.TimeWindow * 1e9,
+		code:    int(cf.RejectedCode),
+		show:    cf.ShowHeader,
+		degrade: cf.AllowDegradation,
+	}
+	ks, err := compileKey(cf.KeyType, cf.Key, env)
+	if err != nil {
+		return nil, err
+	}
+	in.key = ks
+	if cf.RejectedMsg != nil {
+		in.body = errorBody(*cf.RejectedMsg)
+		in.headers = jsonCT
+	}
+	in.failBody, in.failHdrs = errorBody("failed to limit count"), jsonCT
+
+	// Counters are per route (APISIX: <conf_type><conf_id>:<conf version>:
+	// <key>), per group when group is set; the conf hash stands for the
+	// version, so an unchanged configuration keeps its counters across
+	// table rebuilds and two gateways with the same route share a Redis key.
+	scope := env.Scope
+	if env.RouteID != "" {
+		scope = "route/" + env.RouteID
+	}
+	if cf.Group != "" {
+		scope = "group/" + cf.Group
+	}
+	in.stateKey = scope + ":" + strconv.FormatUint(cf.hash(), 16)
+
+	switch cf.Policy {
+	case "local":
+		in.local = getLocal(in.stateKey, in.limit, in.window)
+	case "redis":
+		in.redis = newRedisLimiter(&cf, in.stateKey)
+	}
+	return in, nil
+}
+
+// errorBody is APISIX's `{ error_msg = msg }` body (core.response.exit
+// appends a newline).
+func errorBody(msg string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b) // Encode adds the trailing newline
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct {
+		ErrorMsg string `json:"error_msg"`
+	}{msg})
+	return b.Bytes()
+}
+
+// conf is the decoded configuration (APISIX field names).
+type conf struct {
+	Count            int64   `json:"count"`
+	TimeWindow       int64   `json:"time_window"`
+	KeyType          string  `json:"key_type"`
+	Key              string  `json:"key"`
+	RejectedCode     int64   `json:"-"`
+	RejectedMsg      *string `json:"-"`
+	Policy           string  `json:"policy"`
+	AllowDegradation bool    `json:"-"`
+	ShowHeader       bool    `json:"-"`
+	Group            string  `json:"group"`
+
+	RedisHost     string `json:"-"`
+	RedisPort     int64  `json:"-"`
+	RedisUsername string `json:"-"`
+	RedisPassword string `json:"-"`
+	RedisDatabase int64  `json:"-"`
+	RedisTimeout  int64  `json:"-"` // milliseconds
+}
+
+// hash identifies the counting part of the configuration (the JSON-tagged
+// fields): changing count, time_window, the key, the policy or the group
+// starts new counters, as a new conf version does in APISIX; changing the
+// rejection or Redis connection settings does not.
+func (cf *conf) hash() uint64 {
+	b, _ := json.Marshal(cf)
+	return xxhash.Sum64(b)
+}
+
+func (cf *conf) parse(f *fields) {
+	if f.has("rules") {
+		// APISIX 3.16+: rules[] replaces count/time_window.
+		if f.has("count") {
+			f.fail(`value should match only one schema, but matches both "count" and "rules"`)
+			return
+		}
+		f.fail(`property "rules" is not supported by sluice: use count and time_window`)
+		return
+	}
+	cf.Count = f.int("count", 0, 1, math.MaxInt64, true)
+	cf.TimeWindow = f.int("time_window", 0, 1, math.MaxInt64/int64(time.Second), true)
+	cf.KeyType = f.enum("key_type", "var", "var", "var_combination", "constant")
+	cf.Key = f.str("key", "remote_addr", 1)
+	cf.RejectedCode = f.int("rejected_code", 503, 200, 599, false)
+	if _, ok := f.m["rejected_msg"]; ok {
+		s := f.str("rejected_msg", "", 1)
+		cf.RejectedMsg = &s
+	}
+	cf.Policy = f.enum("policy", "local", "local", "redis", "redis-cluster", "redis-sentinel")
+	cf.AllowDegradation = f.bool("allow_degradation", false)
+	cf.ShowHeader = f.bool("show_limit_quota_header", true)
+	cf.Group = f.str("group", "", 1)
+	if f.err != nil {
+		return
+	}
+	// What sluice does not implement is refused, not silently ignored.
+	switch {
+	case f.str("window_type", "fixed", 0) != "fixed":
+		f.fail(`property "window_type" validation failed: sluice supports only "fixed"`)
+	case cf.Policy == "redis-cluster" || cf.Policy == "redis-sentinel":
+		f.fail(`property "policy" validation failed: %q is not supported by sluice (use "local" or "redis")`, cf.Policy)
+	case f.has("sync_interval"):
+		f.fail(`property "sync_interval" is not supported by sluice`)
+	}
+	if f.err != nil {
+		return
+	}
+	if cf.Policy != "redis" {
+		return
+	}
+	if !f.has("redis_host") {
+		f.fail(`property "redis_host" is required`)
+		return
+	}
+	cf.RedisHost = f.str("redis_host", "", 2)
+	cf.RedisPort = f.int("redis_port", 6379, 1, 65535, false)
+	cf.RedisUsername = f.str("redis_username", "", 1)
+	cf.RedisPassword = f.str("redis_password", "", 0)
+	cf.RedisDatabase = f.int("redis_database", 0, 0, math.MaxInt32, false)
+	cf.RedisTimeout = f.int("redis_timeout", 1000, 1, 3600_000, false)
+	if f.bool("redis_ssl", false) {
+		f.fail(`property "redis_ssl" is not supported by sluice`)
+	}
+}
+
+// fields reads APISIX-schema values out of a JSON object, keeping the first
+// error in APISIX's wording.
+type fields struct {
+	m   map[string]json.RawMessage
+	err error
+}
+
+func (f *fields) fail(format string, args ...any) {
+	if f.err == nil {
+		f.err = plugin.Errorf(name, format, args...)
+	}
+}
+
+func (f *fields) has(k string) bool {
+	v, ok := f.m[k]
+	return ok && string(v) != "null"
+}
+
+// kind names a JSON value's type as jsonschema errors do.
+func kind(v json.RawMessage) string {
+	switch t := bytes.TrimSpace(v); {
+	case len(t) == 0:
+		return "null"
+	case t[0] == '"':
+		return "string"
+	case t[0] == '{':
+		return "object"
+	case t[0] == '[':
+		return "array"
+	case t[0] == 't' || t[0] == 'f':
+		return "boolean"
+	case t[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+func (f *fields) int(k string, def, lo, hi int64, required bool) int64 {
+	if f.err != nil {
+		return def
+	}
+	v, ok := f.m[k]
+	if !ok || string(v) == "null" {
+		if required {
+			f.fail(`property %q is required`, k)
+		}
+		return def
+	}
+	if kind(v) != "number" {
+		if k == "count" && kind(v) == "string" {
+			f.fail(`property "count" validation failed: a variable count is not supported by sluice, use an integer`)
+			return def
+		}
+		f.fail(`property %q validation failed: wrong type: expected integer, got %s`, k, kind(v))
+		return def
+	}
+	x, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+	if err != nil || x != math.Trunc(x) {
+		f.fail(`property %q validation failed: wrong type: expected integer, got number`, k)
+		return def
+	}
+	switch {
+	case x < float64(lo) && lo == 1:
+		f.fail(`property %q validation failed: expected %s to be greater than 0`, k, string(bytes.TrimSpace(v)))
+	case x < float64(lo):
+		f.fail(`property %q validation failed: expected %s to be at least %d`, k, string(bytes.TrimSpace(v)), lo)
+	case x > float64(hi):
+		f.fail(`property %q validation failed: expected %s to be at most %d`, k, string(bytes.TrimSpace(v)), hi)
+	default:
+		return int64(x)
+	}
+	return def
+}
+
+func (f *fields) str(k, def string, minLen int) string {
+	if f.err != nil {
+		return def
+	}
+	v, ok := f.m[k]
+	if !ok || string(v) == "null" {
+		return def
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		f.fail(`property %q validation failed: wrong type: expected string, got %s`, k, kind(v))
+		return def
+	}
+	if len(s) < minLen {
+		f.fail(`property %q validation failed: string too short, expected at least %d, got %d`, k, minLen, len(s))
+		return def
+	}
+	return s
+}
+
+func (f *fields) enum(k, def string, vals ...string) string {
+	s := f.str(k, def, 0)
+	if f.err != nil {
+		return def
+	}
+	for _, v := range vals {
+		if s == v {
+			return s
+		}
+	}
+	f.fail(`property %q validation failed: matches none of the enum values`, k)
+	return def
+}
+
+func (f *fields) bool(k string, def bool) bool {
+	if f.err != nil {
+		return def
+	}
+	v, ok := f.m[k]
+	if !ok || string(v) == "null" {
+		return def
+	}
+	var b bool
+	if err := json.Unmarshal(v, &b); err != nil {
+		f.fail(`property %q validation failed: wrong type: expected boolean, got %s`, k, kind(v))
+		return def
+	}
+	return b
+}
+
+// Variable kinds a key may name (nginx/APISIX variables sluice supports).
+const (
+	varRemoteAddr = iota + 1
+	varConsumer
+	varRouteID
+	varServiceID
+	varHost
+	varHTTP
+	varArg
+	varCookie
+)
+
+// varRef is one compiled variable reference.
+type varRef struct {
+	kind int
+	name []byte // header (nginx form, e.g. x_user), argument or cookie name
+	val  string // service_id: known at Compile time
+}
+
+// segment is literal text followed by an optional variable
+// (var_combination).
+type segment struct {
+	lit []byte
+	ref *varRef
+}
+
+// keySpec is a compiled key: a variable, a combination or a constant.
+type keySpec struct {
+	segs  []segment
+	combo bool
+}
+
+// compileKey compiles key for key_type (APISIX limit-count: var is one
+// variable name, var_combination a string with $var references, constant
+// a literal).
+func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
+	switch keyType {
+	case "constant":
+		return keySpec{segs: []segment{{lit: []byte(key)}}}, nil
+	case "var":
+		r, err := compileVar(strings.TrimPrefix(key, "$"), env)
+		if err != nil {
+			return keySpec{}, err
+		}
+		return keySpec{segs: []segment{{ref: r}}}, nil
+	}
+	segs, err := parseCombination(key)
+	if err != nil {
+		return keySpec{}, plugin.Errorf(name, `property "key" validation failed: %v`, err)
+	}
+	ks := keySpec{combo: true}
+	for _, s := range segs {
+		seg := segment{lit: []byte(s.lit)}
+		if s.name != "" {
+			r, err := compileVar(s.name, env)
+			if err != nil {
+				return keySpec{}, err
+			}
+			seg.ref = r
+		}
+		ks.segs = append(ks.segs, seg)
+	}
+	return ks, nil
+}
+
+// rawSeg is a parsed var_combination piece: literal text, then a variable
+// name ("" at the end).
+type rawSeg struct {
+	lit, name string
+}
+
+// parseCombination splits a var_combination key: "$name" and "${name}"
+// (name: letters, digits, '_') are variables, "\$" is a literal '$',
+// anything else is literal (APISIX core.utils.resolve_var).
+func parseCombination(s string) ([]rawSeg, error) {
+	var out []rawSeg
+	var lit strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == '\\' && i+1 < len(s) && s[i+1] == '$' {
+			lit.WriteByte('$')
+			i += 2
+			continue
+		}
+		if c != '$' {
+			lit.WriteByte(c)
+			i++
+			continue
+		}
+		j := i + 1
+		brace := j < len(s) && s[j] == '{'
+		if brace {
+			j++
+		}
+		k := j
+		for k < len(s) && isNameByte(s[k]) {
+			k++
+		}
+		if k == j {
+			return nil, errorString("\"$\" at offset " + strconv.Itoa(i) + " does not start a variable name")
+		}
+		varName := s[j:k]
+		if brace {
+			if k >= len(s) || s[k] != '}' {
+				return nil, errorString("unterminated \"${\" at offset " + strconv.Itoa(i))
+			}
+			k++
+		}
+		out = append(out, rawSeg{lit: lit.String(), name: varName})
+		lit.Reset()
+		i = k
+	}
+	if lit.Len() > 0 || len(out) == 0 {
+		out = append(out, rawSeg{lit: lit.String()})
+	}
+	return out, nil
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// compileVar resolves a variable name; names sluice does not know are
+// refused (APISIX would silently fall back to remote_addr).
+func compileVar(v string, env *plugin.Env) (*varRef, error) {
+	switch v {
+	case "remote_addr":
+		return &varRef{kind: varRemoteAddr}, nil
+	case "consumer_name":
+		return &varRef{kind: varConsumer}, nil
+	case "route_id":
+		return &varRef{kind: varRouteID}, nil
+	case "service_id":
+		return &varRef{kind: varServiceID, val: env.ServiceID}, nil
+	case "host":
+		return &varRef{kind: varHost}, nil
+	}
+	for _, p := range []struct {
+		prefix string
+		kind   int
+	}{{"http_", varHTTP}, {"arg_", varArg}, {"cookie_", varCookie}} {
+		if rest, ok := strings.CutPrefix(v, p.prefix); ok && rest != "" {
+			n := []byte(rest)
+			if p.kind == varHTTP {
+				n = bytes.ToLower(n)
+			}
+			return &varRef{kind: p.kind, name: n}, nil
+		}
+	}
+	return nil, plugin.Errorf(name, `property "key" validation failed: variable %q is not supported by sluice (supported: remote_addr, consumer_name, route_id, service_id, host, http_*, arg_*, cookie_*)`, v)
+}
+
+// appendValue appends the variable's value to dst; present is false when
+// the variable has no (or an empty) value. It does not allocate beyond
+// growing dst.
+func (r *varRef) appendValue(dst []byte, c *plugin.Ctx) (_ []byte, present bool) {
+	var v []byte
+	switch r.kind {
+	case varRemoteAddr:
+		n := len(dst)
+		dst = appendAddr(dst, c.RemoteAddr)
+		return dst, len(dst) > n
+	case varConsumer:
+		return append(dst, c.Consumer...), c.Consumer != ""
+	case varRouteID:
+		return append(dst, c.RouteID...), c.RouteID != ""
+	case varServiceID:
+		return append(dst, r.val...), r.val != ""
+	case varHost:
+		v = hostOnly(c.Req.Host)
+		n := len(dst)
+		for _, b := range v {
+			if b >= 'A' && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			dst = append(dst, b)
+		}
+		return dst, len(dst) > n
+	case varHTTP:
+		v = c.Req.HeaderVar(r.name)
+	case varArg:
+		v = c.Req.Arg(r.name)
+	case varCookie:
+		v = c.Req.Cookie(r.name)
+	}
+	return append(dst, v...), len(v) > 0
+}
+
+// appendAddr appends the client address as nginx's $remote_addr writes it
+// (IPv4-mapped IPv6 addresses in their IPv4 form).
+func appendAddr(dst []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return dst
+	}
+	return a.Unmap().AppendTo(dst)
+}
+
+// hostOnly strips the port from a Host value ("[::1]:80" → "[::1]").
+func hostOnly(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		if i := bytes.IndexByte(h, ']'); i >= 0 {
+			return h[:i+1]
+		}
+		return h
+	}
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+// appendKey appends the request's key value to dst. An empty value falls
+// back to the client address (APISIX: "The value of the configured key is
+// empty, use client IP instead"); for var_combination that is when no
+// variable had a value.
+func (k *keySpec) appendKey(dst []byte, c *plugin.Ctx) []byte {
+	start := len(dst)
+	resolved, hasVar := false, false
+	for i := range k.segs {
+		s := &k.segs[i]
+		dst = append(dst, s.lit...)
+		if s.ref != nil {
+			hasVar = true
+			var ok bool
+			dst, ok = s.ref.appendValue(dst, c)
+			resolved = resolved || ok
+		}
+	}
+	if hasVar && !resolved || len(dst) == start {
+		dst = appendAddr(dst[:start], c.RemoteAddr)
+	}
+	return dst
+}
