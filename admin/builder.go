@@ -351,9 +351,9 @@ func (s *Server) execPut(req *writeReq) reply {
 		}
 		// PUT /consumers/{username} may leave username out of the body.
 		obj["username"], _ = json.Marshal(id)
-		if !usernameRe.MatchString(id) || len(id) > 100 {
+		if !model.UsernamePattern.MatchString(id) || len(id) > 100 {
 			return errReply(http.StatusBadRequest, (&model.Error{Path: []string{"username"},
-				Reason: fmt.Sprintf("failed to match pattern %q with %q", usernamePattern, id)}).Error())
+				Reason: fmt.Sprintf("failed to match pattern %q with %q", model.UsernamePattern.String(), id)}).Error())
 		}
 	default:
 		switch {

@@ -14,11 +14,6 @@ import (
 	"github.com/sluice-gw/sluice/router"
 )
 
-// usernameRe is APISIX's consumer username pattern (schema_def.lua consumer).
-var usernameRe = regexp.MustCompile(`^[a-zA-Z0-9_\-]+$`)
-
-const usernamePattern = `^[a-zA-Z0-9_\-]+$`
-
 // decodeItem decodes and validates the value of res/id on its own, as
 // APISIX's schema does, without looking at other resources (checkRefs
 // does). The errors are APISIX's texts: model's *Error ("invalid
@@ -233,21 +228,9 @@ func decodeConsumer(id string, raw []byte) (*consumer, error) {
 	if err := checkMeta(m); err != nil {
 		return nil, err
 	}
-	uraw, ok := m["username"]
-	if !ok {
-		return nil, &model.Error{Reason: `property "username" is required`}
-	}
 	var c consumer
-	if k := model.JSONKind(uraw); k != "string" || json.Unmarshal(uraw, &c.Username) != nil {
-		return nil, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + model.JSONKind(uraw)}
-	}
-	switch n := utf8.RuneCountInString(c.Username); {
-	case n < 1:
-		return nil, &model.Error{Path: []string{"username"}, Reason: "string too short, expected at least 1, got 0"}
-	case n > 100:
-		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("string too long, expected at most 100, got %d", n)}
-	case !usernameRe.MatchString(c.Username):
-		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("failed to match pattern %q with %q", usernamePattern, c.Username)}
+	if c.Username, err = model.ConsumerUsername(m); err != nil {
+		return nil, err
 	}
 	if c.Username != id {
 		return nil, errors.New("wrong username")
@@ -257,22 +240,8 @@ func decodeConsumer(id string, raw []byte) (*consumer, error) {
 			return nil, err
 		}
 	}
-	if ka, ok := c.Plugins["key-auth"]; ok {
-		var conf map[string]json.RawMessage
-		_ = json.Unmarshal(ka, &conf)
-		kraw, ok := conf["key"]
-		bad := func(reason string) error {
-			return errors.New("invalid plugins configuration: failed to check the configuration of plugin key-auth err: " + reason)
-		}
-		var key string
-		switch {
-		case !ok:
-			return nil, bad(`property "key" is required`)
-		case model.JSONKind(kraw) != "string" || json.Unmarshal(kraw, &key) != nil:
-			return nil, bad(`property "key" validation failed: wrong type: expected string, got ` + model.JSONKind(kraw))
-		case key == "":
-			return nil, bad(`property "key" validation failed: string too short, expected at least 1, got 0`)
-		}
+	if err := model.CheckConsumerKeyAuth(c.Plugins); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

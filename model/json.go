@@ -332,10 +332,9 @@ func jsonInt(raw json.RawMessage) (int, string) {
 	return v, ""
 }
 
-// jsonKind names the JSON type of a value by its first byte: object, array,
-// string, boolean, null or number ("" for empty input).
-// JSONKind names the JSON type of a value by its first byte ("object",
-// "array", "string", "boolean", "null", "number", or "nothing").
+// JSONKind names the JSON type of a value by its first byte after JSON
+// white space: "object", "array", "string", "boolean", "null" or "number"
+// ("" for empty input). Package plugin's JSONKind builds on it.
 func JSONKind(data []byte) string {
 	data = bytes.TrimLeft(data, " \t\r\n")
 	if len(data) == 0 {

@@ -14,12 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -233,11 +233,6 @@ func add(snap *model.Snapshot, key, id string, js []byte) error {
 	return nil
 }
 
-// usernameRe is APISIX's consumer username pattern (schema_def.lua consumer).
-const usernamePattern = `^[a-zA-Z0-9_\-]+$`
-
-var usernameRe = regexp.MustCompile(usernamePattern)
-
 // addConsumers decodes the consumers list into snap.Consumers: each item is
 // checked as the Admin API checks a consumer (APISIX schema_def.lua
 // consumer and key-auth's consumer schema); usernames and key-auth keys
@@ -277,12 +272,7 @@ func decodeConsumer(js []byte) (*model.Consumer, error) {
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch k {
 		case "username", "desc", "labels", "plugins", "create_time", "update_time":
 		case "group_id":
@@ -291,44 +281,19 @@ func decodeConsumer(js []byte) (*model.Consumer, error) {
 			return nil, &model.Error{Reason: "additional properties forbidden, found " + k}
 		}
 	}
-	uraw, ok := m["username"]
-	if !ok {
-		return nil, &model.Error{Reason: `property "username" is required`}
+	u, err := model.ConsumerUsername(m)
+	if err != nil {
+		return nil, err
 	}
-	c := &model.Consumer{}
-	if k := model.JSONKind(uraw); k != "string" || json.Unmarshal(uraw, &c.Username) != nil {
-		return nil, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + k}
-	}
-	switch n := utf8.RuneCountInString(c.Username); {
-	case n < 1:
-		return nil, &model.Error{Path: []string{"username"}, Reason: "string too short, expected at least 1, got 0"}
-	case n > 100:
-		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("string too long, expected at most 100, got %d", n)}
-	case !usernameRe.MatchString(c.Username):
-		return nil, &model.Error{Path: []string{"username"}, Reason: fmt.Sprintf("failed to match pattern %q with %q", usernamePattern, c.Username)}
-	}
+	c := &model.Consumer{Username: u}
 	if praw, ok := m["plugins"]; ok {
 		if err := checkPluginsItem([]byte(`{"plugins":`+string(praw)+`}`), "plugins"); err != nil {
 			return nil, err
 		}
 		_ = json.Unmarshal(praw, &c.Plugins)
 	}
-	if ka, ok := c.Plugins["key-auth"]; ok {
-		var conf map[string]json.RawMessage
-		_ = json.Unmarshal(ka, &conf)
-		kraw, ok := conf["key"]
-		bad := func(reason string) error {
-			return errors.New("invalid plugins configuration: failed to check the configuration of plugin key-auth err: " + reason)
-		}
-		var key string
-		switch {
-		case !ok:
-			return nil, bad(`property "key" is required`)
-		case model.JSONKind(kraw) != "string" || json.Unmarshal(kraw, &key) != nil:
-			return nil, bad(`property "key" validation failed: wrong type: expected string, got ` + model.JSONKind(kraw))
-		case key == "":
-			return nil, bad(`property "key" validation failed: string too short, expected at least 1, got 0`)
-		}
+	if err := model.CheckConsumerKeyAuth(c.Plugins); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -13,34 +13,22 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
+
+// binary is redis-server, from scripts/redis.sh.
+var binary = proctest.Binary{Env: "SLUICE_REDIS_BIN", Name: "redis-server", Script: "scripts/redis.sh", Debian: "redis-server"}
 
 // Binary returns the path of redis-server: $SLUICE_REDIS_BIN,
 // redis-server on PATH, or /usr/bin/redis-server.
-func Binary() (string, error) {
-	if p := os.Getenv("SLUICE_REDIS_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("SLUICE_REDIS_BIN=%s: %v (unset it and run scripts/redis.sh to install redis-server)", p, err)
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p, nil
-	}
-	if fi, err := os.Stat("/usr/bin/redis-server"); err == nil && !fi.IsDir() {
-		return "/usr/bin/redis-server", nil
-	}
-	return "", errors.New("redis-server not found (not on PATH, not /usr/bin/redis-server): run scripts/redis.sh to install it (Debian's redis-server)")
-}
+func Binary() (string, error) { return binary.Path() }
 
 // Server is one running (or stopped) redis-server.
 type Server struct {
@@ -49,9 +37,7 @@ type Server struct {
 	dir     string
 	logPath string
 	port    int
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    proctest.Proc
 }
 
 // Start starts redis-server and returns it; t.Cleanup stops it.
@@ -61,8 +47,12 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
+	port, err := proctest.FreePort()
+	if err != nil {
+		t.Fatalf("redistest: free port: %v", err)
+	}
 	dir := t.TempDir()
-	s := &Server{tb: t, bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log"), port: freePort(t)}
+	s := &Server{tb: t, bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log"), port: port}
 	t.Cleanup(s.Stop)
 	s.start()
 	return s
@@ -78,24 +68,7 @@ func (s *Server) Host() string { return "127.0.0.1" }
 func (s *Server) Port() int { return s.port }
 
 // PID is the running process's id (0 when stopped).
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func (s *Server) PID() int { return s.proc.PID() }
 
 func (s *Server) start() {
 	s.tb.Helper()
@@ -108,34 +81,15 @@ func (s *Server) start() {
 		"--dir", s.dir,
 		"--logfile", s.logPath,
 	)
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := s.proc.Start(cmd, nil); err != nil {
 		s.tb.Fatalf("redistest: start %s: %v", s.bin, err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.tb.Fatalf("redistest: redis-server exited during start (%v); its log %s:\n%s", cmd.ProcessState, s.logPath, s.tail())
-		default:
-		}
-		if err := s.Ping(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			s.tb.Fatalf("redistest: redis-server on %s not answering PING after 20s; its log %s:\n%s", s.Addr(), s.logPath, s.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
+	switch err := s.proc.Wait(func() bool { return s.Ping() == nil }, 20*time.Millisecond, 20*time.Second); {
+	case errors.Is(err, proctest.ErrNotReady):
+		s.Stop()
+		s.tb.Fatalf("redistest: redis-server on %s not answering PING after 20s; its log %s:\n%s", s.Addr(), s.logPath, proctest.Tail(s.logPath))
+	case err != nil:
+		s.tb.Fatalf("redistest: redis-server exited during start (%v); its log %s:\n%s", err, s.logPath, proctest.Tail(s.logPath))
 	}
 }
 
@@ -169,32 +123,8 @@ func (s *Server) Do(args ...string) (string, error) {
 	return line, nil
 }
 
-func (s *Server) tail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // Stop stops redis-server: SIGTERM, then SIGKILL after 10 s. Idempotent.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		return
-	case <-time.After(10 * time.Second):
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Restart stops redis-server and starts it again on the same port (its
 // data is gone: there is no persistence).

@@ -10,6 +10,7 @@ import (
 	"github.com/puzpuzpuz/xsync/v3"
 
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/plugin"
 )
 
 // state is one breaker: APISIX's three shared-dict keys for one request
@@ -86,7 +87,7 @@ func dropStore(r storeRef) {
 func key(r *http1.Request) uint64 {
 	var d xxhash.Digest
 	d.ResetWithSeed(seed)
-	h := stripPort(r.Host)
+	h := plugin.StripPort(r.Host)
 	var buf [64]byte
 	for len(h) > 0 {
 		n := copy(buf[:], h)
@@ -100,25 +101,6 @@ func key(r *http1.Request) uint64 {
 	}
 	d.Write(r.Path)
 	return d.Sum64()
-}
-
-// stripPort drops ":port" from a Host value; an IPv6 literal keeps its
-// brackets ("[::1]:8080" → "[::1]").
-func stripPort(h []byte) []byte {
-	if len(h) > 0 && h[0] == '[' {
-		for i := 1; i < len(h); i++ {
-			if h[i] == ']' {
-				return h[:i+1]
-			}
-		}
-		return h
-	}
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i] == ':' {
-			return h[:i]
-		}
-	}
-	return h
 }
 
 // load returns the breaker for k, or nil.

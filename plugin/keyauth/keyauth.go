@@ -53,20 +53,19 @@ var emptyQuery = []byte{}
 // consumers share a key (the Admin API refuses that), the first by
 // username wins.
 func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, plugin.Errorf(name, "wrong type: expected object, got %s", kind(raw))
+	m, err := plugin.Object(name, raw)
+	if err != nil {
+		return nil, err
 	}
 	c := &conf{header: []byte("apikey"), query: []byte("apikey")}
 	realm := "key"
 	for _, f := range []string{"header", "query", "realm"} {
-		v, ok := m[f]
+		s, ok, err := plugin.StringProp(name, m, f)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			continue
-		}
-		var s string
-		if kind(v) != "string" || json.Unmarshal(v, &s) != nil {
-			return nil, plugin.Errorf(name, `property %q validation failed: wrong type: expected string, got %s`, f, kind(v))
 		}
 		switch f {
 		case "header":
@@ -81,11 +80,8 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 			realm = s
 		}
 	}
-	if v, ok := m["hide_credentials"]; ok {
-		if kind(v) != "boolean" {
-			return nil, plugin.Errorf(name, `property "hide_credentials" validation failed: wrong type: expected boolean, got %s`, kind(v))
-		}
-		_ = json.Unmarshal(v, &c.hide)
+	if c.hide, _, err = plugin.BoolProp(name, m, "hide_credentials"); err != nil {
+		return nil, err
 	}
 	if _, ok := m["anonymous_consumer"]; ok {
 		return nil, plugin.Errorf(name, `property "anonymous_consumer" validation failed: not supported by sluice`)
@@ -230,25 +226,4 @@ func realmOK(s string) bool {
 		}
 	}
 	return true
-}
-
-// kind names a JSON value's type as jsonschema does.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "null"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number" // Lua has one number type: APISIX says "got number"
 }

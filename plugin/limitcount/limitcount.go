@@ -260,47 +260,42 @@ func (f *fields) fail(format string, args ...any) {
 	}
 }
 
+// wrongType fails with the schema's error for property k of kind v.
+func (f *fields) wrongType(k, want string, v json.RawMessage) {
+	if f.err == nil {
+		f.err = plugin.WrongType(name, k, want, plugin.JSONKind(v))
+	}
+}
+
 func (f *fields) has(k string) bool {
 	v, ok := f.m[k]
 	return ok && string(v) != "null"
 }
 
-// kind names a JSON value's type as jsonschema errors do.
-func kind(v json.RawMessage) string {
-	switch t := bytes.TrimSpace(v); {
-	case len(t) == 0:
-		return "null"
-	case t[0] == '"':
-		return "string"
-	case t[0] == '{':
-		return "object"
-	case t[0] == '[':
-		return "array"
-	case t[0] == 't' || t[0] == 'f':
-		return "boolean"
-	case t[0] == 'n':
-		return "null"
+// value returns k's value; ok is false when k is absent or null, or when
+// an earlier error ended the reading.
+func (f *fields) value(k string) (v json.RawMessage, ok bool) {
+	if f.err != nil {
+		return nil, false
 	}
-	return "number"
+	v, ok = f.m[k]
+	return v, ok && string(v) != "null"
 }
 
 func (f *fields) int(k string, def, lo, hi int64, required bool) int64 {
-	if f.err != nil {
-		return def
-	}
-	v, ok := f.m[k]
-	if !ok || string(v) == "null" {
+	v, ok := f.value(k)
+	if !ok {
 		if required {
 			f.fail(`property %q is required`, k)
 		}
 		return def
 	}
-	if kind(v) != "number" {
-		if k == "count" && kind(v) == "string" {
+	if plugin.JSONKind(v) != "number" {
+		if k == "count" && plugin.JSONKind(v) == "string" {
 			f.fail(`property "count" validation failed: a variable count is not supported by sluice, use an integer`)
 			return def
 		}
-		f.fail(`property %q validation failed: wrong type: expected integer, got %s`, k, kind(v))
+		f.wrongType(k, "integer", v)
 		return def
 	}
 	x, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
@@ -322,16 +317,13 @@ func (f *fields) int(k string, def, lo, hi int64, required bool) int64 {
 }
 
 func (f *fields) str(k, def string, minLen int) string {
-	if f.err != nil {
-		return def
-	}
-	v, ok := f.m[k]
-	if !ok || string(v) == "null" {
+	v, ok := f.value(k)
+	if !ok {
 		return def
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
-		f.fail(`property %q validation failed: wrong type: expected string, got %s`, k, kind(v))
+		f.wrongType(k, "string", v)
 		return def
 	}
 	if len(s) < minLen {
@@ -356,16 +348,13 @@ func (f *fields) enum(k, def string, vals ...string) string {
 }
 
 func (f *fields) bool(k string, def bool) bool {
-	if f.err != nil {
-		return def
-	}
-	v, ok := f.m[k]
-	if !ok || string(v) == "null" {
+	v, ok := f.value(k)
+	if !ok {
 		return def
 	}
 	var b bool
 	if err := json.Unmarshal(v, &b); err != nil {
-		f.fail(`property %q validation failed: wrong type: expected boolean, got %s`, k, kind(v))
+		f.wrongType(k, "boolean", v)
 		return def
 	}
 	return b
@@ -544,7 +533,7 @@ func (r *varRef) appendValue(dst []byte, c *plugin.Ctx) (_ []byte, present bool)
 	case varServiceID:
 		return append(dst, r.val...), r.val != ""
 	case varHost:
-		v = hostOnly(c.Req.Host)
+		v = plugin.StripPort(c.Req.Host)
 		n := len(dst)
 		for _, b := range v {
 			if b >= 'A' && b <= 'Z' {
@@ -570,20 +559,6 @@ func appendAddr(dst []byte, a netip.Addr) []byte {
 		return dst
 	}
 	return a.Unmap().AppendTo(dst)
-}
-
-// hostOnly strips the port from a Host value ("[::1]:80" → "[::1]").
-func hostOnly(h []byte) []byte {
-	if len(h) > 0 && h[0] == '[' {
-		if i := bytes.IndexByte(h, ']'); i >= 0 {
-			return h[:i+1]
-		}
-		return h
-	}
-	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
-		return h[:i]
-	}
-	return h
 }
 
 // appendKey appends the request's key value to dst. An empty value falls

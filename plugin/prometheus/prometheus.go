@@ -22,7 +22,6 @@
 package prometheus
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/netip"
 	"strconv"
@@ -100,10 +99,10 @@ type labelSet struct {
 func (prom) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, plugin.Errorf(name, "wrong type: expected object, got %s", kind(raw))
+		return nil, plugin.WrongType(name, "", "object", plugin.JSONKindInt(raw))
 	}
-	if v, ok := m["prefer_name"]; ok && kind(v) != "boolean" {
-		return nil, plugin.Errorf(name, `property "prefer_name" validation failed: wrong type: expected boolean, got %s`, kind(v))
+	if v, ok := m["prefer_name"]; ok && plugin.JSONKindInt(v) != "boolean" {
+		return nil, plugin.WrongType(name, "prefer_name", "boolean", plugin.JSONKindInt(v))
 	}
 	buckets, err := bucketsFrom(env)
 	if err != nil {
@@ -423,28 +422,4 @@ func upstreamStatus(up *balancer.Upstream) {
 			g.state.Store(n.State)
 		}
 	}
-}
-
-// kind names a JSON value's type as APISIX's schema errors do.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "null"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	if _, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-		return "integer"
-	}
-	return "number"
 }

@@ -32,10 +32,10 @@
 package proxyrewrite
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -109,27 +109,15 @@ var hostRe = regexp.MustCompile(hostPattern)
 // Compile checks conf against APISIX's schema and precomputes the rewrite.
 // Unknown properties are ignored, as APISIX's schema allows them.
 func (proxyRewrite) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, plugin.Errorf(name, "wrong type: expected object, got %s", kind(raw))
+	m, err := plugin.Object(name, raw)
+	if err != nil {
+		return nil, err
 	}
 	if len(m) == 0 {
 		return nil, plugin.Errorf(name, "expect object to have at least 1 properties")
 	}
 	c := &conf{}
-	str := func(key string) (string, bool, error) {
-		v, ok := m[key]
-		if !ok {
-			return "", false, nil
-		}
-		var s string
-		if kind(v) != "string" || json.Unmarshal(v, &s) != nil {
-			return "", false, plugin.Errorf(name, "property %q validation failed: wrong type: expected string, got %s", key, kind(v))
-		}
-		return s, true, nil
-	}
-
-	if s, ok, err := str("uri"); err != nil {
+	if s, ok, err := plugin.StringProp(name, m, "uri"); err != nil {
 		return nil, err
 	} else if ok {
 		if err := c.compileURI(s); err != nil {
@@ -144,7 +132,7 @@ func (proxyRewrite) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 			c.regex = nil // APISIX: uri wins over regex_uri
 		}
 	}
-	if s, ok, err := str("host"); err != nil {
+	if s, ok, err := plugin.StringProp(name, m, "host"); err != nil {
 		return nil, err
 	} else if ok {
 		if !hostRe.MatchString(s) {
@@ -152,7 +140,7 @@ func (proxyRewrite) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 		}
 		c.host = []byte(s)
 	}
-	if s, ok, err := str("method"); err != nil {
+	if s, ok, err := plugin.StringProp(name, m, "method"); err != nil {
 		return nil, err
 	} else if ok {
 		if !slices.Contains(methods, s) {
@@ -160,14 +148,10 @@ func (proxyRewrite) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 		}
 		c.method = []byte(s)
 	}
-	if v, ok := m["use_real_request_uri_unsafe"]; ok {
-		var b bool
-		if kind(v) != "boolean" || json.Unmarshal(v, &b) != nil {
-			return nil, plugin.Errorf(name, `property "use_real_request_uri_unsafe" validation failed: wrong type: expected boolean, got %s`, kind(v))
-		}
-		if b {
-			return nil, plugin.Errorf(name, `property "use_real_request_uri_unsafe" validation failed: not supported by sluice (sluice already rewrites the path as the client sent it)`)
-		}
+	if b, _, err := plugin.BoolProp(name, m, "use_real_request_uri_unsafe"); err != nil {
+		return nil, err
+	} else if b {
+		return nil, plugin.Errorf(name, `property "use_real_request_uri_unsafe" validation failed: not supported by sluice (sluice already rewrites the path as the client sent it)`)
 	}
 	if v, ok := m["headers"]; ok {
 		ops, err := compileHeaders(v)
@@ -218,16 +202,16 @@ func (c *conf) compileURI(s string) error {
 // pair a regular expression and its template.
 func (c *conf) compileRegex(v json.RawMessage) error {
 	var items []json.RawMessage
-	if kind(v) != "array" || json.Unmarshal(v, &items) != nil {
-		return plugin.Errorf(name, `property "regex_uri" validation failed: wrong type: expected array, got %s`, kind(v))
+	if plugin.JSONKind(v) != "array" || json.Unmarshal(v, &items) != nil {
+		return plugin.WrongType(name, "regex_uri", "array", plugin.JSONKind(v))
 	}
 	if len(items) < 2 {
 		return plugin.Errorf(name, `property "regex_uri" validation failed: expect array to have at least 2 items`)
 	}
 	strs := make([]string, len(items))
 	for i, it := range items {
-		if kind(it) != "string" || json.Unmarshal(it, &strs[i]) != nil {
-			return plugin.Errorf(name, `property "regex_uri" validation failed: failed to validate item %d: wrong type: expected string, got %s`, i+1, kind(it))
+		if plugin.JSONKind(it) != "string" || json.Unmarshal(it, &strs[i]) != nil {
+			return plugin.Errorf(name, `property "regex_uri" validation failed: failed to validate item %d: wrong type: expected string, got %s`, i+1, plugin.JSONKind(it))
 		}
 	}
 	if len(strs)%2 != 0 {
@@ -462,7 +446,7 @@ func (k *conf) header(c *plugin.Ctx, h *headerOp, path []byte, locs []int) {
 func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 	noneOf := plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
 	var m map[string]json.RawMessage
-	if kind(raw) != "object" || json.Unmarshal(raw, &m) != nil {
+	if plugin.JSONKind(raw) != "object" || json.Unmarshal(raw, &m) != nil {
 		return nil, noneOf
 	}
 	if len(m) == 0 {
@@ -473,9 +457,9 @@ func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 	for k, v := range m {
 		switch k {
 		case "add", "set":
-			newForm = newForm && kind(v) == "object"
+			newForm = newForm && plugin.JSONKind(v) == "object"
 		case "remove":
-			newForm = newForm && kind(v) == "array"
+			newForm = newForm && plugin.JSONKind(v) == "array"
 		default:
 			newForm = false
 		}
@@ -513,7 +497,7 @@ func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 		}
 		for _, n := range names {
 			var s string
-			if kind(n) != "string" || json.Unmarshal(n, &s) != nil {
+			if plugin.JSONKind(n) != "string" || json.Unmarshal(n, &s) != nil {
 				return nil, plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
 			}
 			if err := checkHeaderName(s); err != nil {
@@ -536,19 +520,14 @@ func headerValues(grp string, vals map[string]json.RawMessage, arrays bool) ([]h
 	if grp == "add" {
 		op = plugin.HeaderAdd
 	}
-	names := make([]string, 0, len(vals))
-	for n := range vals {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var ops []headerOp
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(vals)) {
 		if err := checkHeaderName(n); err != nil {
 			return nil, err
 		}
 		v := vals[n]
 		var list []json.RawMessage
-		switch kind(v) {
+		switch plugin.JSONKind(v) {
 		case "string", "number":
 			list = []json.RawMessage{v}
 		case "array":
@@ -601,7 +580,7 @@ func headerValues(grp string, vals map[string]json.RawMessage, arrays bool) ([]h
 // bytes >= 0x7f).
 func headerValue(v json.RawMessage) (string, error) {
 	var s string
-	switch kind(v) {
+	switch plugin.JSONKind(v) {
 	case "string":
 		_ = json.Unmarshal(v, &s)
 	case "number":
@@ -628,10 +607,8 @@ func checkHeaderName(n string) error {
 	if n == "" {
 		return plugin.Errorf(name, `property "headers" validation failed: invalid field length in header`)
 	}
-	for i := 0; i < len(n); i++ {
-		if b := n[i]; b <= 0x20 || b >= 0x7f || b == ':' {
-			return plugin.Errorf(name, `property "headers" validation failed: invalid field character in header`)
-		}
+	if !plugin.ValidHeaderName(n) {
+		return plugin.Errorf(name, `property "headers" validation failed: invalid field character in header`)
 	}
 	switch strings.ToLower(n) {
 	case "host":
@@ -640,25 +617,4 @@ func checkHeaderName(n string) error {
 		return plugin.Errorf(name, "property \"headers\" validation failed: header %q cannot be changed by sluice (it frames the request)", n)
 	}
 	return nil
-}
-
-// kind names a JSON value's type as jsonschema does.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "null"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number" // Lua has one number type: APISIX says "got number"
 }

@@ -26,6 +26,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -291,8 +293,8 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return errors.New("header values must be strings")
 		}
-		for _, k := range sortedKeys(m) {
-			if !validHeaderName(k) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !plugin.ValidHeaderName(k) {
 				return fmt.Errorf("invalid header name %q", k)
 			}
 			ops = append(ops, plugin.HeaderOp{Kind: kind, Name: []byte(k), Value: []byte(m[k])})
@@ -323,39 +325,13 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 			return nil, errors.New("remove must be an array of strings")
 		}
 		for _, n := range names {
-			if !validHeaderName(n) {
+			if !plugin.ValidHeaderName(n) {
 				return nil, fmt.Errorf("invalid header name %q", n)
 			}
 			ops = append(ops, plugin.HeaderOp{Kind: plugin.HeaderRemove, Name: []byte(n)})
 		}
 	}
 	return ops, nil
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }
 
 // handles creates the arm-level series of route.

@@ -11,36 +11,24 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
+
+// binary is etcd, from scripts/etcd.sh.
+var binary = proctest.Binary{Env: "SLUICE_ETCD_BIN", Name: "etcd", What: "etcd server binary", Script: "scripts/etcd.sh", Debian: "etcd-server"}
 
 // Binary returns the path of the etcd server binary: $SLUICE_ETCD_BIN,
 // etcd on PATH, or /usr/bin/etcd.
-func Binary() (string, error) {
-	if p := os.Getenv("SLUICE_ETCD_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("SLUICE_ETCD_BIN=%s: %v (unset it and run scripts/etcd.sh to install etcd)", p, err)
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath("etcd"); err == nil {
-		return p, nil
-	}
-	if fi, err := os.Stat("/usr/bin/etcd"); err == nil && !fi.IsDir() {
-		return "/usr/bin/etcd", nil
-	}
-	return "", errors.New("etcd server binary not found (not on PATH, not /usr/bin/etcd): run scripts/etcd.sh to install it (Debian's etcd-server)")
-}
+func Binary() (string, error) { return binary.Path() }
 
 // Server is one running (or stopped) etcd member.
 type Server struct {
@@ -50,9 +38,7 @@ type Server struct {
 	logPath string
 	client  string // http://127.0.0.1:port
 	peer    string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    proctest.Proc
 }
 
 // Start starts etcd and returns its client URL, stop (idempotent; also run
@@ -72,8 +58,12 @@ func StartServer(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
+	cport, cerr := proctest.FreePort()
+	pport, perr := proctest.FreePort()
+	if err := errors.Join(cerr, perr); err != nil {
+		t.Fatalf("etcdtest: free port: %v", err)
+	}
 	dir := t.TempDir()
-	cport, pport := freePort(t), freePort(t)
 	s := &Server{
 		tb:      t,
 		bin:     bin,
@@ -94,24 +84,7 @@ func (s *Server) Endpoint() string { return s.client }
 func (s *Server) DataDir() string { return s.dataDir }
 
 // PID is the running process's id (0 when stopped).
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func (s *Server) PID() int { return s.proc.PID() }
 
 func (s *Server) start() {
 	s.tb.Helper()
@@ -142,37 +115,16 @@ func (s *Server) start() {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	if err := s.proc.Start(cmd, func() { logf.Close() }); err != nil {
 		s.tb.Fatalf("etcdtest: start %s: %v", s.bin, err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-
-	deadline := time.Now().Add(30 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-exited:
-			s.tb.Fatalf("etcdtest: etcd exited during start (%v); its log %s:\n%s", cmd.ProcessState, s.logPath, s.tail())
-		default:
-		}
-		if healthy(hc, s.client) {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			s.tb.Fatalf("etcdtest: etcd at %s not healthy after 30s; its log %s:\n%s", s.client, s.logPath, s.tail())
-		}
-		time.Sleep(50 * time.Millisecond)
+	switch err := s.proc.Wait(func() bool { return healthy(hc, s.client) }, 50*time.Millisecond, 30*time.Second); {
+	case errors.Is(err, proctest.ErrNotReady):
+		s.Stop()
+		s.tb.Fatalf("etcdtest: etcd at %s not healthy after 30s; its log %s:\n%s", s.client, s.logPath, proctest.Tail(s.logPath))
+	case err != nil:
+		s.tb.Fatalf("etcdtest: etcd exited during start (%v); its log %s:\n%s", err, s.logPath, proctest.Tail(s.logPath))
 	}
 }
 
@@ -187,45 +139,11 @@ func healthy(hc *http.Client, base string) bool {
 	return resp.StatusCode == http.StatusOK && bytes.Contains(b.Bytes(), []byte(`"true"`))
 }
 
-func (s *Server) tail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // Stop stops etcd: SIGTERM, then SIGKILL after 10 s. Idempotent.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		return
-	case <-time.After(10 * time.Second):
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Kill stops etcd with SIGKILL at once (a crash).
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Restart stops etcd and starts the same member again (same ports, same
 // data directory) and waits until it is healthy.

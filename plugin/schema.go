@@ -1,0 +1,99 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/sluice-gw/sluice/model"
+)
+
+// This file holds what several plugins' Compile steps share to check a
+// configuration against an APISIX schema and word the error as APISIX
+// does. Everything here runs on the builder goroutine; it may allocate.
+
+// JSONKind names the JSON type of a value as the schema errors do:
+// "object", "array", "string", "boolean", "null" or "number", by its first
+// byte after white space; empty input is "null". Integers are "number"
+// too (Lua has one number type: APISIX says "got number").
+func JSONKind(raw []byte) string {
+	if k := model.JSONKind(bytes.TrimSpace(raw)); k != "" {
+		return k
+	}
+	return "null"
+}
+
+// JSONKindInt is JSONKind, except that a number that is a 64-bit integer
+// is "integer" (prometheus words its errors so).
+func JSONKindInt(raw []byte) string {
+	k := JSONKind(raw)
+	if k == "number" {
+		if _, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64); err == nil {
+			return "integer"
+		}
+	}
+	return k
+}
+
+// WrongType is plugin name's error for a value of kind got where the schema
+// wants want: `property "<prop>" validation failed: wrong type: expected
+// <want>, got <got>`, or without the property part when prop is "" (the
+// configuration itself).
+func WrongType(name, prop, want, got string) error {
+	if prop == "" {
+		return Errorf(name, "wrong type: expected %s, got %s", want, got)
+	}
+	return Errorf(name, "property %q validation failed: wrong type: expected %s, got %s", prop, want, got)
+}
+
+// Object decodes plugin name's configuration raw, which must be a JSON
+// object (WrongType otherwise).
+func Object(name string, raw []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, WrongType(name, "", "object", JSONKind(raw))
+	}
+	return m, nil
+}
+
+// StringProp reads the optional string property prop of plugin name's
+// configuration m: ok is false when m has no prop; a value that is not a
+// string (null included) is WrongType.
+func StringProp(name string, m map[string]json.RawMessage, prop string) (s string, ok bool, err error) {
+	v, ok := m[prop]
+	if !ok {
+		return "", false, nil
+	}
+	if JSONKind(v) != "string" || json.Unmarshal(v, &s) != nil {
+		return "", false, WrongType(name, prop, "string", JSONKind(v))
+	}
+	return s, true, nil
+}
+
+// BoolProp reads the optional boolean property prop of plugin name's
+// configuration m, as StringProp reads a string.
+func BoolProp(name string, m map[string]json.RawMessage, prop string) (b, ok bool, err error) {
+	v, ok := m[prop]
+	if !ok {
+		return false, false, nil
+	}
+	if JSONKind(v) != "boolean" || json.Unmarshal(v, &b) != nil {
+		return false, false, WrongType(name, prop, "boolean", JSONKind(v))
+	}
+	return b, true, nil
+}
+
+// ValidHeaderName reports whether s may name a request header: APISIX's
+// validate_header_field, at least one byte, each from '!' to '~' except
+// ':'.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b <= ' ' || b >= 0x7f || b == ':' {
+			return false
+		}
+	}
+	return true
+}
