@@ -175,3 +175,11 @@ func (r *Rotation) Carry(loop int, prev *Rotation) {
 // Weights returns the configured weights (negative ones as 0); the slice
 // must not be modified.
 func (r *Rotation) Weights() []int { return r.weights }
+
+// Instance returns the step's compiled plugin configuration.
+func (s *Step) Instance() Instance {
+	if s.rewr != nil {
+		return s.rewr
+	}
+	return s.access
+}
