@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -157,4 +158,37 @@ func TestSplitUnknownUpstreamIs400(t *testing.T) {
 	code, r := adminDo(t, g, "PUT", "/apisix/admin/routes/split", e2eAdminKey, splitRoute("127.0.0.1:1", 1, 1))
 	assert.Equal(t, 400, code)
 	assert.Contains(t, r["error_msg"], "failed to fetch upstream info by upstream id [a]")
+}
+
+// TestRouteVarsOnModel: a route's own vars can read the JSON body
+// (post_arg.model), so requests are routed by the model they ask for.
+func TestRouteVarsOnModel(t *testing.T) {
+	main, big := startUpstream(t, "main", nil), startUpstream(t, "big", nil)
+	doc := routesDoc(
+		route("by-model", "/chat/completions", "    priority: 10\n    vars: [[\"post_arg.model\", \"==\", \"gpt-4o\"]]\n", big.addr()),
+		route("default", "/chat/completions", "", main.addr()),
+	)
+	g := startGateway(t, 1, "", doc)
+	post := func(body string, chunked bool) string {
+		var rd io.Reader = strings.NewReader(body)
+		if chunked {
+			rd = io.MultiReader(strings.NewReader(body)) // unknown length: chunked
+		}
+		req, err := http.NewRequest("POST", g.url("/chat/completions"), rd)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		return resp.Header.Get("X-Upstream-Name")
+	}
+	assert.Equal(t, "big", post(`{"model":"gpt-4o","messages":[]}`, false))
+	assert.Equal(t, "main", post(`{"model":"gpt-3.5","messages":[]}`, false))
+	assert.Equal(t, "big", post(`{"messages":[],"model":"gpt-4o"}`, true), "chunked body")
+	resp, err := client.Get(g.url("/chat/completions"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, "main", resp.Header.Get("X-Upstream-Name"), "no body: post_arg is nil")
+	_, body := big.lastRequest()
+	assert.Equal(t, `{"messages":[],"model":"gpt-4o"}`, string(body), "the body still reaches the upstream")
 }

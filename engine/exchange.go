@@ -151,7 +151,16 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 	ex.tbl = t
+	if t.BodyVars && r.Body != http1.BodyNone && !r.Expect100 {
+		// a route matches on post_arg.*: match with the body (≤ 64 KiB)
+		if !bodyArrived(r, buf[n:]) {
+			l.requests.Add(-1)
+			return false
+		}
+		ex.rreq.Body = l.peekBody(ex, r, buf[n:])
+	}
 	rt := t.Match(&ex.rreq)
+	ex.rreq.Body = nil // it pointed into gnet's buffer; plugins get the kept copy
 	if rt == nil {
 		l.answer(cl, ex, n, 404, "404 Route Not Found")
 		return true
@@ -218,6 +227,26 @@ func bodyArrived(r *http1.Request, rest []byte) bool {
 		return false
 	}
 	return true
+}
+
+// peekBody returns the complete request body that follows the head in rest,
+// de-chunked into ex.plain when chunked; nil when larger than
+// plugin.MaxPeekBody. The result may point into rest.
+func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
+	switch r.Body {
+	case http1.BodyLength:
+		if r.ContentLength > plugin.MaxPeekBody || int64(len(rest)) < r.ContentLength {
+			return nil
+		}
+		return rest[:r.ContentLength]
+	case http1.BodyChunked:
+		if len(rest) > plugin.MaxPeekBody {
+			rest = rest[:plugin.MaxPeekBody]
+		}
+		ex.plain = dechunk(ex.plain[:0], rest)
+		return ex.plain
+	}
+	return nil
 }
 
 // proceed sends ex to its upstream: the split arm a plugin chose, or the

@@ -55,6 +55,7 @@ type build struct {
 	rotations []*plugin.Rotation // Table.Rotations
 	cons      []plugin.Consumer  // snapshot consumers, sorted
 	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
+	bodyVars  bool               // Table.BodyVars
 }
 
 func (b *Builder) loops() int {
@@ -115,6 +116,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.idx = ib.finish()
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
+	t.BodyVars = s.bodyVars
 	b.gen++
 	t.Generation = b.gen
 	return t, nil
@@ -182,6 +184,9 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		return errf("%w", err)
 	}
 	rt.match.vars = vars
+	if vars.NeedsBody() {
+		s.bodyVars = true
+	}
 
 	uris := mr.URIs
 	if mr.URI != "" {

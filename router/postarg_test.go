@@ -64,3 +64,13 @@ func FuzzPostArg(f *testing.F) {
 		}
 	})
 }
+
+func TestTableBodyVars(t *testing.T) {
+	assert.False(t, buildTable(t, route("a", "/a", withVars(`[["arg_x","==","1"]]`))).BodyVars)
+	tbl := buildTable(t, route("a", "/a", withVars(`[["post_arg.model","==","gpt-4o"]]`)), route("b", "/a"))
+	assert.True(t, tbl.BodyVars)
+	r := newRequest(t, "POST", "/a")
+	assert.Equal(t, "b", matchID(tbl, r), "no body: the vars are false")
+	r.Body = []byte(`{"model":"gpt-4o"}`)
+	assert.Equal(t, "a", matchID(tbl, r))
+}

@@ -47,6 +47,9 @@ type Table struct {
 	// Rotations lists the per-loop split rotations plugins created; a loop
 	// carries positions by Key when it adopts the table.
 	Rotations []*plugin.Rotation
+	// BodyVars: a route's vars read the request body (post_arg.*), so a
+	// request with a body must be matched with Request.Body set.
+	BodyVars bool
 
 	idx index
 }
