@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -70,4 +71,19 @@ func TestStatsShowsTheSplit(t *testing.T) {
 	assert.InDelta(t, 80, share("stable"), 3, "observed share of the 80 arm")
 	assert.InDelta(t, 20, share("canary"), 3, "observed share of the 20 arm")
 	assert.True(t, strings.Contains(text, "80") && strings.Contains(text, "20"), "configured weights shown")
+
+	// a deleted route's series leave the endpoint (no growth with churn)
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{}) // for the deferred close
+	scrape := func() string {
+		resp, err := client.Get(url)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	require.Contains(t, scrape(), `sluice_split_requests_total{route="chat"`)
+	g.writeRoutes(routesDoc(route("other", "/other", "", stable.addr())))
+	waitFor(t, 10*time.Second, "the chat route's series to go", func() bool { return !strings.Contains(scrape(), `route="chat"`) })
 }

@@ -12,6 +12,7 @@ package metrics
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -100,4 +101,72 @@ func (s *Statuses) Inc(code int) {
 		p.Store(c) // GetOrCreate returns the same counter to racing loops
 	}
 	c.Inc()
+}
+
+var retainMu sync.Mutex
+
+// Retain unregisters every series whose route label names a route not in
+// routes (a deleted or disabled route), so the endpoint does not grow with
+// route churn. Series without a route label are kept. Handles of dropped
+// series stay usable (requests still in flight on the old table record
+// into them unseen); a route created again gets fresh series. It returns
+// how many series were dropped. Builder goroutine only; it allocates.
+func Retain(routes []string) int {
+	retainMu.Lock()
+	defer retainMu.Unlock()
+	live := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		live[r] = true
+	}
+	n := 0
+	for _, name := range Set.ListMetricNames() {
+		r, ok := routeLabel(name)
+		if ok && !live[r] && Set.UnregisterMetric(name) {
+			n++
+		}
+	}
+	return n
+}
+
+// routeLabel returns the value of the route label in a series name as Name
+// formats it (family{k="v",...}), unescaped.
+func routeLabel(name string) (string, bool) {
+	i := strings.IndexByte(name, '{')
+	if i < 0 {
+		return "", false
+	}
+	rest := name[i+1:]
+	for len(rest) > 0 {
+		eq := strings.IndexByte(rest, '=')
+		if eq < 0 || eq+1 >= len(rest) || rest[eq+1] != '"' {
+			return "", false
+		}
+		key := rest[:eq]
+		var b strings.Builder
+		j := eq + 2
+		for ; j < len(rest) && rest[j] != '"'; j++ {
+			c := rest[j]
+			if c == '\\' && j+1 < len(rest) {
+				j++
+				switch rest[j] {
+				case 'n':
+					c = '\n'
+				default:
+					c = rest[j]
+				}
+			}
+			b.WriteByte(c)
+		}
+		if j >= len(rest) {
+			return "", false
+		}
+		if key == "route" {
+			return b.String(), true
+		}
+		rest = strings.TrimPrefix(rest[j+1:], ",")
+		if strings.HasPrefix(rest, "}") {
+			return "", false
+		}
+	}
+	return "", false
 }

@@ -109,6 +109,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		if err := s.route(ib, mr, i); err != nil {
 			return nil, err
 		}
+		t.RouteIDs = append(t.RouteIDs, string(mr.ID))
 	}
 	if err := s.checkUnused(s.used); err != nil {
 		return nil, err
@@ -117,6 +118,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
 	t.BodyVars = s.bodyVars
+	slices.Sort(t.RouteIDs)
 	b.gen++
 	t.Generation = b.gen
 	return t, nil

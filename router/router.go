@@ -47,6 +47,9 @@ type Table struct {
 	// Rotations lists the per-loop split rotations plugins created; a loop
 	// carries positions by Key when it adopts the table.
 	Rotations []*plugin.Rotation
+	// RouteIDs lists the ids of the routes the table routes to (enabled
+	// ones), sorted.
+	RouteIDs []string
 	// BodyVars: a route's vars read the request body (post_arg.*), so a
 	// request with a body must be matched with Request.Body set.
 	BodyVars bool
@@ -55,13 +58,24 @@ type Table struct {
 }
 
 // Publisher holds the current Table.
-type Publisher struct{ p atomic.Pointer[Table] }
+type Publisher struct {
+	p atomic.Pointer[Table]
+	// OnStore, when set, runs after each Store on the storing goroutine
+	// (a builder, never an event loop): cmd uses it to drop the metric
+	// series of routes the new table no longer has.
+	OnStore func(*Table)
+}
 
 // Load returns the current table (never nil after the first Store).
 func (p *Publisher) Load() *Table { return p.p.Load() }
 
 // Store publishes t; in-flight requests keep the table they loaded.
-func (p *Publisher) Store(t *Table) { p.p.Store(t) }
+func (p *Publisher) Store(t *Table) {
+	p.p.Store(t)
+	if p.OnStore != nil {
+		p.OnStore(t)
+	}
+}
 
 // Request is what matching reads from one request. Match and Expr.Eval use
 // its unexported scratch space (the lowercased host, remote_addr as text)

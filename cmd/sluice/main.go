@@ -174,7 +174,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		startPprof(addr, log)
 	}
 
-	pub := &router.Publisher{}
+	pub := &router.Publisher{OnStore: func(t *router.Table) {
+		// a deleted route's series leave the metrics endpoint
+		if n := metrics.Retain(t.RouteIDs); n > 0 {
+			log.Debug("metrics: dropped series of removed routes", "series", n)
+		}
+	}}
 	loops := cfg.WorkerProcesses
 	if loops <= 0 {
 		loops = runtime.GOMAXPROCS(0)
