@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/testupstream"
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// gatePlugin defers its access step until a value arrives on gate: 0 lets
+// the request through, any other value answers with that status.
+type gatePlugin struct{}
+
+type gateInst struct{}
+
+var (
+	gate    = make(chan int)
+	entered atomic.Int64
+	resumed atomic.Int64
+)
+
+func (gatePlugin) Name() string  { return "test-gate" }
+func (gatePlugin) Priority() int { return 1000 }
+func (gatePlugin) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) {
+	return gateInst{}, nil
+}
+func (gateInst) Access(c *plugin.Ctx) plugin.Result {
+	entered.Add(1)
+	return c.Defer(func() plugin.Result {
+		code := <-gate
+		resumed.Add(1)
+		if code == 0 {
+			return plugin.Result{Headers: []byte("X-Gate: open\r\n")}
+		}
+		return plugin.Result{Status: code, Body: []byte("closed\n")}
+	})
+}
+
+func init() { plugin.Register(gatePlugin{}) }
+
+func gatedGateway(t *testing.T) (*testGateway, *testupstream.Server) {
+	up, err := testupstream.Start(testupstream.JSON)
+	require.NoError(t, err)
+	t.Cleanup(func() { up.Close() })
+	r := routeTo("r1", "/chat/completions", up.Addr())
+	r.Plugins = map[string]json.RawMessage{"test-gate": json.RawMessage(`{}`)}
+	return startTestGateway(t, 1, snapshot(r)), up
+}
+
+// TestDeferredStep: a step handed off the loop (Ctx.Defer) resumes the
+// request on its loop — through to the upstream, or answered — and the
+// loop serves other connections meanwhile.
+func TestDeferredStep(t *testing.T) {
+	g, _ := gatedGateway(t)
+	type result struct {
+		code int
+		gate string
+		body string
+	}
+	do := func() chan result {
+		ch := make(chan result, 1)
+		go func() {
+			resp, err := http.Post("http://"+g.addr+"/chat/completions", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				ch <- result{code: -1, body: err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ch <- result{resp.StatusCode, resp.Header.Get("X-Gate"), string(b)}
+		}()
+		return ch
+	}
+	first := do()
+	second := do() // another connection, while the first waits
+	gate <- 0
+	gate <- 429
+	a, b := <-first, <-second
+	got := map[int]result{a.code: a, b.code: b}
+	require.Contains(t, got, 200, "%v %v", a, b)
+	require.Contains(t, got, 429, "%v %v", a, b)
+	assert.Equal(t, "open", got[200].gate, "a deferred result's headers reach the response")
+	assert.Equal(t, "closed\n", got[429].body)
+}
+
+// TestDeferredClientGone: a client that leaves while its step runs off the
+// loop is forgotten: the late result resumes nothing, the gateway goes on.
+func TestDeferredClientGone(t *testing.T) {
+	g, up := gatedGateway(t)
+	before, in := resumed.Load(), entered.Load()
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	_, err = c.Write([]byte("POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return entered.Load() == in+1 }, 5*time.Second, time.Millisecond, "the request reaches its deferred step")
+	c.Close()
+	require.Eventually(t, func() bool { return g.srv.ConnStats().Open == 0 }, 5*time.Second, time.Millisecond, "the loop sees the close")
+	gate <- 0
+	require.Eventually(t, func() bool { return resumed.Load() == before+1 }, 5*time.Second, time.Millisecond)
+	hitsBefore := up.Requests.Load()
+	// the gateway serves the next request normally
+	ch := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+g.addr+"/chat/completions", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			ch <- -1
+			return
+		}
+		resp.Body.Close()
+		ch <- resp.StatusCode
+	}()
+	gate <- 0
+	assert.Equal(t, 200, <-ch)
+	assert.Equal(t, hitsBefore+1, up.Requests.Load(), "the abandoned request never reached the upstream")
+}
