@@ -101,7 +101,7 @@ func isHopByHop(name, conn []byte) bool {
 				i++
 			}
 			t := trimOWS(v[:i])
-			if len(t) == len(name) && foldEqual(t, name) {
+			if len(t) == len(name) && http1.EqualFold(t, name) {
 				return true
 			}
 			if i == len(v) {
@@ -111,25 +111,6 @@ func isHopByHop(name, conn []byte) bool {
 		}
 	}
 	return false
-}
-
-func foldEqual(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // appendUpstreamHead writes the request head sent upstream: the request
@@ -256,7 +237,7 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 // header name (an add keeps it).
 func replacedHeader(ops []plugin.HeaderOp, name []byte) bool {
 	for i := range ops {
-		if ops[i].Kind != plugin.HeaderAdd && foldEqual(ops[i].Name, name) {
+		if ops[i].Kind != plugin.HeaderAdd && http1.EqualFold(ops[i].Name, name) {
 			return true
 		}
 	}
@@ -267,7 +248,7 @@ func replacedHeader(ops []plugin.HeaderOp, name []byte) bool {
 // value must not be sent (a later set replaces an earlier add or set).
 func shadowed(later []plugin.HeaderOp, op *plugin.HeaderOp) bool {
 	for i := range later {
-		if later[i].Kind != plugin.HeaderAdd && foldEqual(later[i].Name, op.Name) {
+		if later[i].Kind != plugin.HeaderAdd && http1.EqualFold(later[i].Name, op.Name) {
 			return true
 		}
 	}

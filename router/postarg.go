@@ -1,6 +1,10 @@
 package router
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/sluice-gw/sluice/engine/http1"
+)
 
 // postArg returns the value of post_arg.NAME in a request body: a field of a
 // JSON object body (NAME may be a dotted path into nested objects:
@@ -174,24 +178,4 @@ func skipValue(b []byte, i, depth int) int {
 
 // formValue returns the raw (not unescaped) value of name in an
 // application/x-www-form-urlencoded body.
-func formValue(body, name []byte) []byte {
-	for len(body) > 0 {
-		pair := body
-		if i := bytes.IndexByte(body, '&'); i >= 0 {
-			pair, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		k, v := pair, []byte(nil)
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			k, v = pair[:i], pair[i+1:]
-		}
-		if bytes.Equal(k, name) {
-			if v == nil {
-				return pair[len(pair):]
-			}
-			return v
-		}
-	}
-	return nil
-}
+func formValue(body, name []byte) []byte { return http1.ArgValue(body, name) }

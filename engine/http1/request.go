@@ -313,24 +313,35 @@ func (r *Request) HeaderVar(name []byte) []byte {
 // Arg returns the raw (not percent-decoded) value of the first query
 // argument named exactly name, or nil when absent; an argument without '='
 // has an empty non-nil value. It does not allocate.
-func (r *Request) Arg(name []byte) []byte {
-	q := r.Query
-	for len(q) > 0 {
-		a := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			a, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		k, v := a, a[len(a):]
-		if i := bytes.IndexByte(a, '='); i >= 0 {
-			k, v = a[:i], a[i+1:]
-		}
-		if len(k) == len(name) && bytes.Equal(k, name) {
+func (r *Request) Arg(name []byte) []byte { return ArgValue(r.Query, name) }
+
+// ArgValue is Arg for any "a=1&b=2" list (a query string or a form body).
+func ArgValue(list, name []byte) []byte {
+	for len(list) > 0 {
+		var arg []byte
+		arg, list = CutArg(list)
+		if k, v := SplitArg(arg); bytes.Equal(k, name) {
 			return v
 		}
 	}
 	return nil
+}
+
+// CutArg returns the first '&'-separated argument of list and the rest.
+func CutArg(list []byte) (arg, rest []byte) {
+	if i := bytes.IndexByte(list, '&'); i >= 0 {
+		return list[:i], list[i+1:]
+	}
+	return list, nil
+}
+
+// SplitArg splits "k=v" into its name and value; an argument without '='
+// has an empty non-nil value.
+func SplitArg(arg []byte) (name, value []byte) {
+	if i := bytes.IndexByte(arg, '='); i >= 0 {
+		return arg[:i], arg[i+1:]
+	}
+	return arg, arg[len(arg):]
 }
 
 // Cookie returns the value of the first cookie named name in the Cookie
@@ -364,6 +375,10 @@ func (r *Request) Cookie(name []byte) []byte {
 
 // equalFold reports whether a and b, of equal length, match ignoring ASCII
 // case.
+// EqualFold reports whether a and b are equal ignoring ASCII case. It does
+// not allocate.
+func EqualFold(a, b []byte) bool { return len(a) == len(b) && equalFold(a, b) }
+
 func equalFold(a, b []byte) bool {
 	for i := range a {
 		if lower[a[i]] != lower[b[i]] {

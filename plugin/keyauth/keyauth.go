@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -162,17 +163,9 @@ func (k *conf) stripQuery(c *plugin.Ctx) {
 	}
 	start := len(c.Scratch)
 	for len(q) > 0 {
-		a := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			a, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		n := a
-		if i := bytes.IndexByte(a, '='); i >= 0 {
-			n = a[:i]
-		}
-		if len(a) == 0 || bytes.Equal(n, k.query) {
+		var a []byte
+		a, q = http1.CutArg(q)
+		if n, _ := http1.SplitArg(a); len(a) == 0 || bytes.Equal(n, k.query) {
 			continue
 		}
 		if len(c.Scratch) > start {

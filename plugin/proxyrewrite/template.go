@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -254,37 +255,13 @@ func hostOnly(h []byte) []byte {
 // ASCII case-insensitive (nginx's $arg_NAME), or nil.
 func argFold(q, name []byte) []byte {
 	for len(q) > 0 {
-		a := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			a, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		k, v := a, a[len(a):]
-		if i := bytes.IndexByte(a, '='); i >= 0 {
-			k, v = a[:i], a[i+1:]
-		}
-		if len(k) == len(name) && foldEq(k, name) {
+		var a []byte
+		a, q = http1.CutArg(q)
+		if k, v := http1.SplitArg(a); http1.EqualFold(k, name) {
 			return v
 		}
 	}
 	return nil
-}
-
-func foldEq(a, b []byte) bool {
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // uriBuilder writes an upstream URI into dst, percent-encoding as APISIX
