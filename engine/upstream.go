@@ -442,6 +442,34 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		l.finishResponse(ex, true)
 		return false
 	}
+	// The chunks that came with the head (a small chunked body, an SSE
+	// stream's first event) go out in the same write: one syscall and one
+	// client wake-up instead of two. Nothing waits for more.
+	if ex.respKind == http1.BodyChunked && !ex.decode && len(rest) > 0 && len(rest) <= 16<<10 {
+		k, done := 0, false
+		for k < len(rest) && !done {
+			m, _, d, err := ex.respChunk.Next(rest[k:])
+			if err != nil || m == 0 {
+				break // relayBody reports a bad chunk, or waits for the rest
+			}
+			k += m
+			done = d
+		}
+		if k > 0 {
+			l.bodyFilter(ex, rest[:k])
+			l.wbuf = append(l.wbuf, rest[:k]...)
+			uc.c.Discard(n + k)
+			cl.c.Write(l.wbuf)
+			if cl.closed {
+				return false
+			}
+			if done {
+				l.finishResponse(ex, true)
+				return false
+			}
+			return true
+		}
+	}
 	uc.c.Discard(n)
 	cl.c.Write(l.wbuf)
 	if cl.closed {
