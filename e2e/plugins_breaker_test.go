@@ -19,7 +19,18 @@ var freshClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Trans
 
 func getStatus(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	resp, err := freshClient.Get(url)
+	return getStatusWith(t, keepClient, url)
+}
+
+// keepClient keeps one connection: its requests stay on one event loop, so
+// each request's log phase (which counts the status) has run before the
+// next request is read. (On different loops, a request may overtake the
+// log phase of the one just answered, as in APISIX.)
+var keepClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+
+func getStatusWith(t *testing.T, c *http.Client, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := c.Get(url)
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -63,6 +74,11 @@ func TestAPIBreaker(t *testing.T) {
 		var v map[string]string
 		require.NoError(t, json.Unmarshal([]byte(body), &v), body)
 		assert.Equal(t, "breaker is open", v["error_msg"])
+	}
+	// the breaker is shared by the loops: a new connection sees it open
+	for range 4 {
+		code, _, _ := getStatusWith(t, freshClient, url)
+		assert.Equal(t, 502, code, "on any loop")
 	}
 	assert.Equal(t, 3, up.count(), "no upstream call while the breaker is open")
 
