@@ -332,27 +332,15 @@ func (l *loop) keepBody(ex *exchange) {
 // any, is not read: the connection closes after the answer unless the
 // request had none.
 func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
-	ex.status = status
-	ex.pc.BytesOut = int64(errorLen(status, msg))
-	l.logExchange(ex)
-	cl.c.Discard(n)
-	if ex.req.Body != http1.BodyNone {
-		l.putExchange(ex)
-		cl.ex = nil
-		l.rejectAndLinger(cl, status, msg)
-		return
-	}
-	keep := ex.keepAlive
+	reqDone := ex.req.Body == http1.BodyNone
+	keep := ex.keepAlive && reqDone
 	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+	ex.status, ex.pc.BytesOut = status, int64(len(l.wbuf))
+	l.logExchange(ex) // before Discard: ex.req points into the read buffer
+	cl.c.Discard(n)
 	cl.ex = nil
 	l.putExchange(ex)
-	cl.state = csIdle
-	cl.c.Write(l.wbuf)
-	if !keep {
-		l.closeAfterFlush(cl)
-		return
-	}
-	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
+	l.writeFinal(cl, reqDone, keep)
 }
 
 // connect gets an upstream connection for ex: a pooled one, or a new dial.
@@ -559,11 +547,12 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	if ex.up != nil {
 		l.dropUpstream(ex.up)
 	}
-	if !ex.respStarted {
-		ex.status = status
-		ex.pc.BytesOut = int64(errorLen(status, msg))
+	started, reqDone := ex.respStarted, ex.reqDone
+	keep := ex.keepAlive && reqDone
+	if !started {
+		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+		ex.status, ex.pc.BytesOut = status, int64(len(l.wbuf))
 	}
-	started, reqDone, keep := ex.respStarted, ex.reqDone, ex.keepAlive
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
 	if cl.paused {
 		l.dropPausedClient(cl) // mid-upload: nothing useful can be said
@@ -577,21 +566,7 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		cl.c.Close()
 		return
 	}
-	if !reqDone {
-		// part of the body is still unread on the socket
-		l.rejectAndLinger(cl, status, msg)
-		return
-	}
-	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
-	cl.c.Write(l.wbuf)
-	if cl.closed {
-		return
-	}
-	if !keep {
-		l.closeAfterFlush(cl)
-		return
-	}
-	l.nextRequest(cl)
+	l.writeFinal(cl, reqDone, keep) // part of the body unread: linger
 }
 
 // endExchange releases ex (and detaches it from its client and upstream).

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
-	"strconv"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -143,8 +142,10 @@ func (l *loop) respond(ex *exchange, res plugin.Result) {
 }
 
 // writeFinal sends l.wbuf, a complete response, to cl, then readies the
-// connection for its next request, or closes it: at once when the request
-// body is still unread (after a linger), after the flush when !keep.
+// connection for its next request, or closes it: when the request body is
+// still unread, after a linger (the write side shut, input dropped for a
+// moment, so the client reads the status instead of a reset); after the
+// flush when !keep. Every gateway-made answer ends here.
 func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 	if cl.closed || cl.c == nil {
 		return
@@ -175,39 +176,18 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 func (l *loop) appendResult(dst []byte, ex *exchange, res plugin.Result, close bool) []byte {
 	if res.Body == nil {
 		msg := statusText(res.Status)
-		dst = l.appendErrorHead(dst, res.Status, jsonStringLen(msg)+len(`{"error_msg":""}`)+1, close)
+		dst = l.appendErrorHead(dst, res.Status, errorBodyLen(msg), close)
 		dst = append(dst, jsonContentType...)
 		dst = append(dst, ex.pc.RespHeaders()...)
 		dst = append(dst, res.Headers...)
 		dst = append(dst, crlf...)
-		dst = append(dst, `{"error_msg":"`...)
-		dst = appendJSONString(dst, msg)
-		return append(dst, "\"}\n"...)
+		return appendErrorBody(dst, msg)
 	}
 	dst = l.appendErrorHead(dst, res.Status, len(res.Body), close)
 	dst = append(dst, ex.pc.RespHeaders()...)
 	dst = append(dst, res.Headers...)
 	dst = append(dst, crlf...)
 	return append(dst, res.Body...)
-}
-
-// appendErrorHead writes a gateway response's status line, Server, Date,
-// Content-Length and Connection, without the final CRLF.
-func (l *loop) appendErrorHead(dst []byte, status, length int, close bool) []byte {
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, statusText(status)...)
-	dst = append(dst, crlf...)
-	dst = append(dst, l.server...)
-	dst = append(dst, *dateHeader.Load()...)
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(length), 10)
-	dst = append(dst, crlf...)
-	if close {
-		dst = append(dst, connClose...)
-	}
-	return dst
 }
 
 // beforeProxy runs the BeforeProxy phase once the node is chosen.

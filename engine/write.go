@@ -324,6 +324,15 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 
 // appendError writes a complete gateway response with a JSON error_msg.
 func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byte {
+	dst = l.appendErrorHead(dst, status, errorBodyLen(msg), close)
+	dst = append(dst, jsonContentType...)
+	dst = append(dst, crlf...)
+	return appendErrorBody(dst, msg)
+}
+
+// appendErrorHead writes a gateway response's status line, Server, Date,
+// Content-Length and Connection, without the final CRLF.
+func (l *loop) appendErrorHead(dst []byte, status, length int, close bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
@@ -331,44 +340,31 @@ func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byt
 	dst = append(dst, crlf...)
 	dst = append(dst, l.server...)
 	dst = append(dst, *dateHeader.Load()...)
-	dst = append(dst, jsonContentType...)
 	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(jsonStringLen(msg)+len(`{"error_msg":""}`)+1), 10)
+	dst = strconv.AppendInt(dst, int64(length), 10)
 	dst = append(dst, crlf...)
 	if close {
 		dst = append(dst, connClose...)
 	}
-	dst = append(dst, crlf...)
-	dst = append(dst, `{"error_msg":"`...)
-	dst = appendJSONString(dst, msg)
-	dst = append(dst, "\"}\n"...)
 	return dst
 }
 
-// errorLen is the length of appendError's response for status and msg
-// (without Connection: close), for byte counts.
-func errorLen(status int, msg string) int {
-	return 60 + len(statusText(status)) + jsonStringLen(msg)
+// errorBodyLen is the length of appendErrorBody's output for msg.
+func errorBodyLen(msg string) int { return jsonStringLen(msg) + len(`{"error_msg":""}`) + 1 }
+
+// appendErrorBody writes {"error_msg":"<msg>"} and a newline.
+func appendErrorBody(dst []byte, msg string) []byte {
+	dst = append(dst, `{"error_msg":"`...)
+	dst = appendJSONString(dst, msg)
+	return append(dst, "\"}\n"...)
 }
 
 // rejectAndLinger answers status and closes cl gracefully: the response is
 // flushed, the write side shut down, and input read and dropped for a
 // moment so the client reads the status instead of a reset.
 func (l *loop) rejectAndLinger(cl *client, status int, msg string) {
-	if cl.closed || cl.c == nil {
-		return
-	}
 	l.wbuf = l.appendError(l.wbuf[:0], status, msg, true)
-	cl.c.Write(l.wbuf)
-	if cl.closed {
-		return
-	}
-	cl.c.Discard(-1)
-	cl.state = csLinger
-	cl.deadline = l.now + int64(lingerTime)
-	if cl.c.OutboundBuffered() == 0 {
-		l.shutdownWrite(cl)
-	}
+	l.writeFinal(cl, false, false)
 }
 
 // lingerTime bounds how long a rejected connection is kept to let the
