@@ -25,23 +25,6 @@ var (
 // written to.
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// eqFold reports whether a equals the lowercase ASCII s, ignoring case.
-func eqFold(a []byte, s string) bool {
-	if len(a) != len(s) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		c := a[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // hasToken reports whether the comma-separated list v contains tok (ASCII
 // case-insensitive; tok is lowercase).
 func hasToken(v, tok []byte) bool {
@@ -51,7 +34,7 @@ func hasToken(v, tok []byte) bool {
 			i++
 		}
 		t := trimOWS(v[:i])
-		if eqFold(t, unsafe.String(unsafe.SliceData(tok), len(tok))) {
+		if http1.FoldEq(t, unsafe.String(unsafe.SliceData(tok), len(tok))) {
 			return true
 		}
 		if i == len(v) {
@@ -78,19 +61,19 @@ func trimOWS(b []byte) []byte {
 func isHopByHop(name, conn []byte) bool {
 	switch len(name) {
 	case 2:
-		if eqFold(name, "te") {
+		if http1.FoldEq(name, "te") {
 			return true
 		}
 	case 7:
-		if eqFold(name, "upgrade") || eqFold(name, "trailer") {
+		if http1.FoldEq(name, "upgrade") || http1.FoldEq(name, "trailer") {
 			return true
 		}
 	case 10:
-		if eqFold(name, "connection") || eqFold(name, "keep-alive") {
+		if http1.FoldEq(name, "connection") || http1.FoldEq(name, "keep-alive") {
 			return true
 		}
 	case 16:
-		if eqFold(name, "proxy-connection") {
+		if http1.FoldEq(name, "proxy-connection") {
 			return true
 		}
 	}
@@ -167,33 +150,33 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 		}
 		switch len(n) {
 		case 4:
-			if eqFold(n, "host") {
+			if http1.FoldEq(n, "host") {
 				continue
 			}
 		case 6:
-			if eqFold(n, "expect") {
+			if http1.FoldEq(n, "expect") {
 				continue
 			}
 		case 7:
-			if ex.upgrade && eqFold(n, "upgrade") {
+			if ex.upgrade && http1.FoldEq(n, "upgrade") {
 				dst = appendHeader(dst, h)
 				continue
 			}
 		case 9:
-			if eqFold(n, "x-real-ip") {
+			if http1.FoldEq(n, "x-real-ip") {
 				continue
 			}
 		case 15:
-			if eqFold(n, "x-forwarded-for") {
+			if http1.FoldEq(n, "x-forwarded-for") {
 				xff = h.Value
 				continue
 			}
 		case 16:
-			if eqFold(n, "x-forwarded-host") || eqFold(n, "x-forwarded-port") {
+			if http1.FoldEq(n, "x-forwarded-host") || http1.FoldEq(n, "x-forwarded-port") {
 				continue
 			}
 		case 17:
-			if eqFold(n, "x-forwarded-proto") {
+			if http1.FoldEq(n, "x-forwarded-proto") {
 				continue
 			}
 		}
@@ -283,20 +266,20 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 		n := h.Name
 		switch len(n) {
 		case 4:
-			if eqFold(n, "date") {
+			if http1.FoldEq(n, "date") {
 				continue
 			}
 		case 6:
-			if eqFold(n, "server") {
+			if http1.FoldEq(n, "server") {
 				continue
 			}
 		case 7:
-			if tunnel && eqFold(n, "upgrade") {
+			if tunnel && http1.FoldEq(n, "upgrade") {
 				dst = appendHeader(dst, h)
 				continue
 			}
 		case 17:
-			if eqFold(n, "transfer-encoding") {
+			if http1.FoldEq(n, "transfer-encoding") {
 				if !ex.decode {
 					dst = appendHeader(dst, h)
 				}

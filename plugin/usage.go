@@ -1,5 +1,7 @@
 package plugin
 
+import "github.com/sluice-gw/sluice/engine/http1"
+
 import "bytes"
 
 // UsageScanner finds the LLM token usage an upstream reported in its
@@ -421,7 +423,7 @@ func (s *UsageScanner) commit() {
 // allocate.
 func ScanUsage(contentType, contentEncoding []byte) bool {
 	ce := bytes.TrimSpace(contentEncoding)
-	if len(ce) > 0 && !asciiEqualFold(ce, "identity") {
+	if len(ce) > 0 && !http1.FoldEq(ce, "identity") {
 		return false
 	}
 	ct := bytes.TrimSpace(contentType)
@@ -432,31 +434,13 @@ func ScanUsage(contentType, contentEncoding []byte) bool {
 		return true
 	}
 	switch {
-	case asciiEqualFold(ct, "application/json"),
-		asciiEqualFold(ct, "text/event-stream"),
-		asciiEqualFold(ct, "application/x-ndjson"):
+	case http1.FoldEq(ct, "application/json"),
+		http1.FoldEq(ct, "text/event-stream"),
+		http1.FoldEq(ct, "application/x-ndjson"):
 		return true
-	case len(ct) > len("+json") && asciiEqualFold(ct[len(ct)-len("+json"):], "+json") &&
-		len(ct) > len("application/") && asciiEqualFold(ct[:len("application/")], "application/"):
+	case len(ct) > len("+json") && http1.FoldEq(ct[len(ct)-len("+json"):], "+json") &&
+		len(ct) > len("application/") && http1.FoldEq(ct[:len("application/")], "application/"):
 		return true
 	}
 	return false
-}
-
-// asciiEqualFold compares b with the lower-case ASCII string s, ignoring
-// case.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -125,15 +125,15 @@ func connectionTokens(v []byte) connTokens {
 		e, v, more = cutElem(v)
 		switch len(e) {
 		case 5:
-			if foldEq(e, "close") {
+			if FoldEq(e, "close") {
 				t |= connClose
 			}
 		case 7:
-			if foldEq(e, "upgrade") {
+			if FoldEq(e, "upgrade") {
 				t |= connUpgrade
 			}
 		case 10:
-			if foldEq(e, "keep-alive") {
+			if FoldEq(e, "keep-alive") {
 				t |= connKeepAlive
 			}
 		}

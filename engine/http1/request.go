@@ -139,9 +139,9 @@ func (r *Request) parseRequestLine(line []byte) ([]byte, error) {
 	default:
 		var rest []byte
 		switch {
-		case len(target) > 7 && foldEq(target[:7], "http://"):
+		case len(target) > 7 && FoldEq(target[:7], "http://"):
 			rest = target[7:]
-		case len(target) > 8 && foldEq(target[:8], "https://"):
+		case len(target) > 8 && FoldEq(target[:8], "https://"):
 			rest = target[8:]
 		default:
 			return nil, ErrBadTarget
@@ -188,7 +188,7 @@ func (r *Request) interpret(authority []byte) error {
 		name, v := r.Headers[i].Name, r.Headers[i].Value
 		switch len(name) {
 		case 4:
-			if foldEq(name, "host") {
+			if FoldEq(name, "host") {
 				// RFC 9112 §3.2: exactly one Host with a valid value.
 				if hosts++; hosts > 1 {
 					return ErrDuplicateHost
@@ -201,23 +201,23 @@ func (r *Request) interpret(authority []byte) error {
 		case 6:
 			// RFC 9110 §10.1.1: an unknown expectation may be answered with
 			// 417; a 1.0 request's Expect is ignored.
-			if http11 && foldEq(name, "expect") {
-				if !foldEq(v, "100-continue") {
+			if http11 && FoldEq(name, "expect") {
+				if !FoldEq(v, "100-continue") {
 					return ErrExpectation
 				}
 				r.Expect100 = true
 			}
 		case 7:
-			if foldEq(name, "upgrade") {
+			if FoldEq(name, "upgrade") {
 				upgrade = true
 			}
 		case 10:
-			if foldEq(name, "connection") {
+			if FoldEq(name, "connection") {
 				r.Connection = v
 				conn |= connectionTokens(v)
 			}
 		case 14:
-			if foldEq(name, "content-length") {
+			if FoldEq(name, "content-length") {
 				cl := contentLength(v)
 				switch {
 				case cl == clBad:
@@ -228,7 +228,7 @@ func (r *Request) interpret(authority []byte) error {
 				r.ContentLength = cl
 			}
 		case 17:
-			if foldEq(name, "transfer-encoding") {
+			if FoldEq(name, "transfer-encoding") {
 				te = true
 				for more := true; more; {
 					var e []byte
@@ -238,7 +238,7 @@ func (r *Request) interpret(authority []byte) error {
 						continue
 					}
 					if teCodings++; teCodings == 1 {
-						teChunked = foldEq(e, "chunked")
+						teChunked = FoldEq(e, "chunked")
 					}
 				}
 			}
@@ -281,10 +281,14 @@ func (r *Request) interpret(authority []byte) error {
 // Header returns the value of the first field named name (ASCII
 // case-insensitive), or nil. The value borrows r's buffer. It does not
 // allocate.
-func (r *Request) Header(name []byte) []byte {
-	for i := range r.Headers {
-		if h := r.Headers[i].Name; len(h) == len(name) && equalFold(h, name) {
-			return r.Headers[i].Value
+func (r *Request) Header(name []byte) []byte { return findHeader(r.Headers, name) }
+
+// findHeader returns the value of the first of hs named name (ASCII
+// case-insensitive), or nil.
+func findHeader(hs []Header, name []byte) []byte {
+	for i := range hs {
+		if h := hs[i].Name; len(h) == len(name) && equalFold(h, name) {
+			return hs[i].Value
 		}
 	}
 	return nil
@@ -349,7 +353,7 @@ func SplitArg(arg []byte) (name, value []byte) {
 // HT; the value is returned raw (quotes kept). It does not allocate.
 func (r *Request) Cookie(name []byte) []byte {
 	for i := range r.Headers {
-		if !foldEq(r.Headers[i].Name, "cookie") {
+		if !FoldEq(r.Headers[i].Name, "cookie") {
 			continue
 		}
 		c := r.Headers[i].Value

@@ -76,12 +76,12 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 		name, v := r.Headers[i].Name, r.Headers[i].Value
 		switch len(name) {
 		case 10:
-			if foldEq(name, "connection") {
+			if FoldEq(name, "connection") {
 				r.Connection = v
 				conn |= connectionTokens(v)
 			}
 		case 14:
-			if foldEq(name, "content-length") {
+			if FoldEq(name, "content-length") {
 				cl := contentLength(v)
 				switch {
 				case cl == clBad:
@@ -92,7 +92,7 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 				r.ContentLength = cl
 			}
 		case 17:
-			if foldEq(name, "transfer-encoding") {
+			if FoldEq(name, "transfer-encoding") {
 				te = true
 				// Later fields append codings, so the last non-empty
 				// element of the last field is the final coding.
@@ -100,7 +100,7 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 					var c []byte
 					c, v, more = cutElem(v)
 					if len(c) > 0 {
-						r.Chunked = foldEq(c, "chunked")
+						r.Chunked = FoldEq(c, "chunked")
 					}
 				}
 			}
@@ -138,11 +138,4 @@ func (r *Response) BodyKind(headRequest bool) BodyKind {
 
 // Header returns the value of the first header named name (ASCII
 // case-insensitive), or nil. It does not allocate.
-func (r *Response) Header(name []byte) []byte {
-	for i := range r.Headers {
-		if h := r.Headers[i].Name; len(h) == len(name) && equalFold(h, name) {
-			return r.Headers[i].Value
-		}
-	}
-	return nil
-}
+func (r *Response) Header(name []byte) []byte { return findHeader(r.Headers, name) }

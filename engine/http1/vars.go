@@ -169,9 +169,9 @@ func limitsOf(lim *Limits) (maxHead, maxHeaders int) {
 	return maxHead, maxHeaders
 }
 
-// foldEq reports whether b equals lit ignoring ASCII case; lit is lowercase.
-// Callers compare lengths first, so this runs only on candidates.
-func foldEq(b []byte, lit string) bool {
+// FoldEq reports whether b equals lit ignoring ASCII case; lit is
+// lowercase. It does not allocate.
+func FoldEq(b []byte, lit string) bool {
 	if len(b) != len(lit) {
 		return false
 	}
