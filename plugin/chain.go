@@ -67,20 +67,16 @@ func NewChain(entries []Entry) *Chain {
 	for _, e := range es {
 		ch.Names = append(ch.Names, e.Name)
 	}
-	for _, phase := range []int{0, 1} {
-		for _, e := range es {
-			switch phase {
-			case 0:
-				if r, ok := e.Instance.(Rewriter); ok {
-					ch.Pre = append(ch.Pre, Step{Name: e.Name, rewr: r})
-					ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
-				}
-			case 1:
-				if a, ok := e.Instance.(Accessor); ok {
-					ch.Pre = append(ch.Pre, Step{Name: e.Name, access: a})
-					ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
-				}
-			}
+	for _, e := range es { // the rewrite phase, then access
+		if r, ok := e.Instance.(Rewriter); ok {
+			ch.Pre = append(ch.Pre, Step{Name: e.Name, rewr: r})
+			ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
+		}
+	}
+	for _, e := range es {
+		if a, ok := e.Instance.(Accessor); ok {
+			ch.Pre = append(ch.Pre, Step{Name: e.Name, access: a})
+			ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
 		}
 	}
 	for _, e := range es {
@@ -136,9 +132,6 @@ func NewRotation(key string, weights []int, loops int) *Rotation {
 	}
 	return r
 }
-
-// Len is the number of weights.
-func (r *Rotation) Len() int { return len(r.weights) }
 
 // Pick returns the next index for loop. It must be called on that loop.
 func (r *Rotation) Pick(loop int) int {

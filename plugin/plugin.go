@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/sluice-gw/sluice/balancer"
@@ -152,6 +153,8 @@ type Env struct {
 	// Scope names where the configuration came from, for errors and state
 	// keys: "route 1", "global_rules 2", ...
 	Scope string
+	// Global: the plugin belongs to a global rule (it runs for every route).
+	Global bool
 	// Loops is the number of event loops: the size of per-loop state.
 	Loops int
 	// RouteUpstream is the route's own upstream (inline, upstream_id or
@@ -283,12 +286,12 @@ func (c *Ctx) AddRespHeader(name, value []byte) {
 	c.respHeaders = append(c.respHeaders, "\r\n"...)
 }
 
-// AppendRespHeaderInt is AddRespHeader for an integer value, without
+// AddRespHeaderInt is AddRespHeader for an integer value, without
 // allocating.
 func (c *Ctx) AddRespHeaderInt(name []byte, v int64) {
 	c.respHeaders = append(c.respHeaders, name...)
 	c.respHeaders = append(c.respHeaders, ": "...)
-	c.respHeaders = appendInt(c.respHeaders, v)
+	c.respHeaders = strconv.AppendInt(c.respHeaders, v, 10)
 	c.respHeaders = append(c.respHeaders, "\r\n"...)
 }
 
@@ -315,22 +318,4 @@ func (c *Ctx) SetStep(i int) { c.step = i }
 func (c *Ctx) Defer(work func() Result) Result {
 	c.deferFn(c, work)
 	return Result{Status: pendingStatus}
-}
-
-func appendInt(dst []byte, v int64) []byte {
-	if v < 0 {
-		dst = append(dst, '-')
-		v = -v
-	}
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
 }

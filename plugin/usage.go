@@ -1,8 +1,10 @@
 package plugin
 
-import "github.com/sluice-gw/sluice/engine/http1"
+import (
+	"bytes"
 
-import "bytes"
+	"github.com/sluice-gw/sluice/engine/http1"
+)
 
 // UsageScanner finds the LLM token usage an upstream reported in its
 // response body, as the body is relayed: an OpenAI-style usage object,

@@ -47,6 +47,7 @@ func (s *build) globalEntries() ([]plugin.Entry, error) {
 			return nil, fmt.Errorf("router: global rule %q: %w", id, err)
 		}
 		env := s.env("global_rules "+id, "", "", nil)
+		env.Global = true
 		es, err := s.compileSet(gr.Plugins, env)
 		if err != nil {
 			return nil, err

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"unsafe"
+
+	"github.com/sluice-gw/sluice/plugin"
 )
 
 // varKind names where a variable's value comes from.
@@ -117,7 +119,7 @@ func (c *evalCtx) host() []byte {
 	if c.hostN == -1 {
 		var h []byte
 		if r.Request != nil {
-			h = stripPort(r.Host)
+			h = plugin.StripPort(r.Host)
 		}
 		if len(h) > maxHost {
 			c.hostRaw = h
@@ -139,25 +141,6 @@ func (c *evalCtx) host() []byte {
 		return nil
 	}
 	return r.hostBuf[:c.hostN]
-}
-
-// stripPort drops ":port" from a Host value; an IPv6 literal keeps its
-// brackets ("[::1]:8080" → "[::1]").
-func stripPort(h []byte) []byte {
-	if len(h) > 0 && h[0] == '[' {
-		for i := 1; i < len(h); i++ {
-			if h[i] == ']' {
-				return h[:i+1]
-			}
-		}
-		return h
-	}
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i] == ':' {
-			return h[:i]
-		}
-	}
-	return h
 }
 
 // remoteAddr returns r.RemoteAddr as text (nginx $remote_addr), nil when
@@ -239,7 +222,7 @@ func (c *evalCtx) addrOf(v *varRef) (netip.Addr, bool) {
 		return a.Unmap(), a.IsValid()
 	case varHost:
 		if c.r.Request != nil {
-			b = stripPort(c.r.Host)
+			b = plugin.StripPort(c.r.Host)
 			if len(b) > 2 && b[0] == '[' {
 				b = b[1 : len(b)-1]
 			}

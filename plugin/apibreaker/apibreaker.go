@@ -119,7 +119,7 @@ func (b *breaker) breakerSec(count int64) int64 {
 
 // Access answers break_response_code while the request's breaker is open.
 func (b *breaker) Access(c *plugin.Ctx) plugin.Result {
-	if c.Req == nil {
+	if c.Req == nil || b.store.empty() { // no breaker yet: skip hashing
 		return plugin.Result{}
 	}
 	st := b.store.load(key(c.Req))
@@ -158,6 +158,9 @@ func (b *breaker) Log(c *plugin.Ctx) {
 			st.last.Store(c.Now / 1e9)
 		}
 	case s >= 200 && s <= 499 && b.healthy[s-200]:
+		if b.store.empty() {
+			return
+		}
 		st := b.store.load(key(c.Req))
 		if st == nil || st.unhealthy.Load() == 0 {
 			return

@@ -104,6 +104,10 @@ func key(r *http1.Request) uint64 {
 }
 
 // load returns the breaker for k, or nil.
+// empty reports whether no breaker exists yet (the common case: nothing
+// failed), so callers can skip computing a key.
+func (s *store) empty() bool { return s.n.Load() == 0 }
+
 func (s *store) load(k uint64) *state {
 	if s.n.Load() == 0 {
 		return nil

@@ -388,8 +388,7 @@ type segment struct {
 
 // keySpec is a compiled key: a variable, a combination or a constant.
 type keySpec struct {
-	segs  []segment
-	combo bool
+	segs []segment
 }
 
 // compileKey compiles key for key_type (APISIX limit-count: var is one
@@ -410,7 +409,7 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 	if err != nil {
 		return keySpec{}, plugin.Errorf(name, `property "key" validation failed: %v`, err)
 	}
-	ks := keySpec{combo: true}
+	ks := keySpec{}
 	for _, s := range segs {
 		seg := segment{lit: []byte(s.lit)}
 		if s.name != "" {

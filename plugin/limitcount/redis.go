@@ -123,10 +123,8 @@ func newRedisLimiter(cf *conf, stateKey string) *redisLimiter {
 // redisAccess copies the key and counts the request in Redis off the loop:
 // c.Defer's work does the round trip and returns the reject (or 500)
 // Result with the quota headers in its Headers, or, when the request goes
-// on, a zero-status Result whose Headers carry the quota headers. (The
-// engine shows those only once it adds a deferred zero-status Result's
-// Headers to the response; until then an admitted request of the redis
-// policy has no quota headers.) It allocates (the key string and the
+// on, a zero-status Result whose Headers carry the quota headers (the
+// engine adds them to the response). It allocates (the key string and the
 // closure); the Redis round trip dominates anyway.
 func (in *instance) redisAccess(c *plugin.Ctx, key []byte) plugin.Result {
 	k := in.redis.prefix + string(key)

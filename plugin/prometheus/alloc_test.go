@@ -16,7 +16,7 @@ import (
 func TestLogAllocs(t *testing.T) {
 	route := compile(t, `{}`, &plugin.Env{RouteID: "alloc-1", Scope: "route alloc-1",
 		RouteUpstream: upstream("routes/alloc-1/upstream", "127.0.0.1:1980")})
-	global := compile(t, `{}`, &plugin.Env{Scope: "global_rules alloc"})
+	global := compile(t, `{}`, &plugin.Env{Global: true, Scope: "global_rules alloc"})
 	f := func(p *inst, c *plugin.Ctx) {
 		t.Helper()
 		p.Log(c) // first sight: creates the series

@@ -114,7 +114,7 @@ func (prom) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, erro
 		p.route = newRouteSeries(env.RouteID, env.ServiceID, buckets)
 		seed(p.route, env.RouteUpstream)
 		upstreamStatus(env.RouteUpstream)
-	case strings.HasPrefix(env.Scope, "global_rules"):
+	case env.Global:
 		p.routes = &table[string, routeSeries]{hash: hashString, own: strings.Clone}
 	}
 	return p, nil

@@ -199,7 +199,7 @@ func TestLogLabelsSeenLater(t *testing.T) {
 }
 
 func TestGlobalRule(t *testing.T) {
-	p := compile(t, `{}`, &plugin.Env{Scope: "global_rules 1"})
+	p := compile(t, `{}`, &plugin.Env{Global: true, Scope: "global_rules 1"})
 	p.Log(ctx("glob-1", "127.0.0.1:1980", 200))
 	p.Log(ctx("glob-2", "127.0.0.1:1980", 404))
 	p.Log(ctx("glob-1", "127.0.0.1:1980", 200))

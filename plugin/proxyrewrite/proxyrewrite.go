@@ -68,12 +68,10 @@ type conf struct {
 	litQuery []byte
 	hasQuery bool
 	// regex is regex_uri's pairs, tried in order (used when uri is unset).
-	regex []regexRule
-	// captures: a header value references a regex_uri capture.
-	captures bool
-	host     []byte
-	method   []byte
-	headers  []headerOp
+	regex   []regexRule
+	host    []byte
+	method  []byte
+	headers []headerOp
 }
 
 // regexRule is one regex_uri pair.
@@ -159,9 +157,6 @@ func (proxyRewrite) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 			return nil, err
 		}
 		c.headers = ops
-		for i := range ops {
-			c.captures = c.captures || ops[i].val.usesCaptures()
-		}
 	}
 	return c, nil
 }
@@ -450,7 +445,7 @@ func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 		return nil, noneOf
 	}
 	if len(m) == 0 {
-		return nil, plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
+		return nil, noneOf
 	}
 	// The new form: only add, set and remove, each an object or array.
 	newForm := true
@@ -481,7 +476,7 @@ func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 		var vals map[string]json.RawMessage
 		_ = json.Unmarshal(v, &vals)
 		if len(vals) == 0 {
-			return nil, plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
+			return nil, noneOf
 		}
 		grpOps, err := headerValues(grp, vals, true)
 		if err != nil {
@@ -493,12 +488,12 @@ func compileHeaders(raw json.RawMessage) ([]headerOp, error) {
 		var names []json.RawMessage
 		_ = json.Unmarshal(v, &names)
 		if len(names) == 0 {
-			return nil, plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
+			return nil, noneOf
 		}
 		for _, n := range names {
 			var s string
 			if plugin.JSONKind(n) != "string" || json.Unmarshal(n, &s) != nil {
-				return nil, plugin.Errorf(name, `property "headers" validation failed: object matches none of the required`)
+				return nil, noneOf
 			}
 			if err := checkHeaderName(s); err != nil {
 				return nil, err

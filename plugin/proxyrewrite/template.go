@@ -1,7 +1,6 @@
 package proxyrewrite
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -56,16 +55,6 @@ func (t tmpl) literal() bool {
 		}
 	}
 	return true
-}
-
-// usesCaptures reports whether t references a regex_uri capture.
-func (t tmpl) usesCaptures() bool {
-	for i := range t {
-		if t[i].kind == vCapture {
-			return true
-		}
-	}
-	return false
 }
 
 var (
@@ -189,7 +178,7 @@ func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte
 			v = empty
 		}
 	case vHost:
-		h := hostOnly(r.Host)
+		h := plugin.StripPort(r.Host)
 		if h == nil {
 			break
 		}
@@ -236,20 +225,6 @@ var (
 	qmark = []byte("?")
 	empty = []byte{}
 )
-
-// hostOnly strips the port from a Host value ("[::1]:80" → "[::1]").
-func hostOnly(h []byte) []byte {
-	if len(h) > 0 && h[0] == '[' {
-		if i := bytes.IndexByte(h, ']'); i >= 0 {
-			return h[:i+1]
-		}
-		return h
-	}
-	if i := bytes.IndexByte(h, ':'); i >= 0 {
-		return h[:i]
-	}
-	return h
-}
 
 // argFold returns the raw value of the first argument of q named name,
 // ASCII case-insensitive (nginx's $arg_NAME), or nil.
