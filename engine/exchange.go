@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
+
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
@@ -140,8 +142,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	}
 
 	if l.opts.MaxBody > 0 && r.Body == http1.BodyLength && r.ContentLength > l.opts.MaxBody {
-		cl.c.Discard(n)
-		l.rejectAndLinger(cl, 413, "request body too large")
+		l.answer(cl, ex, n, 413, "request body too large")
 		return true
 	}
 
@@ -188,9 +189,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	cl.c.Discard(n)
 	l.keepBody(ex)
 	if l.opts.MaxBody > 0 && ex.bodyTotal > l.opts.MaxBody {
-		cl.ex = nil
-		l.putExchange(ex)
-		l.rejectAndLinger(cl, 413, "request body too large")
+		l.answer(cl, ex, 0, 413, "request body too large") // head already consumed
 		return true
 	}
 	if ch != nil {
@@ -261,7 +260,13 @@ func (l *loop) proceed(ex *exchange) {
 		return
 	}
 	ex.ups = u
-	ex.cur = l.cursors[u.Index]
+	if ex.tbl == l.tbl {
+		ex.cur = l.cursors[u.Index]
+	} else {
+		// A deferred step let the loop adopt a newer table meanwhile: its
+		// cursors index other upstreams. Rare; a fresh cursor is fine.
+		ex.cur = balancer.NewCursor(u)
+	}
 	r := &ex.req
 	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
 		ex.cl.c.Write(continue100)
@@ -336,8 +341,10 @@ func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
 	keep := ex.keepAlive && reqDone
 	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
 	ex.status, ex.pc.BytesOut = status, int64(len(l.wbuf))
-	l.logExchange(ex) // before Discard: ex.req points into the read buffer
-	cl.c.Discard(n)
+	l.logExchange(ex) // before Discard: ex.req may point into the read buffer
+	if n > 0 {
+		cl.c.Discard(n) // (gnet: Discard(0) would drop everything)
+	}
 	cl.ex = nil
 	l.putExchange(ex)
 	l.writeFinal(cl, reqDone, keep)
@@ -412,6 +419,7 @@ func (l *loop) attach(ex *exchange, uc *upConn) {
 // sendHead writes the upstream head (and the kept body) and starts
 // streaming the rest of the body.
 func (l *loop) sendHead(ex *exchange) {
+	l.beforeProxy(ex)
 	ex.out = l.appendUpstreamHead(ex.out[:0], ex)
 	ex.out = append(ex.out, ex.body...)
 	uc := ex.up
@@ -605,7 +613,7 @@ func (l *loop) nextRequest(cl *client) {
 		return // serve's loop goes on with the next pipelined request
 	}
 	if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
-		if l.serve(cl) == 1 { // gnet.Close
+		if l.serve(cl) == gnet.Close {
 			cl.c.Close()
 		}
 	}

@@ -29,7 +29,6 @@ func (l *loop) startPlugins(ex *exchange) {
 	c.MatchedURI = ex.route.MatchedURI
 	c.Match = &ex.rreq
 	c.Node = -1
-	c.BytesIn = int64(len(ex.head))
 	if ex.route.Chain.NeedsBody && ex.bodyKept {
 		switch ex.bodyKind {
 		case http1.BodyLength:
@@ -117,14 +116,6 @@ func (l *loop) resumeWork(ex *exchange, gen uint64, res plugin.Result) {
 		ex.pc.AddRespHeaderLines(res.Headers) // e.g. limit-count's quota on redis
 		if l.runPre(ex) {
 			l.proceed(ex)
-		}
-	}
-	if ex.cl != cl && cl.state == csIdle && !cl.closed && l.serving != cl {
-		// answered: serve what the client pipelined meanwhile
-		if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
-			if l.serve(cl) == gnet.Close {
-				cl.c.Close()
-			}
 		}
 	}
 }
@@ -268,6 +259,7 @@ func (l *loop) logExchange(ex *exchange) {
 	c.Status = ex.status
 	c.Node, c.Addr = ex.node, ex.addr
 	c.UpstreamStart = ex.sent
+	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
 	c.PromptTokens, c.CompletionTokens = -1, -1
 	if ch.Usage && ex.respStarted {
 		c.PromptTokens, c.CompletionTokens = ex.usage.Prompt(), ex.usage.Completion()

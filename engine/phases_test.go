@@ -105,9 +105,9 @@ func TestDeferredClientGone(t *testing.T) {
 	require.Eventually(t, func() bool { return entered.Load() == in+1 }, 5*time.Second, time.Millisecond, "the request reaches its deferred step")
 	c.Close()
 	require.Eventually(t, func() bool { return g.srv.ConnStats().Open == 0 }, 5*time.Second, time.Millisecond, "the loop sees the close")
+	hitsBefore := up.Requests.Load() // before the step finishes: a wrong resume would count after
 	gate <- 0
 	require.Eventually(t, func() bool { return resumed.Load() == before+1 }, 5*time.Second, time.Millisecond)
-	hitsBefore := up.Requests.Load()
 	// the gateway serves the next request normally
 	ch := make(chan int, 1)
 	go func() {
@@ -122,4 +122,42 @@ func TestDeferredClientGone(t *testing.T) {
 	gate <- 0
 	assert.Equal(t, 200, <-ch)
 	assert.Equal(t, hitsBefore+1, up.Requests.Load(), "the abandoned request never reached the upstream")
+}
+
+// TestDeferredAcrossTableSwap: a request whose step ran off the loop while
+// the loop adopted a newer table still reaches its upstream (its cursor
+// must not come from the new table, whose indexes differ).
+func TestDeferredAcrossTableSwap(t *testing.T) {
+	up, err := testupstream.Start(testupstream.JSON)
+	require.NoError(t, err)
+	defer up.Close()
+	other, err := testupstream.Start(testupstream.JSON)
+	require.NoError(t, err)
+	defer other.Close()
+	gated := routeTo("r1", "/chat/completions", up.Addr())
+	gated.Plugins = map[string]json.RawMessage{"test-gate": json.RawMessage(`{}`)}
+	// old table: r0's upstream has index 0, r1's index 1
+	g := startTestGateway(t, 1, snapshot(routeTo("r0", "/other", other.Addr()), gated))
+
+	in := entered.Load()
+	ch := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+g.addr+"/chat/completions", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			ch <- -1
+			return
+		}
+		resp.Body.Close()
+		ch <- resp.StatusCode
+	}()
+	require.Eventually(t, func() bool { return entered.Load() == in+1 }, 5*time.Second, time.Millisecond)
+	// new table: only r1, its upstream now has index 0; a request makes the
+	// loop adopt it
+	g.swap(t, snapshot(gated))
+	resp, err := http.Get("http://" + g.addr + "/nowhere")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 404, resp.StatusCode)
+	gate <- 0
+	assert.Equal(t, 200, <-ch)
 }

@@ -74,3 +74,12 @@ func TestTableBodyVars(t *testing.T) {
 	r.Body = []byte(`{"model":"gpt-4o"}`)
 	assert.Equal(t, "a", matchID(tbl, r))
 }
+
+func TestBodyVarsFromTheExpression(t *testing.T) {
+	e, err := CompileVars(json.RawMessage(`[["OR",["arg_x","==","1"],["post_arg.tier","==","gold"]]]`))
+	assert.NoError(t, err)
+	assert.True(t, e.NeedsBody(), "post_arg nested in logic groups")
+	e, err = CompileVars(json.RawMessage(`[["uri","==","/post_arg"],["http_x","~~","post_arg"]]`))
+	assert.NoError(t, err)
+	assert.False(t, e.NeedsBody(), "the text post_arg in a value does not read the body")
+}

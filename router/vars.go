@@ -77,7 +77,7 @@ func CompileVars(raw json.RawMessage) (*Expr, error) {
 	if err != nil {
 		return nil, errors.New(varsErrPrefix + err.Error())
 	}
-	return &Expr{root: n, body: bytes.Contains(raw, []byte("post_arg"))}, nil
+	return &Expr{root: n, body: n.readsBody()}, nil
 }
 
 // maxVarsDepth bounds nesting so a hostile config cannot exhaust the
@@ -162,6 +162,19 @@ type operand struct {
 }
 
 // node is one compiled expression: a group (op != opLeaf) or a comparison.
+// readsBody reports whether n or a node below it reads post_arg.*.
+func (n *node) readsBody() bool {
+	if n.v.kind == varPostArg {
+		return true
+	}
+	for i := range n.kids {
+		if n.kids[i].readsBody() {
+			return true
+		}
+	}
+	return false
+}
+
 type node struct {
 	op   logicOp
 	kids []node
