@@ -84,10 +84,10 @@ func NodeInfo(version string) {
 }
 
 // help is the HELP text of each family sluice exports; families from other
-// code get a generic one (promtool wants a HELP line for every family).
+// code get a generic one (promtool wants a HELP line for every family). It
+// is read-only.
 var (
-	helpMu sync.RWMutex
-	help   = map[string]string{
+	help = map[string]string{
 		"apisix_http_status":                    "HTTP status codes per service in APISIX",
 		"apisix_http_latency":                   "HTTP request latency in milliseconds per service in APISIX",
 		"apisix_bandwidth":                      "Total bandwidth in bytes consumed per service in APISIX",
@@ -104,18 +104,8 @@ var (
 	}
 )
 
-// Describe sets the HELP text of family (the name without labels).
-func Describe(family, text string) {
-	helpMu.Lock()
-	help[family] = text
-	helpMu.Unlock()
-}
-
 func helpText(family string) string {
-	helpMu.RLock()
-	h, ok := help[family]
-	helpMu.RUnlock()
-	if ok {
+	if h, ok := help[family]; ok {
 		return h
 	}
 	switch {
@@ -147,7 +137,7 @@ func WritePrometheus(w io.Writer) {
 			bw.WriteString("# HELP ")
 			bw.WriteString(fam)
 			bw.WriteByte(' ')
-			bw.WriteString(escapeHelp(helpText(fam)))
+			bw.WriteString(helpText(fam)) // static texts: nothing to escape
 			bw.WriteByte('\n')
 		case bytes.HasPrefix(line, []byte("# TYPE ")):
 			f := strings.Fields(string(line[len("# TYPE "):]))
@@ -156,9 +146,7 @@ func WritePrometheus(w io.Writer) {
 				continue
 			}
 			typ := f[1]
-			helpMu.RLock()
 			_, ours := help[f[0]]
-			helpMu.RUnlock()
 			// VictoriaMetrics writes some cumulative process counters
 			// (process_io_*_total) as gauges.
 			if !ours && typ == "gauge" && strings.HasSuffix(f[0], "_total") {
@@ -174,13 +162,6 @@ func WritePrometheus(w io.Writer) {
 		}
 	}
 	bw.Flush()
-}
-
-func escapeHelp(s string) string {
-	if !strings.ContainsAny(s, "\\\n") {
-		return s
-	}
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
 }
 
 // Handler serves WritePrometheus (GET and HEAD).
