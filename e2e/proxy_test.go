@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,4 +448,18 @@ func TestErrorKeepsConnection(t *testing.T) {
 	resp, _, err = rc.readResponse("GET")
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
+}
+
+// With one event loop per P (GOMAXPROCS == worker_processes) sluice adds a
+// spare P, so an idle loop blocked in epoll_wait never holds the last one
+// (cmd/sluice/procs.go); the gateway says so and serves as usual.
+func TestSpareProcessor(t *testing.T) {
+	loops := runtime.GOMAXPROCS(0) // the gateway inherits this process's CPUs and environment
+	up := startUpstream(t, "u1", nil)
+	gw := startGateway(t, loops, "", routesDoc(route("1", "/chat/completions", "", up.addr())))
+	resp, err := client.Post(gw.url("/chat/completions"), "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, gw.log.String(), fmt.Sprintf("loops=%d gomaxprocs=%d", loops, loops+1))
 }

@@ -184,6 +184,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if loops <= 0 {
 		loops = runtime.GOMAXPROCS(0)
 	}
+	if p := spareProc(loops, runtime.GOMAXPROCS(0)); p > 0 {
+		runtime.GOMAXPROCS(p)
+		log.Info("GOMAXPROCS raised so an idle event loop never holds the last P", "loops", loops, "gomaxprocs", p)
+	}
 	builder := &router.Builder{Loops: loops, PluginAttr: pluginAttr(cfg)}
 	empty, err := builder.Build(model.NewSnapshot())
 	if err != nil {
