@@ -356,3 +356,37 @@ func dashboardQueries(t *testing.T) []dashQuery {
 	}
 	return out
 }
+
+// prometheus in a global rule and on a route counts the route's requests
+// once (APISIX run_policy prefer_route); the global rule alone counts the
+// other routes.
+func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	metricsPort := freePort(t)
+	doc := routesDoc(
+		route("both", "/both", "    plugins:\n      prometheus: {}\n", up.addr()),
+		route("global-only", "/global-only", "", up.addr()),
+	) + "global_rules:\n  - id: g1\n    plugins:\n      prometheus: {}\n"
+	g := startGatewayConf(t, func(port int) string {
+		return gatewayConfig(port, 1, "") + fmt.Sprintf(`plugin_attr:
+  prometheus:
+    export_addr: {ip: 127.0.0.1, port: %d}
+`, metricsPort)
+	}, doc)
+	g.waitListening("127.0.0.1:" + strconv.Itoa(metricsPort))
+	const n = 3
+	for _, path := range []string{"/both", "/global-only"} {
+		for i := 0; i < n; i++ {
+			resp, err := client.Get(g.url(path))
+			require.NoError(t, err)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			require.Equal(t, 200, resp.StatusCode)
+		}
+	}
+	m, _ := scrapeSeries(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/apisix/prometheus/metrics")
+	for _, id := range []string{"both", "global-only"} {
+		key := fmt.Sprintf(`apisix_http_status{route=%q,matched_uri="/%s",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`, id, id)
+		assert.Equal(t, float64(n), m[key], id)
+	}
+}

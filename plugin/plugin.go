@@ -37,6 +37,17 @@ type Plugin interface {
 	Compile(conf json.RawMessage, env *Env) (Instance, error)
 }
 
+// RoutePreferrer is implemented by a Plugin whose global-rule instance
+// stands aside for a route that has its own (APISIX run_policy
+// "prefer_route"), e.g. prometheus, which would otherwise count twice.
+type RoutePreferrer interface{ PreferRoute() bool }
+
+// PrefersRoute reports whether p is a RoutePreferrer that prefers the route.
+func PrefersRoute(p Plugin) bool {
+	rp, ok := p.(RoutePreferrer)
+	return ok && rp.PreferRoute()
+}
+
 // Instance is a compiled plugin configuration; it implements one or more of
 // the phase interfaces.
 type Instance any

@@ -100,7 +100,24 @@ func (s *build) routeChain(mr *model.Route, svc *model.Service, up *balancer.Ups
 	if err != nil {
 		return nil, err
 	}
-	return plugin.NewChain(append(slices.Clone(s.global), es...)), nil
+	return plugin.NewChain(append(preferRoute(s.global, es), es...)), nil
+}
+
+// preferRoute returns a copy of the global rules' entries without those of
+// plugins that prefer the route's own instance (plugin.RoutePreferrer) when
+// the route has one (APISIX run_policy "prefer_route": prometheus on a route
+// and in a global rule counts the route's requests once). A route instance
+// disabled with _meta was not compiled, so the global one runs then.
+func preferRoute(global, route []plugin.Entry) []plugin.Entry {
+	out := make([]plugin.Entry, 0, len(global)+len(route))
+	for _, g := range global {
+		if p, _ := plugin.Lookup(g.Name); plugin.PrefersRoute(p) &&
+			slices.ContainsFunc(route, func(e plugin.Entry) bool { return e.Name == g.Name }) {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // checkUnused compiles the plugins of services and plugin_configs no route

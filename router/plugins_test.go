@@ -38,9 +38,16 @@ func (p tagPlugin) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instanc
 }
 func (i *tagInst) Access(*plugin.Ctx) plugin.Result { return plugin.Result{} }
 
+// preferPlugin is a tagPlugin whose global instance stands aside for a
+// route's own (APISIX run_policy prefer_route, as prometheus).
+type preferPlugin struct{ tagPlugin }
+
+func (preferPlugin) PreferRoute() bool { return true }
+
 func init() {
 	plugin.Register(tagPlugin{"test-high", 3000})
 	plugin.Register(tagPlugin{"test-low", 10})
+	plugin.Register(preferPlugin{tagPlugin{"test-prefer", 500}})
 }
 
 func chainOf(t *testing.T, snap *model.Snapshot, target string) []string {
@@ -147,4 +154,33 @@ func withNode(addr string) func(*model.Route) {
 		}
 		r.Upstream = u
 	}
+}
+
+// A prefer_route plugin in a global rule stands aside on a route that has
+// its own instance, not on other routes, and not when the route's instance
+// is disabled; other plugins run in both places, as in APISIX.
+func TestPreferRoute(t *testing.T) {
+	snap := model.NewSnapshot()
+	own := route("own", "/own", withNode("127.0.0.1:1"))
+	own.Plugins = plugins("test-prefer", `{"tag":"route"}`, "test-low", `{"tag":"route"}`)
+	off := route("off", "/off", withNode("127.0.0.1:1"))
+	off.Plugins = plugins("test-prefer", `{"tag":"route","_meta":{"disable":true}}`)
+	bare := route("bare", "/bare", withNode("127.0.0.1:1"))
+	snap.Routes = []*model.Route{own, off, bare}
+	snap.GlobalRules["g1"] = json.RawMessage(`{"plugins":{"test-prefer":{"tag":"global"},"test-low":{"tag":"global"}}}`)
+
+	tbl, err := (&Builder{Loops: 1}).Build(snap)
+	require.NoError(t, err)
+	tags := func(target string) []string {
+		rt := tbl.Match(newRequest(t, "GET", target))
+		require.NotNil(t, rt)
+		var out []string
+		for _, st := range rt.Chain.Pre {
+			out = append(out, st.Name+"="+st.Instance().(*tagInst).tag)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"test-low=global", "test-prefer=route", "test-low=route"}, tags("/own"))
+	assert.Equal(t, []string{"test-prefer=global", "test-low=global"}, tags("/off"))
+	assert.Equal(t, []string{"test-prefer=global", "test-low=global"}, tags("/bare"))
 }

@@ -198,6 +198,10 @@ func (rs *routeSeries) newLabelSet(k labelKey) *labelSet {
 	}
 }
 
+// PreferRoute makes a global rule's prometheus stand aside on a route with
+// its own, so the route's requests are counted once (APISIX prefer_route).
+func (prom) PreferRoute() bool { return true }
+
 // ReadsUsage asks the engine to scan responses for LLM token usage.
 func (p *inst) ReadsUsage() bool { return true }
 
