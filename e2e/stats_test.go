@@ -84,6 +84,23 @@ func TestStatsShowsTheSplit(t *testing.T) {
 		return string(b)
 	}
 	require.Contains(t, scrape(), `sluice_split_requests_total{route="chat"`)
+
+	// the canary is finished: its arm leaves the split, and its series (the
+	// weight gauge too) leave the endpoint while the route's stay
+	g.writeRoutes(routesDoc(route("chat", "/chat/completions", fmt.Sprintf(`    plugins:
+      prometheus: {}
+      traffic-split:
+        rules:
+          - weighted_upstreams:
+              - upstream: {name: stable, type: roundrobin, nodes: {%q: 1}}
+                weight: 100
+`, stable.addr()), stable.addr())))
+	waitFor(t, 10*time.Second, "the canary arm's series to go", func() bool { return !strings.Contains(scrape(), `arm="canary"`) })
+	after := scrape()
+	assert.Contains(t, after, `sluice_split_weight{route="chat",rule="0",arm="stable"} 100`)
+	assert.Contains(t, after, `sluice_split_requests_total{route="chat",rule="0",arm="stable"}`)
+	assert.Contains(t, after, `apisix_http_status{route="chat"`)
+
 	g.writeRoutes(routesDoc(route("other", "/other", "", stable.addr())))
 	waitFor(t, 10*time.Second, "the chat route's series to go", func() bool { return !strings.Contains(scrape(), `route="chat"`) })
 }

@@ -105,41 +105,66 @@ func (s *Statuses) Inc(code int) {
 
 var retainMu sync.Mutex
 
-// Retain unregisters every series whose route label names a route not in
-// routes (a deleted or disabled route), so the endpoint does not grow with
-// route churn. Series without a route label are kept. Handles of dropped
-// series stay usable (requests still in flight on the old table record
-// into them unseen); a route created again gets fresh series. It returns
-// how many series were dropped. Builder goroutine only; it allocates.
-func Retain(routes []string) int {
+// Arm names one traffic-split arm's series: the route, the rule index and
+// the arm label, as trafficsplit labels them.
+type Arm struct{ Route, Rule, Name string }
+
+// Retain unregisters the series of configuration that is gone, so the
+// endpoint does not grow with route churn and shows no stale arm: every
+// series whose route label names a route not in routes (a deleted or
+// disabled route), and every series with a non-empty arm label whose
+// (route, arm) — and (route, rule, arm) when it has a rule label — is not
+// in arms (an arm removed from a live route's traffic-split). Series
+// without a route label are kept. Handles of dropped series stay usable
+// (requests still in flight on the old table record into them unseen); a
+// route or arm created again gets fresh series. It returns how many series
+// were dropped. Builder goroutine only; it allocates.
+func Retain(routes []string, arms []Arm) int {
 	retainMu.Lock()
 	defer retainMu.Unlock()
 	live := make(map[string]bool, len(routes))
 	for _, r := range routes {
 		live[r] = true
 	}
+	liveArm := make(map[Arm]bool, 2*len(arms))
+	for _, a := range arms {
+		liveArm[a] = true
+		liveArm[Arm{Route: a.Route, Name: a.Name}] = true
+	}
 	n := 0
 	for _, name := range Set.ListMetricNames() {
-		r, ok := routeLabel(name)
-		if ok && !live[r] && Set.UnregisterMetric(name) {
+		l, ok := seriesLabels(name)
+		if !ok || !l.hasRoute {
+			continue
+		}
+		gone := !live[l.route] ||
+			(l.arm != "" && !liveArm[Arm{Route: l.route, Rule: l.rule, Name: l.arm}])
+		if gone && Set.UnregisterMetric(name) {
 			n++
 		}
 	}
 	return n
 }
 
-// routeLabel returns the value of the route label in a series name as Name
-// formats it (family{k="v",...}), unescaped.
-func routeLabel(name string) (string, bool) {
+// labels are the values of the labels Retain looks at.
+type labels struct {
+	route, rule, arm string
+	hasRoute         bool
+}
+
+// seriesLabels reads the route, rule and arm labels of a series name as
+// Name formats it (family{k="v",...}), unescaped; ok is false for a name
+// it cannot parse.
+func seriesLabels(name string) (l labels, ok bool) {
 	i := strings.IndexByte(name, '{')
 	if i < 0 {
-		return "", false
+		return l, true
 	}
 	rest := name[i+1:]
-	for len(rest) > 0 {
+	for len(rest) > 0 && rest[0] != '}' {
 		eq := strings.IndexByte(rest, '=')
 		if eq < 0 || eq+1 >= len(rest) || rest[eq+1] != '"' {
-			return "", false
+			return l, false
 		}
 		key := rest[:eq]
 		var b strings.Builder
@@ -158,15 +183,17 @@ func routeLabel(name string) (string, bool) {
 			b.WriteByte(c)
 		}
 		if j >= len(rest) {
-			return "", false
+			return l, false
 		}
-		if key == "route" {
-			return b.String(), true
+		switch key {
+		case "route":
+			l.route, l.hasRoute = b.String(), true
+		case "rule":
+			l.rule = b.String()
+		case "arm":
+			l.arm = b.String()
 		}
 		rest = strings.TrimPrefix(rest[j+1:], ",")
-		if strings.HasPrefix(rest, "}") {
-			return "", false
-		}
 	}
-	return "", false
+	return l, true
 }

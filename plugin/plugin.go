@@ -272,6 +272,11 @@ const (
 	HeaderRemove
 )
 
+// ArmLister is implemented by an Instance that keeps metric series per
+// split arm (traffic-split): the router lists a table's arms so the series
+// of an arm removed from a live route leave the metrics endpoint.
+type ArmLister interface{ Arms() []Arm }
+
 // Arm describes a traffic-split choice for logs and metrics.
 type Arm struct {
 	Rule  int    // rule index in the configuration

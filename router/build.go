@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
@@ -56,6 +57,7 @@ type build struct {
 	cons      []plugin.Consumer  // snapshot consumers, sorted
 	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
 	bodyVars  bool               // Table.BodyVars
+	arms      []metrics.Arm      // Table.SplitArms
 }
 
 func (b *Builder) loops() int {
@@ -118,6 +120,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
 	t.BodyVars = s.bodyVars
+	t.SplitArms = s.arms
 	slices.Sort(t.RouteIDs)
 	b.gen++
 	t.Generation = b.gen

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
@@ -99,6 +101,13 @@ func (s *build) routeChain(mr *model.Route, svc *model.Service, up *balancer.Ups
 	es, err := s.compileSet(merged, env)
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range es {
+		if al, ok := e.Instance.(plugin.ArmLister); ok {
+			for _, a := range al.Arms() {
+				s.arms = append(s.arms, metrics.Arm{Route: string(mr.ID), Rule: strconv.Itoa(a.Rule), Name: a.Name})
+			}
+		}
 	}
 	return plugin.NewChain(append(preferRoute(s.global, es), es...)), nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -50,6 +51,9 @@ type Table struct {
 	// RouteIDs lists the ids of the routes the table routes to (enabled
 	// ones), sorted.
 	RouteIDs []string
+	// SplitArms lists the traffic-split arms of the routes (plugins that
+	// implement plugin.ArmLister), for metrics.Retain.
+	SplitArms []metrics.Arm
 	// BodyVars: a route's vars read the request body (post_arg.*), so a
 	// request with a body must be matched with Request.Body set.
 	BodyVars bool

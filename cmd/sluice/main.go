@@ -176,7 +176,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	pub := &router.Publisher{OnStore: func(t *router.Table) {
 		// a deleted route's series leave the metrics endpoint
-		if n := metrics.Retain(t.RouteIDs); n > 0 {
+		if n := metrics.Retain(t.RouteIDs, t.SplitArms); n > 0 {
 			log.Debug("metrics: dropped series of removed routes", "series", n)
 		}
 	}}

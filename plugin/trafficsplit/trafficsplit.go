@@ -104,6 +104,7 @@ var (
 	_ plugin.Accessor    = (*split)(nil)
 	_ plugin.Logger      = (*split)(nil)
 	_ plugin.UsageReader = (*split)(nil)
+	_ plugin.ArmLister   = (*split)(nil)
 )
 
 func bad(format string, args ...any) error { return plugin.Errorf(name, format, args...) }
@@ -332,6 +333,17 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 		}
 	}
 	return ops, nil
+}
+
+// Arms lists every arm of every rule (plugin.ArmLister).
+func (s *split) Arms() []plugin.Arm {
+	var out []plugin.Arm
+	for ri := range s.rules {
+		for ai := range s.rules[ri].arms {
+			out = append(out, s.rules[ri].arms[ai].meta)
+		}
+	}
+	return out
 }
 
 // handles creates the arm-level series of route.
