@@ -463,3 +463,70 @@ func TestSpareProcessor(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Contains(t, gw.log.String(), fmt.Sprintf("loops=%d gomaxprocs=%d", loops, loops+1))
 }
+
+// chash upstreams hash on variables as APISIX reads them: the same
+// request_uri (or the same $host, whatever its case and port) always goes
+// to the same node, different ones spread over both; a
+// vars_combinations key works, and a missing key falls back to the client
+// address instead of sending everything to one node.
+func TestChashOnVars(t *testing.T) {
+	a, b := startUpstream(t, "a", nil), startUpstream(t, "b", nil)
+	chash := func(id, uri, hashOn, key string) string {
+		return fmt.Sprintf("  - id: %q\n    uri: %s\n    upstream:\n      type: chash\n      hash_on: %s\n      key: %q\n      nodes:\n        %q: 1\n        %q: 1\n",
+			id, uri, hashOn, key, a.addr(), b.addr())
+	}
+	gw := startGateway(t, 2, "", "routes:\n"+
+		chash("by-uri", "/uri/*", "vars", "request_uri")+
+		chash("by-host", "/host", "vars", "host")+
+		chash("by-combo", "/combo/*", "vars_combinations", "$uri|$http_x_user")+
+		chash("by-missing", "/missing", "vars", "arg_absent"))
+	name := func(path string, hdr ...string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", gw.url(path), nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			if hdr[i] == "Host" {
+				req.Host = hdr[i+1]
+			} else {
+				req.Header.Set(hdr[i], hdr[i+1])
+			}
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, path)
+		return resp.Header.Get("X-Upstream-Name")
+	}
+
+	seen := map[string]int{}
+	for i := 0; i < 40; i++ {
+		path := fmt.Sprintf("/uri/%d?q=%d", i, i)
+		first := name(path)
+		for j := 0; j < 3; j++ {
+			assert.Equal(t, first, name(path), "same request_uri, same node: %s", path)
+		}
+		seen[first]++
+	}
+	assert.Positive(t, seen["a"], "request_uris spread: %v", seen)
+	assert.Positive(t, seen["b"], "request_uris spread: %v", seen)
+
+	for i := 0; i < 10; i++ {
+		h := fmt.Sprintf("tenant%d.example.com", i)
+		want := name("/host", "Host", h)
+		assert.Equal(t, want, name("/host", "Host", strings.ToUpper(h)+":80"), "$host ignores case and port")
+	}
+
+	combo := map[string]int{}
+	for i := 0; i < 40; i++ {
+		u := fmt.Sprintf("user%d", i)
+		first := name("/combo/x", "X-User", u)
+		assert.Equal(t, first, name("/combo/x", "X-User", u))
+		combo[first]++
+	}
+	assert.Len(t, combo, 2, "combinations spread: %v", combo)
+
+	first := name("/missing")
+	for i := 0; i < 5; i++ {
+		assert.Equal(t, first, name("/missing"), "a missing key hashes on the client address")
+	}
+}

@@ -385,27 +385,32 @@ func (l *loop) connect(ex *exchange, retry bool) {
 }
 
 // hashKey returns the chash key's value for ex's request (nil for other
-// balancer kinds).
+// balancer kinds). As in APISIX, a key that is missing or empty for this
+// request hashes on the client address instead.
 func (l *loop) hashKey(ex *exchange) []byte {
 	u := ex.ups
 	if u.Kind != balancer.CHash {
 		return nil
 	}
-	r := &ex.req
-	k := u.HashKey
+	var k []byte
 	switch u.HashOn {
 	case balancer.HashHeader:
-		return r.HeaderVar(unsafeBytes(k))
+		k = ex.req.HeaderVar(unsafeBytes(u.HashKey))
 	case balancer.HashCookie:
-		return r.Cookie(unsafeBytes(k))
-	case balancer.HashVars:
-		if k == "remote_addr" || k == "" {
-			ex.ra = ex.rreq.RemoteAddr.As16()
-			return ex.ra[:]
+		k = ex.req.Cookie(unsafeBytes(u.HashKey))
+	case balancer.HashConsumer:
+		k = unsafeBytes(ex.pc.Consumer)
+	default: // vars, vars_combinations: compiled by the router
+		if hk := ex.tbl.HashKeys; u.Index < len(hk) && hk[u.Index].Valid() {
+			l.keyBuf = hk[u.Index].Append(l.keyBuf[:0], &ex.rreq)
+			k = l.keyBuf
 		}
-		return varValue(&ex.rreq, k)
 	}
-	return nil
+	if len(k) == 0 {
+		ex.ra = ex.rreq.RemoteAddr.As16()
+		return ex.ra[:]
+	}
+	return k
 }
 
 // attach binds an open upstream connection to ex and sends the request.

@@ -41,7 +41,8 @@ type loop struct {
 	freeClients []*client
 	freeEx      []*exchange
 
-	wbuf []byte // scratch for heads written to clients
+	wbuf   []byte // scratch for heads written to clients
+	keyBuf []byte // scratch for a chash key (router.HashKey.Append)
 
 	serving *client // the client whose requests serve is parsing now
 
@@ -69,6 +70,7 @@ func newLoop(h *handler, el gnet.EventLoop) *loop {
 		server:  serverHeader(h.s.opts.Version),
 		pools:   make(map[poolKey]*pool),
 		wbuf:    make([]byte, 0, 4096),
+		keyBuf:  make([]byte, 0, 256),
 	}
 	l.sweepFn = func(context.Context) error {
 		l.sweepQueued.Store(false)

@@ -8,7 +8,6 @@ import (
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
-	"github.com/sluice-gw/sluice/router"
 )
 
 var (
@@ -372,23 +371,6 @@ func (l *loop) closeAfterFlush(cl *client) {
 	}
 	cl.state = csClosing
 	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
-}
-
-// varValue is the value of an nginx-style variable for chash hash_on vars.
-func varValue(r *router.Request, name string) []byte {
-	switch {
-	case name == "uri":
-		return r.Path
-	case name == "host":
-		return r.Host
-	case len(name) > 4 && name[:4] == "arg_":
-		return r.Arg(unsafeBytes(name[4:]))
-	case len(name) > 5 && name[:5] == "http_":
-		return r.HeaderVar(unsafeBytes(name[5:]))
-	case len(name) > 7 && name[:7] == "cookie_":
-		return r.Cookie(unsafeBytes(name[7:]))
-	}
-	return nil
 }
 
 func statusText(code int) string {

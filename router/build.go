@@ -58,6 +58,7 @@ type build struct {
 	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
 	bodyVars  bool               // Table.BodyVars
 	arms      []metrics.Arm      // Table.SplitArms
+	hashKeys  []HashKey          // Table.HashKeys
 }
 
 func (b *Builder) loops() int {
@@ -121,6 +122,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.Rotations = s.rotations
 	t.BodyVars = s.bodyVars
 	t.SplitArms = s.arms
+	t.HashKeys = s.hashKeys
 	slices.Sort(t.RouteIDs)
 	b.gen++
 	t.Generation = b.gen
@@ -290,8 +292,13 @@ func (s *build) upstream(key string, m *model.Upstream) (*balancer.Upstream, err
 	if err != nil {
 		return nil, err
 	}
+	hk, err := compileHashKey(u)
+	if err != nil {
+		return nil, fmt.Errorf("router: %s: %w", key, err)
+	}
 	u.Index = len(s.list)
 	s.list = append(s.list, u)
+	s.hashKeys = append(s.hashKeys, hk)
 	s.ups[key] = u
 	return u, nil
 }

@@ -54,6 +54,9 @@ type Table struct {
 	// SplitArms lists the traffic-split arms of the routes (plugins that
 	// implement plugin.ArmLister), for metrics.Retain.
 	SplitArms []metrics.Arm
+	// HashKeys holds each upstream's compiled chash key, by Upstream.Index
+	// (zero for upstreams that do not hash on variables).
+	HashKeys []HashKey
 	// BodyVars: a route's vars read the request body (post_arg.*), so a
 	// request with a body must be matched with Request.Body set.
 	BodyVars bool

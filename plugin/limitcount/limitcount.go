@@ -405,15 +405,15 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 		}
 		return keySpec{segs: []segment{{ref: r}}}, nil
 	}
-	segs, err := parseCombination(key)
+	segs, err := plugin.ParseCombination(key)
 	if err != nil {
 		return keySpec{}, plugin.Errorf(name, `property "key" validation failed: %v`, err)
 	}
 	ks := keySpec{}
 	for _, s := range segs {
-		seg := segment{lit: []byte(s.lit)}
-		if s.name != "" {
-			r, err := compileVar(s.name, env)
+		seg := segment{lit: []byte(s.Lit)}
+		if s.Name != "" {
+			r, err := compileVar(s.Name, env)
 			if err != nil {
 				return keySpec{}, err
 			}
@@ -422,67 +422,6 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 		ks.segs = append(ks.segs, seg)
 	}
 	return ks, nil
-}
-
-// rawSeg is a parsed var_combination piece: literal text, then a variable
-// name ("" at the end).
-type rawSeg struct {
-	lit, name string
-}
-
-// parseCombination splits a var_combination key: "$name" and "${name}"
-// (name: letters, digits, '_') are variables, "\$" is a literal '$',
-// anything else is literal (APISIX core.utils.resolve_var).
-func parseCombination(s string) ([]rawSeg, error) {
-	var out []rawSeg
-	var lit strings.Builder
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c == '\\' && i+1 < len(s) && s[i+1] == '$' {
-			lit.WriteByte('$')
-			i += 2
-			continue
-		}
-		if c != '$' {
-			lit.WriteByte(c)
-			i++
-			continue
-		}
-		j := i + 1
-		brace := j < len(s) && s[j] == '{'
-		if brace {
-			j++
-		}
-		k := j
-		for k < len(s) && isNameByte(s[k]) {
-			k++
-		}
-		if k == j {
-			return nil, errorString("\"$\" at offset " + strconv.Itoa(i) + " does not start a variable name")
-		}
-		varName := s[j:k]
-		if brace {
-			if k >= len(s) || s[k] != '}' {
-				return nil, errorString("unterminated \"${\" at offset " + strconv.Itoa(i))
-			}
-			k++
-		}
-		out = append(out, rawSeg{lit: lit.String(), name: varName})
-		lit.Reset()
-		i = k
-	}
-	if lit.Len() > 0 || len(out) == 0 {
-		out = append(out, rawSeg{lit: lit.String()})
-	}
-	return out, nil
-}
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
-
-func isNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
 // compileVar resolves a variable name; names sluice does not know are

@@ -420,27 +420,3 @@ func TestRegistered(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, 1002, p.Priority())
 }
-
-// FuzzParseCombination: no panic, and a parsed key written back in the
-// ${name} form parses to the same pieces.
-func FuzzParseCombination(f *testing.F) {
-	for _, s := range []string{"$remote_addr $http_x_user", "${a}b", `\$x$y`, "$", "${", "${}", "plain", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		segs, err := parseCombination(s)
-		if err != nil {
-			return
-		}
-		var b strings.Builder
-		for _, sg := range segs {
-			b.WriteString(strings.ReplaceAll(sg.lit, "$", `\$`))
-			if sg.name != "" {
-				b.WriteString("${" + sg.name + "}")
-			}
-		}
-		again, err := parseCombination(b.String())
-		require.NoError(t, err, b.String())
-		assert.Equal(t, segs, again)
-	})
-}

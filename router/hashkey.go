@@ -1,0 +1,69 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/plugin"
+)
+
+// HashKey is a chash upstream's compiled key for hash_on vars (one variable
+// name) or vars_combinations ("$request_uri-$http_x_user"): literal text and
+// variables read as a route's vars read them (host lowercased without its
+// port, request_uri, args, http_*, arg_*, cookie_*, …).
+type HashKey struct {
+	segs []hashSeg
+}
+
+type hashSeg struct {
+	lit    []byte
+	ref    varRef
+	hasRef bool
+}
+
+// compileHashKey compiles u's key; the zero HashKey (Valid false) when u
+// does not hash on variables.
+func compileHashKey(u *balancer.Upstream) (HashKey, error) {
+	if u.Kind != balancer.CHash {
+		return HashKey{}, nil
+	}
+	switch u.HashOn {
+	case balancer.HashVars:
+		name := strings.TrimPrefix(u.HashKey, "$")
+		return HashKey{segs: []hashSeg{{ref: compileVarRef(name), hasRef: true}}}, nil
+	case balancer.HashVarsCombinations:
+		parts, err := plugin.ParseCombination(u.HashKey)
+		if err != nil {
+			return HashKey{}, fmt.Errorf("key %q: %w", u.HashKey, err)
+		}
+		k := HashKey{}
+		for _, p := range parts {
+			s := hashSeg{lit: []byte(p.Lit)}
+			if p.Name != "" {
+				s.ref, s.hasRef = compileVarRef(p.Name), true
+			}
+			k.segs = append(k.segs, s)
+		}
+		return k, nil
+	}
+	return HashKey{}, nil
+}
+
+// Valid reports whether k was compiled from a variable key.
+func (k HashKey) Valid() bool { return len(k.segs) > 0 }
+
+// Append appends k's value for r to dst; a missing variable adds nothing.
+// It allocates nothing when dst has room.
+func (k *HashKey) Append(dst []byte, r *Request) []byte {
+	var c evalCtx
+	c.init(r)
+	for i := range k.segs {
+		s := &k.segs[i]
+		dst = append(dst, s.lit...)
+		if s.hasRef {
+			dst = append(dst, c.get(&s.ref)...)
+		}
+	}
+	return dst
+}

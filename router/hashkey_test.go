@@ -1,0 +1,60 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/model"
+)
+
+func hashKeyFor(t *testing.T, hashOn, key string) HashKey {
+	t.Helper()
+	k, err := compileHashKey(&balancer.Upstream{Kind: balancer.CHash, HashOn: map[string]balancer.HashOn{
+		"vars": balancer.HashVars, "vars_combinations": balancer.HashVarsCombinations, "header": balancer.HashHeader,
+	}[hashOn], HashKey: key})
+	require.NoError(t, err)
+	return k
+}
+
+// A chash key reads variables as a route's vars do: $host lowercased and
+// without its port, request_uri with the query, combinations with literals.
+func TestHashKeyValues(t *testing.T) {
+	r := newRequest(t, "GET", "/v1/chat?model=a", "Host: API.Example.com:9080", "X-User: u7", "Cookie: sid=s1")
+	for _, c := range []struct{ on, key, want string }{
+		{"vars", "host", "api.example.com"},
+		{"vars", "$host", "api.example.com"},
+		{"vars", "uri", "/v1/chat"},
+		{"vars", "request_uri", "/v1/chat?model=a"},
+		{"vars", "args", "model=a"},
+		{"vars", "arg_model", "a"},
+		{"vars", "http_x_user", "u7"},
+		{"vars", "cookie_sid", "s1"},
+		{"vars", "remote_addr", "127.0.0.1"},
+		{"vars", "no_such_var", ""},
+		{"vars_combinations", "$request_uri-$http_x_user", "/v1/chat?model=a-u7"},
+		{"vars_combinations", `${host}\$x`, "api.example.com$x"},
+	} {
+		k := hashKeyFor(t, c.on, c.key)
+		require.True(t, k.Valid(), c.key)
+		assert.Equal(t, c.want, string(k.Append(nil, r)), "%s %s", c.on, c.key)
+	}
+	assert.False(t, hashKeyFor(t, "header", "x-user").Valid(), "header keys are read by the engine")
+
+	k := hashKeyFor(t, "vars_combinations", "$host:$request_uri")
+	buf := make([]byte, 0, 256)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = k.Append(buf[:0], r) }))
+}
+
+// A vars_combinations key that does not parse is a build error.
+func TestHashKeyBadCombination(t *testing.T) {
+	snap := model.NewSnapshot()
+	rt := route("r1", "/a", withNode("127.0.0.1:1"))
+	rt.Upstream.Type, rt.Upstream.HashOn, rt.Upstream.Key = "chash", "vars_combinations", "${unterminated"
+	snap.Routes = []*model.Route{rt}
+	_, err := (&Builder{Loops: 1}).Build(snap)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unterminated "${"`)
+}
