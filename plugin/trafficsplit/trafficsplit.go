@@ -279,7 +279,9 @@ func (a *arm) rewrite(where string, raw json.RawMessage) error {
 }
 
 // headerOps reads headers as proxy-rewrite does: {add, set, remove} (in
-// that order) or a flat {name: value} meaning set.
+// that order) or a flat {name: value} meaning set; as in proxy-rewrite
+// (nginx), setting an empty value removes the header and adding one sends
+// nothing.
 func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
@@ -298,7 +300,12 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 			if !plugin.ValidHeaderName(k) {
 				return fmt.Errorf("invalid header name %q", k)
 			}
-			ops = append(ops, plugin.HeaderOp{Kind: kind, Name: []byte(k), Value: []byte(m[k])})
+			switch {
+			case m[k] != "":
+				ops = append(ops, plugin.HeaderOp{Kind: kind, Name: []byte(k), Value: []byte(m[k])})
+			case kind == plugin.HeaderSet:
+				ops = append(ops, plugin.HeaderOp{Kind: plugin.HeaderRemove, Name: []byte(k)})
+			}
 		}
 		return nil
 	}

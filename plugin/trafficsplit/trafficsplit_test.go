@@ -1,6 +1,7 @@
 package trafficsplit_test
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -303,4 +304,21 @@ func labelsOf(names []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// An arm's headers behave as proxy-rewrite's: an empty set removes the
+// header, an empty add sends nothing.
+func TestArmEmptyHeaderValues(t *testing.T) {
+	f := newFixture(t, 1)
+	f.mustBuild(split(`[{"weighted_upstreams":[{"upstream_id":"u1","rewrite":{"headers":{"set":{"X-Drop":"","X-Keep":"1"},"add":{"X-Empty":""}}}}]}]`))
+	r := newReq(t, "/x")
+	f.send(r, 0)
+	var got []string
+	for _, op := range r.c.HeaderOps {
+		got = append(got, fmt.Sprintf("%d %s=%s", op.Kind, op.Name, op.Value))
+	}
+	assert.Equal(t, []string{
+		fmt.Sprintf("%d X-Drop=", plugin.HeaderRemove),
+		fmt.Sprintf("%d X-Keep=1", plugin.HeaderSet),
+	}, got)
 }
