@@ -205,7 +205,7 @@ func (l *loop) headerFilter(ex *exchange) {
 	if ch.Usage {
 		r := &ex.resp
 		ex.scanUsage = plugin.ScanUsage(r.Header(hdrContentType), r.Header(hdrContentEncoding))
-		ex.usage.Reset(ex.respKind == http1.BodyChunked)
+		ex.usage.Reset()
 	}
 	if len(ch.HeaderFilter) == 0 {
 		return
@@ -219,6 +219,8 @@ func (l *loop) headerFilter(ex *exchange) {
 
 // bodyFilter runs the BodyFilter phase on a relayed body piece (b is the
 // bytes written to the client: raw chunked framing when passed through).
+// The usage scanner reads body data only: chunked data is fed to it by
+// scanChunk as the framing is parsed.
 func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	c := &ex.pc
 	c.BytesOut += int64(len(b))
@@ -229,11 +231,18 @@ func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	if ch == nil {
 		return
 	}
-	if ex.scanUsage {
+	if ex.scanUsage && ex.respKind != http1.BodyChunked {
 		ex.usage.Feed(b)
 	}
 	for _, p := range ch.BodyFilter {
 		p.BodyFilter(c, b)
+	}
+}
+
+// scanChunk feeds one run of chunk data to the usage scanner.
+func (l *loop) scanChunk(ex *exchange, data []byte) {
+	if ex.scanUsage && len(data) > 0 {
+		ex.usage.Feed(data)
 	}
 }
 

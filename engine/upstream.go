@@ -448,10 +448,11 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	if ex.respKind == http1.BodyChunked && !ex.decode && len(rest) > 0 && len(rest) <= 16<<10 {
 		k, done := 0, false
 		for k < len(rest) && !done {
-			m, _, d, err := ex.respChunk.Next(rest[k:])
+			m, data, d, err := ex.respChunk.Next(rest[k:])
 			if err != nil || m == 0 {
 				break // relayBody reports a bad chunk, or waits for the rest
 			}
+			l.scanChunk(ex, data)
 			k += m
 			done = d
 		}
@@ -515,6 +516,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 				l.fail(ex, 502, "invalid chunked response from upstream")
 				return false
 			}
+			l.scanChunk(ex, data)
 			if ex.decode && len(data) > 0 {
 				cl.c.Write(data)
 				if cl.closed {

@@ -15,13 +15,11 @@ import (
 // and a "usage" object is found at any depth (OpenAI's Responses API puts
 // it under "response").
 //
-// The engine calls Reset once per response, telling whether the bytes it
-// will relay carry chunked framing ("1a\r\n...\r\n0\r\n\r\n": the scanner
-// strips it) or are plain body bytes (Content-Length, read-until-close),
-// then Feed with each piece in order. Pieces may split anywhere, inside a
-// chunk-size line, a key or a number: the scanner is a byte-driven state
-// machine whose whole carry-over is a few integers, so it never buffers
-// and never allocates. When several usage objects are seen (SSE: usage in
+// The engine calls Reset once per response, then Feed with each piece of
+// body data in order (chunk data, never the chunked framing, which the
+// engine has parsed already). Pieces may split anywhere, inside a key or a
+// number: the scanner is a byte-driven state machine whose whole
+// carry-over is a few integers, so it never buffers and never allocates. When several usage objects are seen (SSE: usage in
 // several events), each field takes the value of the last complete usage
 // object that had it. A usage object cut off by the end of the body is
 // ignored.
@@ -37,11 +35,6 @@ import (
 // zero value is ready for plain bytes.
 type UsageScanner struct {
 	prompt, completion int64 // committed results, valid when known says so
-
-	// chunked framing
-	chunked bool
-	cstate  uint8
-	csize   int64 // data bytes left in the current chunk, or the size being parsed
 
 	// JSON matcher
 	state   uint8
@@ -81,22 +74,8 @@ const (
 	stNumber                  // inside the member's number
 )
 
-// chunked framing states.
-const (
-	csSize   uint8 = iota // hex digits of the chunk size
-	csExt                 // chunk extension, until LF
-	csData                // csize data bytes
-	csDataCR              // CR after the data
-	csDataLF              // LF after the data
-	csDone                // after the last chunk (trailers are ignored)
-	csBroken              // bad framing: scanning stopped
-)
-
-// Reset prepares s for a new response; chunked says the bytes given to
-// Feed carry chunked transfer framing. It does not allocate.
-func (s *UsageScanner) Reset(chunked bool) {
-	*s = UsageScanner{chunked: chunked}
-}
+// Reset prepares s for a new response. It does not allocate.
+func (s *UsageScanner) Reset() { *s = UsageScanner{} }
 
 // Prompt returns the prompt token count reported, or -1 when none was.
 func (s *UsageScanner) Prompt() int64 {
@@ -115,83 +94,10 @@ func (s *UsageScanner) Completion() int64 {
 	return s.completion
 }
 
-// Feed scans the next piece of the response body as relayed (raw chunked
-// framing when Reset was told so). b is only read during the call; Feed
-// does not allocate.
-func (s *UsageScanner) Feed(b []byte) {
-	if !s.chunked {
-		s.scan(b)
-		return
-	}
-	for len(b) > 0 {
-		switch s.cstate {
-		case csData:
-			n := len(b)
-			if int64(n) > s.csize {
-				n = int(s.csize)
-			}
-			s.scan(b[:n])
-			b = b[n:]
-			s.csize -= int64(n)
-			if s.csize == 0 {
-				s.cstate = csDataCR
-			}
-			continue
-		case csDone, csBroken:
-			return
-		}
-		c := b[0]
-		b = b[1:]
-		switch s.cstate {
-		case csSize:
-			switch {
-			case c >= '0' && c <= '9':
-				s.csize = s.csize<<4 | int64(c-'0')
-			case c >= 'a' && c <= 'f':
-				s.csize = s.csize<<4 | int64(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				s.csize = s.csize<<4 | int64(c-'A'+10)
-			case c == ';' || c == ' ' || c == '\t' || c == '\r':
-				s.cstate = csExt
-			case c == '\n':
-				s.endSize()
-			default:
-				s.cstate = csBroken
-			}
-			if s.csize > 1<<40 {
-				s.cstate = csBroken
-			}
-		case csExt:
-			if c == '\n' {
-				s.endSize()
-			}
-		case csDataCR:
-			switch c {
-			case '\r':
-				s.cstate = csDataLF
-			case '\n':
-				s.cstate = csSize
-			default:
-				s.cstate = csBroken
-			}
-		case csDataLF:
-			if c != '\n' {
-				s.cstate = csBroken
-			} else {
-				s.cstate = csSize
-			}
-		}
-	}
-}
-
-// endSize ends a chunk-size line.
-func (s *UsageScanner) endSize() {
-	if s.csize == 0 {
-		s.cstate = csDone
-		return
-	}
-	s.cstate = csData
-}
+// Feed scans the next piece of the response body: body bytes, without
+// transfer framing (the engine feeds chunk data as it parses the framing).
+// b is only read during the call; Feed does not allocate.
+func (s *UsageScanner) Feed(b []byte) { s.scan(b) }
 
 // strSpecial marks the bytes that matter inside a string no name can match
 // any more.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/sluice-gw/sluice/engine/http1"
 )
 
 func TestUsageScannerAlloc(t *testing.T) {
@@ -13,13 +15,22 @@ func TestUsageScannerAlloc(t *testing.T) {
 	framed := chunk([]byte(chatJSON), 40)
 	var s UsageScanner
 	n := testing.AllocsPerRun(200, func() {
-		s.Reset(false)
+		s.Reset()
 		for i := 0; i < len(plain); i += 16 {
 			s.Feed(plain[i:min(i+16, len(plain))])
 		}
-		s.Reset(true)
-		for i := 0; i < len(framed); i += 7 {
-			s.Feed(framed[i:min(i+7, len(framed))])
+		s.Reset()
+		var ch http1.Chunked
+		for b := framed; len(b) > 0; {
+			k, data, done, err := ch.Next(b)
+			if err != nil || k == 0 {
+				t.Fatal("framing", err)
+			}
+			s.Feed(data)
+			b = b[k:]
+			if done {
+				break
+			}
 		}
 	})
 	assert.Zero(t, n)
