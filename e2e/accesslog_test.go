@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,4 +93,42 @@ func dataGetPlain(t *testing.T, url string) (int, string) {
 	b := new(strings.Builder)
 	_, _ = fmt.Fprint(b, resp.Header.Get("X-Upstream-Name"))
 	return resp.StatusCode, b.String()
+}
+
+// The bytes an access-log line reports are the bytes the client got: for
+// an HTTP/1.0 client a chunked upstream body is relayed without its
+// framing, and the count leaves the framing out too.
+func TestAccessLogBytesHTTP10(t *testing.T) {
+	up := startUpstream(t, "u1", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("part1,"))
+		w.(http.Flusher).Flush() // chunked
+		w.Write([]byte("part2"))
+	})
+	g := startGateway(t, 1, "", routesDoc(route("1", "/v1/*", "", up.addr())))
+	got := map[string]int{}
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+		c, err := net.Dial("tcp", g.addr())
+		require.NoError(t, err)
+		fmt.Fprintf(c, "GET /v1/%s %s\r\nHost: x\r\nConnection: close\r\n\r\n", proto[5:], proto)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		require.NoError(t, err)
+		require.Contains(t, string(b), "part1,")
+		got[proto[5:]] = len(b)
+	}
+	path := filepath.Join(g.dir, "logs", "access.log")
+	var lines []string
+	waitFor(t, 5*time.Second, "2 access-log lines", func() bool {
+		b, _ := os.ReadFile(path)
+		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		return len(lines) >= 2
+	})
+	for _, l := range lines {
+		for v, n := range got {
+			if strings.Contains(l, "path=/v1/"+v+" ") || strings.Contains(l, `path="/v1/`+v+`"`) {
+				assert.Contains(t, l, fmt.Sprintf(" bytes=%d ", n), "HTTP/%s: %s", v, l)
+			}
+		}
+	}
 }

@@ -518,6 +518,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 			}
 			l.scanChunk(ex, data)
 			if ex.decode && len(data) > 0 {
+				l.bodyFilter(ex, data) // what the client gets: the data, unframed
 				cl.c.Write(data)
 				if cl.closed {
 					return false
@@ -532,8 +533,8 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if n == 0 {
 			return false
 		}
-		l.bodyFilter(ex, buf[:n])
 		if !ex.decode {
+			l.bodyFilter(ex, buf[:n])
 			cl.c.Write(buf[:n])
 			if cl.closed {
 				return false
