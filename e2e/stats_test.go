@@ -97,10 +97,12 @@ func TestStatsShowsTheSplit(t *testing.T) {
 `, stable.addr()), stable.addr())))
 	waitFor(t, 10*time.Second, "the canary arm's series to go", func() bool { return !strings.Contains(scrape(), `arm="canary"`) })
 	after := scrape()
+	require.Contains(t, after, `apisix_upstream_status{name="/apisix/routes/chat"`)
 	assert.Contains(t, after, `sluice_split_weight{route="chat",rule="0",arm="stable"} 100`)
 	assert.Contains(t, after, `sluice_split_requests_total{route="chat",rule="0",arm="stable"}`)
 	assert.Contains(t, after, `apisix_http_status{route="chat"`)
 
 	g.writeRoutes(routesDoc(route("other", "/other", "", stable.addr())))
 	waitFor(t, 10*time.Second, "the chat route's series to go", func() bool { return !strings.Contains(scrape(), `route="chat"`) })
+	assert.NotContains(t, scrape(), `apisix_upstream_status{name="/apisix/routes/chat"`, "its upstream's node health went too")
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	_ "github.com/sluice-gw/sluice/plugin/all" // every APISIX plugin sluice ships
+	"github.com/sluice-gw/sluice/plugin/prometheus"
 	"github.com/sluice-gw/sluice/router"
 	sltls "github.com/sluice-gw/sluice/tls"
 )
@@ -176,8 +177,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	pub := &router.Publisher{OnStore: func(t *router.Table) {
 		// a deleted route's series leave the metrics endpoint
-		if n := metrics.Retain(t.RouteIDs, t.SplitArms); n > 0 {
-			log.Debug("metrics: dropped series of removed routes", "series", n)
+		if n := metrics.Retain(t.RouteIDs, t.SplitArms) + prometheus.SweepUpstreamStatus(); n > 0 {
+			log.Debug("metrics: dropped series of removed routes, arms and nodes", "series", n)
 		}
 	}}
 	loops := cfg.WorkerProcesses

@@ -390,7 +390,8 @@ func hashLabelKey(k labelKey) uint64 {
 // upGauge is one apisix_upstream_status series; state is repointed at every
 // build so the gauge follows the node's current health record.
 type upGauge struct {
-	state atomic.Pointer[balancer.NodeState]
+	state   atomic.Pointer[balancer.NodeState]
+	touched bool // compiled since the last SweepUpstreamStatus (under upMu)
 }
 
 var (
@@ -416,14 +417,38 @@ func upstreamStatus(up *balancer.Upstream) {
 			if g == nil {
 				g = &upGauge{}
 				upGauges[series] = g
-				metrics.Set.GetOrCreateGauge(series, func() float64 {
-					if g.state.Load().Healthy(time.Now().UnixNano()) {
-						return 1
-					}
-					return 0
-				})
 			}
+			g.touched = true
 			g.state.Store(n.State)
+			// registers the series again if a sweep dropped it
+			metrics.Set.GetOrCreateGauge(series, func() float64 {
+				if g.state.Load().Healthy(time.Now().UnixNano()) {
+					return 1
+				}
+				return 0
+			})
 		}
 	}
+}
+
+// SweepUpstreamStatus drops the apisix_upstream_status series of nodes no
+// upstream compiled since the previous sweep has (a node removed from an
+// upstream, an upstream or route deleted), so a gone node does not stay on
+// the dashboard as healthy. Call it after each routing table is stored:
+// every table build compiles every route, touching the live series. It
+// returns how many series it dropped. Builder goroutine only.
+func SweepUpstreamStatus() int {
+	upMu.Lock()
+	defer upMu.Unlock()
+	n := 0
+	for series, g := range upGauges {
+		if !g.touched {
+			delete(upGauges, series)
+			metrics.Set.UnregisterMetric(series)
+			n++
+			continue
+		}
+		g.touched = false
+	}
+	return n
 }

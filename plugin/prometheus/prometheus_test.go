@@ -274,3 +274,33 @@ func TestTableConcurrent(t *testing.T) {
 	}
 	assert.Equal(t, 200, tb.p.Load().n)
 }
+
+// A node removed from an upstream leaves the endpoint at the sweep after
+// the next build; a node added back is registered again.
+func TestUpstreamStatusSweep(t *testing.T) {
+	a := `apisix_upstream_status{name="/apisix/routes/sw-1",ip="127.0.0.1",port="1991"}`
+	b := `apisix_upstream_status{name="/apisix/routes/sw-1",ip="127.0.0.1",port="1992"}`
+	build := func(nodes ...string) {
+		compile(t, `{}`, &plugin.Env{RouteID: "sw-1", Scope: "route sw-1", RouteUpstream: upstream("routes/sw-1/upstream", nodes...)})
+		SweepUpstreamStatus()
+	}
+	build("127.0.0.1:1991", "127.0.0.1:1992")
+	m := scrape(t)
+	assert.Equal(t, "1", m[a])
+	assert.Equal(t, "1", m[b])
+
+	build("127.0.0.1:1991")
+	m = scrape(t)
+	assert.Equal(t, "1", m[a])
+	_, ok := m[b]
+	assert.False(t, ok, "removed node's series dropped")
+
+	build("127.0.0.1:1991", "127.0.0.1:1992")
+	assert.Equal(t, "1", scrape(t)[b], "added back")
+
+	build() // the route lost its nodes (or is gone)
+	m = scrape(t)
+	_, okA := m[a]
+	_, okB := m[b]
+	assert.False(t, okA || okB)
+}
