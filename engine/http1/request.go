@@ -298,6 +298,14 @@ func findHeader(hs []Header, name []byte) []byte {
 // "x_canary" matches "X-Canary" ('_' matches '-', case-insensitive); nil if
 // absent. It does not allocate.
 func (r *Request) HeaderVar(name []byte) []byte {
+	if i := r.HeaderVarIndex(name); i >= 0 {
+		return r.Headers[i].Value
+	}
+	return nil
+}
+
+// HeaderVarIndex is HeaderVar's match as an index into r.Headers, or -1.
+func (r *Request) HeaderVarIndex(name []byte) int {
 	for i := range r.Headers {
 		h := r.Headers[i].Name
 		if len(h) != len(name) {
@@ -308,10 +316,10 @@ func (r *Request) HeaderVar(name []byte) []byte {
 			j++
 		}
 		if j == len(h) {
-			return r.Headers[i].Value
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // Arg returns the raw (not percent-decoded) value of the first query

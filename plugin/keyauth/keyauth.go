@@ -119,7 +119,7 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 // c's event loop; it does not allocate once c's HeaderOps and Scratch have
 // grown.
 func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
-	hi := k.headerIndex(c)
+	hi := c.Req.HeaderVarIndex(k.header) // nginx header lookup: any case, '_' = '-'
 	var key []byte
 	if hi >= 0 {
 		key = c.Req.Headers[hi].Value
@@ -139,18 +139,6 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 		}
 	}
 	return plugin.Result{}
-}
-
-// headerIndex returns the index in c.Req.Headers of the first header
-// k.header names (ASCII case-insensitive, '_' matching '-', as nginx's
-// ngx.req.get_headers lookup), or -1.
-func (k *conf) headerIndex(c *plugin.Ctx) int {
-	for i := range c.Req.Headers {
-		if h := c.Req.Headers[i].Name; len(h) == len(k.header) && varEqual(h, k.header) {
-			return i
-		}
-	}
-	return -1
 }
 
 // stripQuery sets c.Query to the query without the arguments named
@@ -179,30 +167,6 @@ func (k *conf) stripQuery(c *plugin.Ctx) {
 	}
 	end := len(c.Scratch)
 	c.Query = c.Scratch[start:end:end]
-}
-
-// varEqual compares two header names of equal length ignoring ASCII case,
-// with '_' equal to '-'.
-func varEqual(a, b []byte) bool {
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // realmPattern is APISIX's realm schema pattern (for errors).
