@@ -25,6 +25,8 @@ import (
 	"github.com/sluice-gw/sluice/conf"
 	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/router"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
 
 // Test keys (43 characters, as conf.GenerateKey makes).
@@ -246,7 +248,7 @@ type env struct {
 	mem *memStore // nil with the embedded store
 	pub *router.Publisher
 	dns *fakeResolver
-	log *logBuffer
+	log *proctest.Buffer
 }
 
 type envOpt struct {
@@ -262,7 +264,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if o.cfg == nil {
 		o.cfg = testConfig()
 	}
-	e := &env{t: t, pub: &router.Publisher{}, dns: newFakeResolver(), log: &logBuffer{}}
+	e := &env{t: t, pub: &router.Publisher{}, dns: newFakeResolver(), log: &proctest.Buffer{}}
 	if o.store == nil {
 		e.mem = newMemStore()
 		o.store = e.mem
@@ -410,24 +412,6 @@ func newClock(sec int64) *clock {
 
 func (c *clock) set(sec int64)  { c.sec.Store(sec) }
 func (c *clock) now() time.Time { return time.Unix(c.sec.Load(), 0) }
-
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
 
 // sluiceBin is built with the race detector (most tests); sluiceBinPlain
@@ -79,7 +80,7 @@ type gateway struct {
 	dir    string
 	port   int
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *proctest.Buffer
 	exited chan struct{}
 	err    error
 }
@@ -87,23 +88,6 @@ type gateway struct {
 func (g *gateway) addr() string { return "127.0.0.1:" + strconv.Itoa(g.port) }
 func (g *gateway) url(path string) string {
 	return "http://" + g.addr() + path
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // gatewayConfig is config.yaml for standalone (yaml) mode with the given
@@ -154,7 +138,7 @@ func startGatewayConf(t testing.TB, config func(port int) string, routes string)
 // and its log is printed only when the test failed.
 func launchGateway(t testing.TB, dir string, port int) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: dir, port: port, log: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gateway{t: t, dir: dir, port: port, log: &proctest.Buffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(sluiceBin, "run", "-c", filepath.Join(dir, "conf", "config.yaml"))
 	g.cmd.Dir = dir
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log

@@ -22,6 +22,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
 
 // llmUpstream answers like an OpenAI-compatible server: a JSON chat
@@ -47,7 +49,7 @@ func llmUpstream(t *testing.T, name string) *upstream {
 type promServer struct {
 	addr string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *proctest.Buffer
 }
 
 // startPrometheus starts Debian's prometheus (scripts/prometheus.sh) with
@@ -71,7 +73,7 @@ scrape_configs:
       - targets: [%q]
 `, path, target)
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), cfg)
-	p := &promServer{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), log: &syncBuffer{}}
+	p := &promServer{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), log: &proctest.Buffer{}}
 	p.cmd = exec.Command(bin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

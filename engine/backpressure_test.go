@@ -19,9 +19,6 @@ import (
 // bigUpstream answers every request with size bytes of a fixed pattern,
 // written as fast as the socket takes them.
 func bigUpstream(t *testing.T, size int) (addr string, sum [32]byte) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	chunk := make([]byte, 64<<10)
 	for i := range chunk {
 		chunk[i] = byte('a' + i%26)
@@ -31,6 +28,25 @@ func bigUpstream(t *testing.T, size int) (addr string, sum [32]byte) {
 		h.Write(chunk[:min(len(chunk), size-n)])
 	}
 	copy(sum[:], h.Sum(nil))
+	addr = serveRequests(t, func(c net.Conn) bool {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := c.Write(chunk[:min(len(chunk), size-n)]); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return addr, sum
+}
+
+// serveRequests starts a raw HTTP/1.1 upstream on 127.0.0.1: for every
+// request on a connection (body discarded) it calls answer, which writes
+// the response to c and reports whether the connection stays open.
+func serveRequests(t *testing.T, answer func(c net.Conn) bool) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -46,17 +62,14 @@ func bigUpstream(t *testing.T, size int) (addr string, sum [32]byte) {
 						return
 					}
 					io.Copy(io.Discard, req.Body)
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
-					for n := 0; n < size; n += len(chunk) {
-						if _, err := c.Write(chunk[:min(len(chunk), size-n)]); err != nil {
-							return
-						}
+					if !answer(c) {
+						return
 					}
 				}
 			}()
 		}
 	}()
-	return ln.Addr().String(), sum
+	return ln.Addr().String()
 }
 
 func heapInUse() uint64 {

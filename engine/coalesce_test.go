@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -14,37 +13,17 @@ import (
 
 // rawUpstream answers each request by writing parts, pausing between them.
 func rawUpstream(t *testing.T, parts ...string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	return serveRequests(t, func(c net.Conn) bool {
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(10 * time.Millisecond)
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					for i, p := range parts {
-						if i > 0 {
-							time.Sleep(10 * time.Millisecond)
-						}
-						if _, err := c.Write([]byte(p)); err != nil {
-							return
-						}
-					}
-				}
-			}()
+			if _, err := c.Write([]byte(p)); err != nil {
+				return false
+			}
 		}
-	}()
-	return ln.Addr().String()
+		return true
+	})
 }
 
 // TestChunksWithTheHead: chunks that arrive with the response head are

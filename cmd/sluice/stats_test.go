@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-gw/sluice/metrics"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
 
 func TestStatsParse(t *testing.T) {
@@ -449,7 +450,7 @@ func TestStatsOnce(t *testing.T) {
 
 func TestStatsLive(t *testing.T) {
 	srv, _ := statsServer(t)
-	out := &statsSyncBuffer{}
+	out := &proctest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -466,24 +467,6 @@ func TestStatsLive(t *testing.T) {
 		assert.Regexp(t, `(?m)^  0/blue +80 +80\.0% `, fr)
 		assert.Regexp(t, `(?m)^  0/green +20 +20\.0% `, fr)
 	}
-}
-
-// statsSyncBuffer is a bytes.Buffer safe to write and read at once.
-type statsSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *statsSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *statsSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestStatsUnreachable(t *testing.T) {

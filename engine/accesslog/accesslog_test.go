@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/proctest"
 )
 
 // waitFor polls cond until it holds or d passes.
@@ -218,24 +220,6 @@ func TestReopenConcurrent(t *testing.T) {
 	}
 }
 
-// syncBuf is an io.Writer safe for the slog handler's concurrent use.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDropsWhenWriterBlocked: the log is a FIFO nobody reads, so the
 // writer goroutine blocks on its first full pipe. The loop never blocks:
 // it keeps appending, memory stays within its buffers, and the lines it
@@ -248,7 +232,7 @@ func TestDropsWhenWriterBlocked(t *testing.T) {
 	require.NoError(t, err)
 	defer rd.Close()
 
-	var logged syncBuf
+	var logged proctest.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	w, err := New(path, 1, Options{BufferSize: 4096, FlushInterval: time.Millisecond, Logger: log})
 	require.NoError(t, err)
@@ -303,7 +287,7 @@ func TestDropsWhenWriterBlocked(t *testing.T) {
 // logged, and the loop goes on.
 func TestWriteErrorsCounted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
-	var logged syncBuf
+	var logged proctest.Buffer
 	w, err := New(path, 1, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	require.NoError(t, err)
 	// Swap the file for a read-only one: writes fail with EBADF.
