@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-gw/sluice/internal/proctest"
+	"github.com/sluice-gw/sluice/metrics"
 )
 
 // llmUpstream answers like an OpenAI-compatible server: a JSON chat
@@ -168,19 +169,6 @@ func scrapeSeries(t *testing.T, u string) (map[string]float64, string) {
 	return out, string(b)
 }
 
-// promLintAllowed: promtool's lint findings that come from APISIX's names
-// (kept for APISIX dashboards) and VictoriaMetrics' Go runtime names.
-var promLintAllowed = map[string]bool{
-	`apisix_http_status counter metrics should have "_total" suffix`:                           true,
-	`apisix_bandwidth counter metrics should have "_total" suffix`:                             true,
-	`apisix_http_requests_total non-counter metrics should not have "_total" suffix`:           true,
-	`go_cgo_calls_count counter metrics should have "_total" suffix`:                           true,
-	`go_cgo_calls_count non-histogram and non-summary metrics should not have "_count" suffix`: true,
-	`go_cpu_count non-histogram and non-summary metrics should not have "_count" suffix`:       true,
-	`go_gc_forced_count counter metrics should have "_total" suffix`:                           true,
-	`go_gc_forced_count non-histogram and non-summary metrics should not have "_count" suffix`: true,
-}
-
 // TestPrometheusPlugin: a route with the prometheus plugin, JSON and
 // streamed (SSE, chunked) LLM responses, and a traffic-split route; the
 // export endpoint counts them with APISIX's names and sluice's LLM series,
@@ -265,7 +253,7 @@ func TestPrometheusPlugin(t *testing.T) {
 			t.Fatalf("promtool check metrics: %v\n%s", err, out.String())
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			assert.True(t, line == "" || promLintAllowed[line], "promtool: %s", line)
+			assert.True(t, line == "" || metrics.PromtoolLintAllowed[line], "promtool: %s", line)
 		}
 	}
 

@@ -218,3 +218,19 @@ func Serve(addr, uri string) (stop func(), err error) {
 		})
 	}, nil
 }
+
+// PromtoolLintAllowed are the `promtool check metrics` lint findings the
+// export is known to have, for the tests that run promtool on it: APISIX's
+// own names (kept so APISIX dashboards work) and VictoriaMetrics' Go
+// runtime names. Anything else — a parse error, a missing HELP, a sluice_
+// name that breaks the conventions — is a defect.
+var PromtoolLintAllowed = map[string]bool{
+	`apisix_http_status counter metrics should have "_total" suffix`:                           true,
+	`apisix_bandwidth counter metrics should have "_total" suffix`:                             true,
+	`apisix_http_requests_total non-counter metrics should not have "_total" suffix`:           true,
+	`go_cgo_calls_count counter metrics should have "_total" suffix`:                           true,
+	`go_cgo_calls_count non-histogram and non-summary metrics should not have "_count" suffix`: true,
+	`go_cpu_count non-histogram and non-summary metrics should not have "_count" suffix`:       true,
+	`go_gc_forced_count counter metrics should have "_total" suffix`:                           true,
+	`go_gc_forced_count non-histogram and non-summary metrics should not have "_count" suffix`: true,
+}

@@ -36,8 +36,9 @@ func Name(family string, kv ...string) string {
 		}
 		b.WriteString(kv[i])
 		b.WriteString(`="`)
-		for _, r := range kv[i+1] {
-			switch r {
+		v := kv[i+1]
+		for j := 0; j < len(v); j++ { // bytes: other bytes pass as they are
+			switch c := v[j]; c {
 			case '\\':
 				b.WriteString(`\\`)
 			case '"':
@@ -45,7 +46,7 @@ func Name(family string, kv ...string) string {
 			case '\n':
 				b.WriteString(`\n`)
 			default:
-				b.WriteRune(r)
+				b.WriteByte(c)
 			}
 		}
 		b.WriteByte('"')

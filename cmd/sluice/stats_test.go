@@ -108,31 +108,11 @@ func TestStatsParseVictoriaMetrics(t *testing.T) {
 func formatStatsSamples(ss []statsSample) []byte {
 	var b bytes.Buffer
 	for _, s := range ss {
-		b.WriteString(s.name)
-		if len(s.labels) > 0 {
-			b.WriteByte('{')
-			for i, l := range s.labels {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString(l.name)
-				b.WriteString(`="`)
-				for j := 0; j < len(l.value); j++ {
-					switch c := l.value[j]; c {
-					case '\\':
-						b.WriteString(`\\`)
-					case '"':
-						b.WriteString(`\"`)
-					case '\n':
-						b.WriteString(`\n`)
-					default:
-						b.WriteByte(c)
-					}
-				}
-				b.WriteByte('"')
-			}
-			b.WriteByte('}')
+		kv := make([]string, 0, 2*len(s.labels))
+		for _, l := range s.labels {
+			kv = append(kv, l.name, l.value)
 		}
+		b.WriteString(metrics.Name(s.name, kv...))
 		b.WriteByte(' ')
 		b.WriteString(strconv.FormatFloat(s.value, 'g', -1, 64))
 		b.WriteByte('\n')
