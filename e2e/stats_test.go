@@ -62,15 +62,18 @@ func TestStatsShowsTheSplit(t *testing.T) {
 	text := string(out)
 	t.Logf("sluice stats --once:\n%s", text)
 	assert.Contains(t, text, "chat")
-	share := func(arm string) float64 {
+	row := func(arm string) (weight string, share float64) {
 		m := regexp.MustCompile(`(?m)^\s+0/` + arm + `\s+(\d+)\s+([\d.]+)%`).FindStringSubmatch(text)
 		require.NotNil(t, m, "a row for arm %s in\n%s", arm, text)
 		f, _ := strconv.ParseFloat(m[2], 64)
-		return f
+		return m[1], f
 	}
-	assert.InDelta(t, 80, share("stable"), 3, "observed share of the 80 arm")
-	assert.InDelta(t, 20, share("canary"), 3, "observed share of the 20 arm")
-	assert.True(t, strings.Contains(text, "80") && strings.Contains(text, "20"), "configured weights shown")
+	w, share := row("stable")
+	assert.Equal(t, "80", w, "configured weight of the stable arm")
+	assert.InDelta(t, 80, share, 3, "observed share of the 80 arm")
+	w, share = row("canary")
+	assert.Equal(t, "20", w, "configured weight of the canary arm")
+	assert.InDelta(t, 20, share, 3, "observed share of the 20 arm")
 
 	// a deleted route's series leave the endpoint (no growth with churn)
 	close(stop)

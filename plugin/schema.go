@@ -3,7 +3,10 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-gw/sluice/model"
 )
@@ -81,6 +84,39 @@ func BoolProp(name string, m map[string]json.RawMessage, prop string) (b, ok boo
 		return false, false, WrongType(name, prop, "boolean", JSONKind(v))
 	}
 	return b, true, nil
+}
+
+// CheckEditableHeader checks the name of a request header a plugin sets,
+// adds or removes: APISIX's validate_header_field, and not one of the
+// headers sluice owns — Host (APISIX does not send a Host set this way
+// either) and the ones that frame the request body. The errors read as
+// the text after `property "headers" validation failed: `.
+func CheckEditableHeader(n string) error {
+	if n == "" {
+		return errors.New("invalid field length in header")
+	}
+	if !ValidHeaderName(n) {
+		return errors.New("invalid field character in header")
+	}
+	switch strings.ToLower(n) {
+	case "host":
+		return errors.New(`header "Host" cannot be changed here`)
+	case "content-length", "transfer-encoding", "connection":
+		return fmt.Errorf("header %q cannot be changed by sluice (it frames the request)", n)
+	}
+	return nil
+}
+
+// CheckHeaderValue is APISIX's validate_header_value: no control
+// characters (CR and LF included: they would split the request head) and
+// no bytes >= 0x7f.
+func CheckHeaderValue(s string) error {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return errors.New("invalid value character in header")
+		}
+	}
+	return nil
 }
 
 // ValidHeaderName reports whether s may name a request header: APISIX's

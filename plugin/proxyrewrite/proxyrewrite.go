@@ -587,29 +587,20 @@ func headerValue(v json.RawMessage) (string, error) {
 	default:
 		return "", errors.New("invalid type as header value")
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] >= 0x7f {
-			return "", errors.New("invalid value character in header")
-		}
+	if err := plugin.CheckHeaderValue(s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
 
-// checkHeaderName is APISIX's validate_header_field ('!' to '~' except
-// ':'), and refuses the headers sluice owns: Host (use the host field:
-// APISIX does not send a Host set here either) and the body framing.
+// checkHeaderName is plugin.CheckEditableHeader in proxy-rewrite's words.
 func checkHeaderName(n string) error {
-	if n == "" {
-		return plugin.Errorf(name, `property "headers" validation failed: invalid field length in header`)
+	err := plugin.CheckEditableHeader(n)
+	switch {
+	case err == nil:
+		return nil
+	case strings.EqualFold(n, "host"):
+		return plugin.Errorf(name, `property "headers" validation failed: %v (use proxy-rewrite's "host")`, err)
 	}
-	if !plugin.ValidHeaderName(n) {
-		return plugin.Errorf(name, `property "headers" validation failed: invalid field character in header`)
-	}
-	switch strings.ToLower(n) {
-	case "host":
-		return plugin.Errorf(name, `property "headers" validation failed: header "Host" cannot be changed here (use proxy-rewrite's "host")`)
-	case "content-length", "transfer-encoding", "connection":
-		return plugin.Errorf(name, "property \"headers\" validation failed: header %q cannot be changed by sluice (it frames the request)", n)
-	}
-	return nil
+	return plugin.Errorf(name, `property "headers" validation failed: %v`, err)
 }

@@ -297,8 +297,11 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 			return errors.New("header values must be strings")
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if !plugin.ValidHeaderName(k) {
-				return fmt.Errorf("invalid header name %q", k)
+			if err := plugin.CheckEditableHeader(k); err != nil {
+				return fmt.Errorf("header %q: %v", k, err)
+			}
+			if err := plugin.CheckHeaderValue(m[k]); err != nil {
+				return fmt.Errorf("header %q: %v", k, err)
 			}
 			switch {
 			case m[k] != "":
@@ -333,8 +336,8 @@ func headerOps(raw json.RawMessage) ([]plugin.HeaderOp, error) {
 			return nil, errors.New("remove must be an array of strings")
 		}
 		for _, n := range names {
-			if !plugin.ValidHeaderName(n) {
-				return nil, fmt.Errorf("invalid header name %q", n)
+			if err := plugin.CheckEditableHeader(n); err != nil {
+				return nil, fmt.Errorf("header %q: %v", n, err)
 			}
 			ops = append(ops, plugin.HeaderOp{Kind: plugin.HeaderRemove, Name: []byte(n)})
 		}

@@ -322,3 +322,22 @@ func TestArmEmptyHeaderValues(t *testing.T) {
 		fmt.Sprintf("%d X-Keep=1", plugin.HeaderSet),
 	}, got)
 }
+
+// An arm's header edits are checked as proxy-rewrite's: no CR/LF or other
+// control bytes in a value (they would split the upstream request head),
+// and no Host or body-framing header.
+func TestArmHeaderRejections(t *testing.T) {
+	f := newFixture(t, 1)
+	for conf, want := range map[string]string{
+		`{"set":{"X-A":"a\r\nTransfer-Encoding: chunked"}}`: `header "X-A": invalid value character in header`,
+		`{"X-A":"a\nb"}`:                   `header "X-A": invalid value character in header`,
+		`{"set":{"Host":"evil"}}`:          `header "Host": header "Host" cannot be changed here`,
+		`{"add":{"Content-Length":"0"}}`:   `header "Content-Length": header "Content-Length" cannot be changed by sluice`,
+		`{"remove":["Transfer-Encoding"]}`: `header "Transfer-Encoding": header "Transfer-Encoding" cannot be changed by sluice`,
+		`{"set":{"X Y":"1"}}`:              `header "X Y": invalid field character in header`,
+	} {
+		err := f.build(split(`[{"weighted_upstreams":[{"upstream_id":"u1","rewrite":{"headers":` + conf + `}}]}]`))
+		require.Error(t, err, conf)
+		assert.Contains(t, err.Error(), want, conf)
+	}
+}
