@@ -35,10 +35,10 @@ func TestAccessLogCountsTheSplit(t *testing.T) {
 `, v1.addr(), v2.addr()), v1.addr()))
 	g := startGateway(t, 1, "", doc)
 	for range 10 {
-		resp, _ := dataGetPlain(t, g.url("/chat/completions?stream=1"))
+		resp, _, _ := getStatus(t, g.url("/chat/completions?stream=1"))
 		require.Equal(t, 200, resp)
 	}
-	resp, _ := dataGetPlain(t, g.url("/nowhere"))
+	resp, _, _ := getStatus(t, g.url("/nowhere"))
 	require.Equal(t, 404, resp)
 
 	path := filepath.Join(g.dir, "logs", "access.log")
@@ -75,7 +75,7 @@ func TestAccessLogCountsTheSplit(t *testing.T) {
 	require.NoError(t, os.Rename(path, path+".1"))
 	require.NoError(t, g.cmd.Process.Signal(syscall.SIGUSR1))
 	waitFor(t, 5*time.Second, "the reopen", func() bool { return strings.Contains(g.log.String(), "access log reopened") })
-	code, _ := dataGetPlain(t, g.url("/chat/completions"))
+	code, _, _ := getStatus(t, g.url("/chat/completions"))
 	require.Equal(t, 200, code)
 	waitFor(t, 5*time.Second, "a line in the new file", func() bool {
 		b, _ := os.ReadFile(path)
@@ -83,16 +83,6 @@ func TestAccessLogCountsTheSplit(t *testing.T) {
 	})
 	old, _ := os.ReadFile(path + ".1")
 	assert.Equal(t, 11, strings.Count(string(old), "\n"), "nothing lost or added in the old file")
-}
-
-func dataGetPlain(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := client.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b := new(strings.Builder)
-	_, _ = fmt.Fprint(b, resp.Header.Get("X-Upstream-Name"))
-	return resp.StatusCode, b.String()
 }
 
 // The bytes an access-log line reports are the bytes the client got: for
@@ -124,11 +114,14 @@ func TestAccessLogBytesHTTP10(t *testing.T) {
 		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
 		return len(lines) >= 2
 	})
+	matched := 0
 	for _, l := range lines {
 		for v, n := range got {
-			if strings.Contains(l, "path=/v1/"+v+" ") || strings.Contains(l, `path="/v1/`+v+`"`) {
+			if strings.Contains(l, `path="/v1/`+v+`"`) {
+				matched++
 				assert.Contains(t, l, fmt.Sprintf(" bytes=%d ", n), "HTTP/%s: %s", v, l)
 			}
 		}
 	}
+	require.Equal(t, 2, matched, "one line per request in\n%s", strings.Join(lines, "\n"))
 }

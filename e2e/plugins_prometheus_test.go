@@ -236,6 +236,12 @@ func TestPrometheusPlugin(t *testing.T) {
 	assert.Equal(t, float64(jsonN+streamN), m[`sluice_llm_ttft_seconds_count{route="prom-1",arm=""}`], "ttft")
 	assert.Equal(t, float64(splitN), m[`apisix_http_status{route="prom-split",matched_uri="/split/*",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`], "split route status")
 	assert.Zero(t, m[`sluice_llm_ttft_seconds_count{route="prom-split",arm=""}`], "split requests are counted on their arms")
+	onArms := func(series, rest string) float64 {
+		return m[series+`{route="prom-split",arm="arm-a"`+rest+`}`] + m[series+`{route="prom-split",arm="arm-b"`+rest+`}`]
+	}
+	assert.Equal(t, float64(splitN), onArms("sluice_llm_ttft_seconds_count", ""), "split requests' TTFT, on the arms")
+	assert.Equal(t, float64(splitN*5), onArms("sluice_llm_tokens_total", `,type="prompt"`), "split requests' prompt tokens, on the arms")
+	assert.Equal(t, float64(splitN*7), onArms("sluice_llm_tokens_total", `,type="completion"`), "split requests' completion tokens, on the arms")
 	assert.Equal(t, float64(1), m[`apisix_upstream_status{name="/apisix/routes/prom-1",ip="127.0.0.1",port="`+llm.addr()[strings.LastIndexByte(llm.addr(), ':')+1:]+`"}`])
 	assert.NotContains(t, body, `route="plain"`, "no prometheus plugin: no series")
 	assert.Regexp(t, regexp.MustCompile(`(?m)^apisix_node_info\{hostname="[^"]*",version="[^"]+"\} 1$`), body)
