@@ -26,7 +26,7 @@ const (
 // maxBufferedBody is the largest request body kept in the exchange (copied
 // from the client's buffer) so a request can be retried on another
 // connection; larger bodies stream straight from the client's buffer.
-const maxBufferedBody = 64 << 10
+const maxBufferedBody = plugin.MaxPeekBody // bodyArrived waits for what keepBody keeps
 
 // exchange is one request/response in flight. Exchanges are recycled per
 // loop; Reset keeps every buffer's capacity so the steady state does not

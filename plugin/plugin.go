@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 	"sync"
 
@@ -65,7 +64,8 @@ type Accessor interface{ Access(c *Ctx) Result }
 type BeforeProxier interface{ BeforeProxy(c *Ctx) }
 
 // HeaderFilterer runs when the upstream's response head arrived, before it
-// is written to the client (c.Resp is set; add headers with c.AddRespHeader).
+// is written to the client (c.Resp is set; add headers with
+// c.AddRespHeaderInt or c.AddRespHeaderLines).
 type HeaderFilterer interface{ HeaderFilter(c *Ctx) }
 
 // BodyFilterer sees each response body piece as it is relayed (chunk is
@@ -131,18 +131,6 @@ func Lookup(name string) (Plugin, bool) {
 	defer regMu.RUnlock()
 	p, ok := registry[name]
 	return p, ok
-}
-
-// Names lists the registered plugin names, sorted.
-func Names() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	out := make([]string, 0, len(registry))
-	for n := range registry {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Cond is a compiled lua-resty-expr condition (router's vars).
@@ -293,17 +281,8 @@ func (c *Ctx) Reset() {
 	*c = Ctx{HeaderOps: ops, Scratch: scratch, respHeaders: rh, deferFn: d, Node: -1}
 }
 
-// AddRespHeader appends a header line to the response the client gets
-// (upstream response or an early Result). It copies name and value.
-func (c *Ctx) AddRespHeader(name, value []byte) {
-	c.respHeaders = append(c.respHeaders, name...)
-	c.respHeaders = append(c.respHeaders, ": "...)
-	c.respHeaders = append(c.respHeaders, value...)
-	c.respHeaders = append(c.respHeaders, "\r\n"...)
-}
-
-// AddRespHeaderInt is AddRespHeader for an integer value, without
-// allocating.
+// AddRespHeaderInt appends "name: v" to the response the client gets
+// (upstream response or an early Result), without allocating.
 func (c *Ctx) AddRespHeaderInt(name []byte, v int64) {
 	c.respHeaders = append(c.respHeaders, name...)
 	c.respHeaders = append(c.respHeaders, ": "...)

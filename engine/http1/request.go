@@ -385,12 +385,12 @@ func (r *Request) Cookie(name []byte) []byte {
 	return nil
 }
 
-// equalFold reports whether a and b, of equal length, match ignoring ASCII
-// case.
 // EqualFold reports whether a and b are equal ignoring ASCII case. It does
 // not allocate.
 func EqualFold(a, b []byte) bool { return len(a) == len(b) && equalFold(a, b) }
 
+// equalFold reports whether a and b, of equal length, match ignoring ASCII
+// case.
 func equalFold(a, b []byte) bool {
 	for i := range a {
 		if lower[a[i]] != lower[b[i]] {

@@ -18,7 +18,7 @@
 //
 // In a global rule the plugin covers every route (series are created per
 // route on first use, with service=""); a route that also carries the
-// plugin itself is then counted twice, once by each.
+// plugin itself is counted once, by its own instance (PreferRoute).
 package prometheus
 
 import (
