@@ -107,8 +107,20 @@ func (s *Statuses) Inc(code int) {
 var retainMu sync.Mutex
 
 // Arm names one traffic-split arm's series: the route, the rule index and
-// the arm label, as trafficsplit labels them.
-type Arm struct{ Route, Rule, Name string }
+// the arm label, as trafficsplit labels them, with its configured weight.
+type Arm struct {
+	Route, Rule, Name string
+	Weight            int
+}
+
+// SetSplitWeights sets sluice_split_weight{route,rule,arm} of every arm of
+// a published table (a table built only to validate a write must not).
+// Builder goroutine only; it allocates.
+func SetSplitWeights(arms []Arm) {
+	for _, a := range arms {
+		Set.GetOrCreateGauge(Name("sluice_split_weight", "route", a.Route, "rule", a.Rule, "arm", a.Name), nil).Set(float64(a.Weight))
+	}
+}
 
 // Retain unregisters the series of configuration that is gone, so the
 // endpoint does not grow with route churn and shows no stale arm: every
@@ -129,7 +141,7 @@ func Retain(routes []string, arms []Arm) int {
 	}
 	liveArm := make(map[Arm]bool, 2*len(arms))
 	for _, a := range arms {
-		liveArm[a] = true
+		liveArm[Arm{Route: a.Route, Rule: a.Rule, Name: a.Name}] = true
 		liveArm[Arm{Route: a.Route, Name: a.Name}] = true
 	}
 	n := 0

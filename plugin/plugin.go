@@ -273,6 +273,8 @@ type Arm struct {
 	// Name labels the arm in metrics: its upstream id, inline upstream
 	// name, or "route" for the route's own upstream.
 	Name string
+	// Weight is the arm's configured weight (ArmLister's lists only).
+	Weight int
 }
 
 // Reset clears c for the next request, keeping capacities.

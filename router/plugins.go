@@ -105,7 +105,7 @@ func (s *build) routeChain(mr *model.Route, svc *model.Service, up *balancer.Ups
 	for _, e := range es {
 		if al, ok := e.Instance.(plugin.ArmLister); ok {
 			for _, a := range al.Arms() {
-				s.arms = append(s.arms, metrics.Arm{Route: string(mr.ID), Rule: strconv.Itoa(a.Rule), Name: a.Name})
+				s.arms = append(s.arms, metrics.Arm{Route: string(mr.ID), Rule: strconv.Itoa(a.Rule), Name: a.Name, Weight: a.Weight})
 			}
 		}
 	}

@@ -350,24 +350,26 @@ func (s *split) Arms() []plugin.Arm {
 	var out []plugin.Arm
 	for ri := range s.rules {
 		for ai := range s.rules[ri].arms {
-			out = append(out, s.rules[ri].arms[ai].meta)
+			a := s.rules[ri].arms[ai].meta
+			a.Weight = s.rules[ri].rot.Weights()[ai]
+			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// handles creates the arm-level series of route.
+// handles creates the arm-level series of route. The weight gauge is set
+// when a table is published (metrics.SetSplitWeights), not here: a table
+// built only to validate an Admin API write must not change it.
 func (s *split) handles(route string) {
 	for ri := range s.rules {
 		r := &s.rules[ri]
-		ws := r.rot.Weights()
 		for ai := range r.arms {
 			a := &r.arms[ai]
 			rl, an := strconv.Itoa(ri), a.meta.Name
 			a.requests = metrics.Counter("sluice_split_requests_total", "route", route, "rule", rl, "arm", an)
 			a.statuses = metrics.NewStatuses("sluice_split_status_total", "route", route, "rule", rl, "arm", an)
 			a.latency = metrics.Histogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", rl, "arm", an)
-			metrics.Set.GetOrCreateGauge(metrics.Name("sluice_split_weight", "route", route, "rule", rl, "arm", an), nil).Set(float64(ws[ai]))
 			a.ttft = metrics.Histogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", an)
 			a.prompt = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "prompt")
 			a.completion = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "completion")

@@ -1,6 +1,7 @@
 package trafficsplit_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-gw/sluice/engine/http1"
+	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 	_ "github.com/sluice-gw/sluice/plugin/trafficsplit"
@@ -340,4 +342,29 @@ func TestArmHeaderRejections(t *testing.T) {
 		require.Error(t, err, conf)
 		assert.Contains(t, err.Error(), want, conf)
 	}
+}
+
+// Building a table does not touch sluice_split_weight (the Admin API builds
+// to validate a write it may still refuse); publishing its arms does.
+func TestWeightGaugeFollowsPublishedTable(t *testing.T) {
+	f := newFixture(t, 1)
+	route := `{"id":"wg","uri":"/*","upstream":{"nodes":{"127.0.0.1:1980":1}},"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":"u1","weight":%d},{"weight":%d}]}]}}}`
+	gauge := func() string {
+		var b bytes.Buffer
+		metrics.Set.WritePrometheus(&b)
+		for _, l := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(l, `sluice_split_weight{route="wg",rule="0",arm="u1"}`) {
+				return l[strings.LastIndexByte(l, ' ')+1:]
+			}
+		}
+		return ""
+	}
+	f.mustBuild(fmt.Sprintf(route, 80, 20))
+	assert.Equal(t, []metrics.Arm{{Route: "wg", Rule: "0", Name: "u1", Weight: 80}, {Route: "wg", Rule: "0", Name: "route", Weight: 20}}, f.tbl.SplitArms)
+	metrics.SetSplitWeights(f.tbl.SplitArms)
+	require.Equal(t, "80", gauge())
+	f.mustBuild(fmt.Sprintf(route, 30, 70)) // built, not published
+	assert.Equal(t, "80", gauge())
+	metrics.SetSplitWeights(f.tbl.SplitArms)
+	assert.Equal(t, "30", gauge())
 }
