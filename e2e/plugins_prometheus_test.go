@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +48,7 @@ func llmUpstream(t *testing.T, name string) *upstream {
 // promServer is a real Prometheus started for one test.
 type promServer struct {
 	addr string
-	cmd  *exec.Cmd
+	proc proctest.Proc
 	log  *proctest.Buffer
 }
 
@@ -58,10 +57,8 @@ type promServer struct {
 // target's path every second; it is stopped by PID at cleanup.
 func startPrometheus(t *testing.T, target, path string) *promServer {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatal("prometheus not found on PATH: run scripts/prometheus.sh (make deps) to install Debian's prometheus package")
-	}
+	bin, err := proctest.Binary{Name: "prometheus", Script: "scripts/prometheus.sh (make deps)", Debian: "prometheus"}.Path()
+	require.NoError(t, err)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -75,41 +72,29 @@ scrape_configs:
 `, path, target)
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), cfg)
 	p := &promServer{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), log: &proctest.Buffer{}}
-	p.cmd = exec.Command(bin,
+	cmd := exec.Command(bin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+p.addr,
 	)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	require.NoError(t, p.cmd.Start())
-	exited := make(chan struct{})
-	go func() { p.cmd.Wait(); close(exited) }()
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	require.NoError(t, p.proc.Start(cmd, nil))
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-exited
-		}
+		p.proc.Stop()
 		if t.Failed() {
 			t.Logf("prometheus log:\n%s", p.log.String())
 		}
 	})
-	waitFor(t, 30*time.Second, "prometheus to be ready", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited early:\n%s", p.log.String())
-		default:
-		}
+	err = p.proc.Wait(func() bool {
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
-	})
+	}, 50*time.Millisecond, 30*time.Second)
+	require.NoError(t, err, "prometheus to be ready:\n%s", p.log.String())
 	return p
 }
 
