@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -50,6 +51,9 @@ func TestAllocsPerProxiedRequestWithPlugins(t *testing.T) {
 	defer alog.Close()
 	g := startTestGatewayOpts(t, 1, snapshot(r), func(o *Options) { o.AccessLog = alog })
 	assertNoAllocs(t, g.addr, "X-RateLimit-Remaining: ")
+	// the requests measured were logged: the access log was on the path
+	require.Eventually(t, func() bool { return alog.Stats().Written > 100 }, 5*time.Second, 10*time.Millisecond,
+		"access-log lines written: %d", alog.Stats().Written)
 }
 
 // assertNoAllocs sends keep-alive requests to addr and fails if the process
