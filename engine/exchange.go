@@ -86,7 +86,6 @@ type exchange struct {
 	pc      plugin.Ctx // the route's plugins' view of the request
 	pending bool       // a plugin step runs off the loop (Ctx.Defer)
 	logged  bool       // the Log phase ran
-	status  int        // status sent to the client
 	plain   []byte     // de-chunked request body for plugins
 	usage   plugin.UsageScanner
 	// scanUsage: the response may carry LLM usage (JSON/SSE, not compressed)
@@ -340,7 +339,7 @@ func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
 	reqDone := ex.req.Body == http1.BodyNone
 	keep := ex.keepAlive && reqDone
 	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
-	ex.status, ex.pc.BytesOut = status, int64(len(l.wbuf))
+	ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
 	l.logExchange(ex) // before Discard: ex.req may point into the read buffer
 	if n > 0 {
 		cl.c.Discard(n) // (gnet: Discard(0) would drop everything)
@@ -564,7 +563,7 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	keep := ex.keepAlive && reqDone
 	if !started {
 		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
-		ex.status, ex.pc.BytesOut = status, int64(len(l.wbuf))
+		ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
 	}
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
 	if cl.paused {

@@ -123,7 +123,7 @@ func (l *loop) resumeWork(ex *exchange, gen uint64, res plugin.Result) {
 // respond answers ex with a plugin's Result (the head is consumed).
 func (l *loop) respond(ex *exchange, res plugin.Result) {
 	cl := ex.cl
-	ex.status = res.Status
+	ex.pc.Status = res.Status
 	keep := ex.keepAlive && ex.reqDone
 	reqDone := ex.reqDone
 	l.wbuf = l.appendResult(l.wbuf[:0], ex, res, !keep)
@@ -265,7 +265,6 @@ func (l *loop) logExchange(ex *exchange) {
 	}
 	c := &ex.pc
 	c.Now, c.End = l.now, l.now
-	c.Status = ex.status
 	c.Node, c.Addr = ex.node, ex.addr
 	c.UpstreamStart = ex.sent
 	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
@@ -293,7 +292,7 @@ func (l *loop) accessLog(ex *exchange) {
 		Method:      ex.req.Method,
 		Host:        ex.req.Host,
 		Path:        ex.req.Target,
-		Status:      ex.status,
+		Status:      ex.pc.Status,
 		BytesSent:   ex.pc.BytesOut,
 		RequestTime: l.now - ex.start,
 		Consumer:    ex.pc.Consumer,

@@ -423,7 +423,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	}
 	ex.phase = exRelaying
 	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
-	ex.status = r.Status
+	ex.pc.Status = r.Status
 	l.headerFilter(ex)
 	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
 	ex.pc.BytesOut += int64(len(l.wbuf))
