@@ -4,8 +4,8 @@
 // (SetConnStats) and the export server (Serve, WritePrometheus).
 //
 // Handles are created when a table is built (on the builder goroutine);
-// event loops only call Inc/Update on them, which do not allocate (counters
-// are atomic; a classic histogram's Update takes its own short mutex).
+// event loops only call Inc/Update on them, which take no lock and do not
+// allocate (counters are atomic, and so are sluice's own Histograms).
 // Serve's goroutine reads everything at scrape time.
 package metrics
 
@@ -58,12 +58,6 @@ func Name(family string, kv ...string) string {
 // Counter returns the counter family{kv...}, creating it on first use.
 func Counter(family string, kv ...string) *vm.Counter {
 	return Set.GetOrCreateCounter(Name(family, kv...))
-}
-
-// Histogram returns the classic (le-bucket) histogram family{kv...} with
-// the given upper bounds, creating it on first use.
-func Histogram(family string, bounds []float64, kv ...string) *vm.PrometheusHistogram {
-	return Set.GetOrCreatePrometheusHistogramExt(Name(family, kv...), bounds)
 }
 
 // LatencyBuckets are APISIX's default apisix_http_latency buckets, in
@@ -145,14 +139,14 @@ func Retain(routes []string, arms []Arm) int {
 		liveArm[Arm{Route: a.Route, Name: a.Name}] = true
 	}
 	n := 0
-	for _, name := range Set.ListMetricNames() {
+	for _, name := range Names() {
 		l, ok := seriesLabels(name)
 		if !ok || !l.hasRoute {
 			continue
 		}
 		gone := !live[l.route] ||
 			(l.arm != "" && !liveArm[Arm{Route: l.route, Rule: l.rule, Name: l.arm}])
-		if gone && Set.UnregisterMetric(name) {
+		if gone && (Set.UnregisterMetric(name) || unregisterHistogram(name)) {
 			n++
 		}
 	}

@@ -75,17 +75,15 @@ func TestStatsParse(t *testing.T) {
 	bad("a{b=\"c\n\"} 1", "metrics line 1: a: label b: unterminated value")
 }
 
-// TestStatsParseVictoriaMetrics parses what the metrics package (the one
-// sluice's endpoint is written with) exports, escapes included.
-func TestStatsParseVictoriaMetrics(t *testing.T) {
-	set := vm.NewSet()
+// TestStatsParseExport parses what the metrics package (the one sluice's
+// endpoint is written with) exports, escapes included.
+func TestStatsParseExport(t *testing.T) {
 	route := "r\"1\\x\ny" // every escape
-	set.GetOrCreateCounter(metrics.Name(statsSplitRequests, "route", route, "rule", "0", "arm", "blue")).Add(5)
-	h := set.GetOrCreatePrometheusHistogramExt(metrics.Name("sluice_split_latency_seconds", "route", route, "rule", "0", "arm", "blue"), metrics.SecondsBuckets)
+	metrics.Counter(statsSplitRequests, "route", route, "rule", "0", "arm", "blue").Add(5)
+	h := metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", "0", "arm", "blue")
 	h.Update(0.0015)
 	h.Update(0.3)
-	var buf bytes.Buffer
-	set.WritePrometheus(&buf)
+	buf := bytes.NewBuffer(exportOf(t, metrics.Name("", "route", route)))
 	ss, err := parseStatsText(buf.Bytes())
 	require.NoError(t, err, buf.String())
 
@@ -102,6 +100,22 @@ func TestStatsParseVictoriaMetrics(t *testing.T) {
 	assert.Equal(t, 2.0, byKey[statsSplitLatency+" +Inf"])
 	assert.Equal(t, 2.0, byKey["sluice_split_latency_seconds_count "])
 	assert.InDelta(t, 0.3015, byKey["sluice_split_latency_seconds_sum "], 1e-9)
+}
+
+// exportOf is the metrics export (HELP and TYPE lines included) with only
+// the series whose labels start with prefix's: other tests share the
+// package's registry.
+func exportOf(t *testing.T, prefix string) []byte {
+	t.Helper()
+	prefix = strings.TrimSuffix(prefix, "}")
+	var all, b bytes.Buffer
+	metrics.WritePrometheus(&all)
+	for line := range bytes.Lines(all.Bytes()) {
+		if line[0] == '#' || bytes.Contains(line, []byte(prefix)) {
+			b.Write(line)
+		}
+	}
+	return b.Bytes()
 }
 
 // formatStatsSamples writes samples back in the text format.
@@ -304,25 +318,18 @@ chat            -      -    1.0     -     -     -     -
 `, b.String())
 }
 
-// TestStatsComputeVictoriaMetrics computes the table from two real exports
-// of the metrics package.
-func TestStatsComputeVictoriaMetrics(t *testing.T) {
-	set := vm.NewSet()
-	weight := func(arm string, w float64) {
-		set.GetOrCreateGauge(metrics.Name(statsSplitWeight, "route", "r", "rule", "0", "arm", arm), func() float64 { return w })
-	}
-	weight("v1", 3)
-	weight("v2", 1)
-	req := func(arm string) *vm.Counter {
-		return set.GetOrCreateCounter(metrics.Name(statsSplitRequests, "route", "r", "rule", "0", "arm", arm))
-	}
-	lat := func(arm string) *vm.PrometheusHistogram {
-		return set.GetOrCreatePrometheusHistogramExt(metrics.Name("sluice_split_latency_seconds", "route", "r", "rule", "0", "arm", arm), metrics.SecondsBuckets)
+// TestStatsComputeExport computes the table from two real exports of the
+// metrics package.
+func TestStatsComputeExport(t *testing.T) {
+	lbl := func(arm string) []string { return []string{"route", "stats-compute", "rule", "0", "arm", arm} }
+	metrics.Set.GetOrCreateGauge(metrics.Name(statsSplitWeight, lbl("v1")...), nil).Set(3)
+	metrics.Set.GetOrCreateGauge(metrics.Name(statsSplitWeight, lbl("v2")...), nil).Set(1)
+	req := func(arm string) *vm.Counter { return metrics.Counter(statsSplitRequests, lbl(arm)...) }
+	lat := func(arm string) *metrics.Histogram {
+		return metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, lbl(arm)...)
 	}
 	scrape := func(at time.Time) *statsScrape {
-		var b bytes.Buffer
-		set.WritePrometheus(&b)
-		return statsScrapeOf(t, b.String(), at)
+		return statsScrapeOf(t, string(exportOf(t, `{route="stats-compute"}`)), at)
 	}
 	req("v1").Add(1000)
 	lat("v1").Update(5)
@@ -571,7 +578,7 @@ func TestStatsOnceRealExporter(t *testing.T) {
 	traffic := func(arm string, n, n5xx int, secs float64) {
 		reqs := metrics.Counter(statsSplitRequests, lbl(arm)...)
 		st := metrics.NewStatuses(statsSplitStatus, lbl(arm)...)
-		h := metrics.Histogram("sluice_split_latency_seconds", metrics.SecondsBuckets, lbl(arm)...)
+		h := metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, lbl(arm)...)
 		for i := 0; i < n; i++ {
 			reqs.Inc()
 			if i < n5xx {

@@ -72,7 +72,7 @@ type routeSeries struct {
 	buckets        []float64
 	prompt         *vm.Counter
 	completion     *vm.Counter
-	ttft           *vm.PrometheusHistogram
+	ttft           *metrics.Histogram
 	sets           table[labelKey, labelSet]
 }
 
@@ -87,7 +87,7 @@ type labelKey struct {
 // labelSet is the per-request series of one (route, consumer, node).
 type labelSet struct {
 	status            *metrics.Statuses
-	latReq, latUp, la *vm.PrometheusHistogram // request, upstream, apisix
+	latReq, latUp, la *metrics.Histogram // request, upstream, apisix
 	bwIn, bwOut       *vm.Counter
 }
 
@@ -151,7 +151,7 @@ func newRouteSeries(route, service string, buckets []float64) *routeSeries {
 		buckets:    buckets,
 		prompt:     metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", "", "type", "prompt"),
 		completion: metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", "", "type", "completion"),
-		ttft:       metrics.Histogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", ""),
+		ttft:       metrics.NewHistogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", ""),
 		sets:       table[labelKey, labelSet]{hash: hashLabelKey, own: ownLabelKey},
 	}
 }
@@ -179,8 +179,8 @@ func (rs *routeSeries) newLabelSet(k labelKey) *labelSet {
 	}
 	// APISIX 3.9 label order.
 	base := []string{"route", rs.route, "service", rs.service, "consumer", k.consumer, "node", node}
-	lat := func(typ string) *vm.PrometheusHistogram {
-		return metrics.Histogram("apisix_http_latency", rs.buckets, append([]string{"type", typ}, base...)...)
+	lat := func(typ string) *metrics.Histogram {
+		return metrics.NewHistogram("apisix_http_latency", rs.buckets, append([]string{"type", typ}, base...)...)
 	}
 	bw := func(typ string) *vm.Counter {
 		return metrics.Counter("apisix_bandwidth", append([]string{"type", typ}, base...)...)

@@ -209,11 +209,11 @@ func TestGlobalRule(t *testing.T) {
 }
 
 func TestValidationOnlyCreatesNothing(t *testing.T) {
-	before := len(metrics.Set.ListMetricNames())
+	before := len(metrics.Names())
 	p := compile(t, `{}`, &plugin.Env{Scope: "services val-1", ServiceID: "val-1",
 		RouteUpstream: upstream("upstreams/val-1", "127.0.0.1:1")})
 	p.Log(ctx("val-route", "127.0.0.1:1", 200))
-	assert.Equal(t, before, len(metrics.Set.ListMetricNames()))
+	assert.Equal(t, before, len(metrics.Names()))
 	for k := range scrape(t) {
 		assert.NotContains(t, k, "val-")
 	}

@@ -94,8 +94,8 @@ type arm struct {
 	// metric handles (nil when compiled for validation only)
 	requests   *vm.Counter
 	statuses   *metrics.Statuses
-	latency    *vm.PrometheusHistogram
-	ttft       *vm.PrometheusHistogram
+	latency    *metrics.Histogram
+	ttft       *metrics.Histogram
 	prompt     *vm.Counter
 	completion *vm.Counter
 }
@@ -369,8 +369,8 @@ func (s *split) handles(route string) {
 			rl, an := strconv.Itoa(ri), a.meta.Name
 			a.requests = metrics.Counter("sluice_split_requests_total", "route", route, "rule", rl, "arm", an)
 			a.statuses = metrics.NewStatuses("sluice_split_status_total", "route", route, "rule", rl, "arm", an)
-			a.latency = metrics.Histogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", rl, "arm", an)
-			a.ttft = metrics.Histogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", an)
+			a.latency = metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", rl, "arm", an)
+			a.ttft = metrics.NewHistogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", an)
 			a.prompt = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "prompt")
 			a.completion = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "completion")
 		}
