@@ -44,6 +44,25 @@ func bigUpstream(t *testing.T, size int) (addr string, sum [32]byte) {
 // request on a connection (body discarded) it calls answer, which writes
 // the response to c and reports whether the connection stays open.
 func serveRequests(t *testing.T, answer func(c net.Conn) bool) string {
+	return acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if !answer(c) {
+				return
+			}
+		}
+	})
+}
+
+// acceptEach listens on 127.0.0.1 and runs serve on its own goroutine for
+// every connection, closing the connection after it; the listener closes
+// with the test. It returns the address.
+func acceptEach(t *testing.T, serve func(c net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
@@ -55,17 +74,7 @@ func serveRequests(t *testing.T, answer func(c net.Conn) bool) string {
 			}
 			go func() {
 				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(r)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if !answer(c) {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()

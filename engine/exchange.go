@@ -151,15 +151,18 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 	ex.tbl = t
-	if t.BodyVars && r.Body != http1.BodyNone && !r.Expect100 {
-		// a route matches on post_arg.*: match with the body (≤ 64 KiB)
+	// a route matches on post_arg.*: a request reaching it is matched
+	// again with its body (≤ 64 KiB) once that has arrived
+	ex.rreq.BodyPending = t.BodyVars && r.Body != http1.BodyNone && !r.Expect100
+	rt := t.Match(&ex.rreq)
+	if ex.rreq.NeedBody {
 		if !bodyArrived(r, buf[n:]) {
 			l.requests.Add(-1)
 			return false
 		}
-		ex.rreq.Body = l.peekBody(ex, r, buf[n:])
+		ex.rreq.Body, ex.rreq.BodyPending = l.peekBody(ex, r, buf[n:]), false
+		rt = t.Match(&ex.rreq)
 	}
-	rt := t.Match(&ex.rreq)
 	ex.rreq.Body = nil // it pointed into gnet's buffer; plugins get the kept copy
 	if rt == nil {
 		l.answer(cl, ex, n, 404, "404 Route Not Found")
@@ -204,23 +207,41 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 // bodyArrived reports whether the request body of r is complete in rest (the
 // bytes after its head), or too large to wait for (plugin.MaxPeekBody).
 func bodyArrived(r *http1.Request, rest []byte) bool {
-	switch r.Body {
+	w := bodyWait{kind: r.Body, length: r.ContentLength}
+	return w.arrived(rest)
+}
+
+// bodyWait is a client's wait for a request body a route or plugin reads
+// (dispatch reported false). It remembers how far a chunked body was
+// scanned, so each new packet costs its own bytes, not the whole body
+// again; the head is parsed again only once the body is complete.
+type bodyWait struct {
+	head    int // head length: the body starts there in the client's buffer
+	kind    http1.BodyKind
+	length  int64 // Content-Length
+	scanned int   // chunked: body bytes scanned so far
+	ch      http1.Chunked
+}
+
+// arrived reports whether the body is complete in rest (the bytes after the
+// head), or too large to wait for (plugin.MaxPeekBody).
+func (w *bodyWait) arrived(rest []byte) bool {
+	switch w.kind {
 	case http1.BodyLength:
-		return r.ContentLength > plugin.MaxPeekBody || int64(len(rest)) >= r.ContentLength
+		return w.length > plugin.MaxPeekBody || int64(len(rest)) >= w.length
 	case http1.BodyChunked:
 		if len(rest) >= plugin.MaxPeekBody {
 			return true
 		}
-		var ch http1.Chunked
-		for len(rest) > 0 {
-			k, _, done, err := ch.Next(rest)
+		for w.scanned < len(rest) {
+			k, _, done, err := w.ch.Next(rest[w.scanned:])
 			if err != nil || done {
-				return true
+				return true // an error is answered by the relay
 			}
 			if k == 0 {
 				return false
 			}
-			rest = rest[k:]
+			w.scanned += k
 		}
 		return false
 	}
@@ -229,7 +250,8 @@ func bodyArrived(r *http1.Request, rest []byte) bool {
 
 // peekBody returns the complete request body that follows the head in rest,
 // de-chunked into ex.plain when chunked; nil when larger than
-// plugin.MaxPeekBody. The result may point into rest.
+// plugin.MaxPeekBody (with its chunk framing, for a chunked one). The
+// result may point into rest.
 func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 	switch r.Body {
 	case http1.BodyLength:
@@ -241,7 +263,11 @@ func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 		if len(rest) > plugin.MaxPeekBody {
 			rest = rest[:plugin.MaxPeekBody]
 		}
-		ex.plain = dechunk(ex.plain[:0], rest)
+		var complete bool
+		ex.plain, complete = dechunk(ex.plain[:0], rest)
+		if !complete { // larger than MaxPeekBody, as a Content-Length body would be
+			return nil
+		}
 		return ex.plain
 	}
 	return nil
@@ -278,6 +304,9 @@ func (l *loop) proceed(ex *exchange) {
 // testHookDispatch, when set by a test, runs for every routed request (to
 // inject a panic, for one).
 var testHookDispatch atomic.Pointer[func(*router.Route)]
+
+// testHookParse, when set by a test, runs before every request head parse.
+var testHookParse atomic.Pointer[func()]
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 

@@ -155,6 +155,8 @@ type client struct {
 	closed   bool
 	shutWR   bool
 	partial  bool // part of a head is buffered (header timeout applies)
+	waiting  bool // a complete head waits for its body (wait; header timeout applies)
+	wait     bodyWait
 	paused   bool // out of gnet for backpressure (c == nil); pausedFD holds the socket
 	resuming bool
 	pausedFD int32
@@ -269,7 +271,13 @@ func (l *loop) serve(cl *client) gnet.Action {
 			cl.partial = false
 			return gnet.None
 		}
+		if cl.waiting && len(buf) >= cl.wait.head && !cl.wait.arrived(buf[cl.wait.head:]) {
+			return gnet.None // the head is parsed again once the body is here
+		}
 		ex := l.getExchange(cl)
+		if h := testHookParse.Load(); h != nil {
+			(*h)()
+		}
 		n, err := http1.ParseRequest(&ex.req, buf, &l.reqLim)
 		if err == http1.ErrNeedMore {
 			l.putExchange(ex)
@@ -279,7 +287,7 @@ func (l *loop) serve(cl *client) gnet.Action {
 			}
 			return gnet.None
 		}
-		cl.partial = false
+		cl.partial = cl.waiting // the header timeout still runs
 		if err != nil {
 			l.putExchange(ex)
 			l.rejectAndLinger(cl, http1.StatusOf(err), err.Error())
@@ -288,17 +296,20 @@ func (l *loop) serve(cl *client) gnet.Action {
 		cl.ex = ex
 		cl.state = csBusy
 		if !l.dispatch(cl, ex, buf, n) {
-			// waiting for the body a plugin reads; the head is parsed
-			// again when more bytes arrive
+			// waiting for the body a route or plugin reads; the head
+			// is parsed again when the body has arrived
 			cl.ex = nil
 			cl.state = csIdle
-			l.putExchange(ex)
-			if !cl.partial {
+			if !cl.waiting {
+				cl.waiting = true
+				cl.wait = bodyWait{head: n, kind: ex.req.Body, length: ex.req.ContentLength}
 				cl.partial = true
 				cl.deadline = l.now + int64(l.opts.HeaderTimeout)
 			}
+			l.putExchange(ex)
 			return gnet.None
 		}
+		cl.waiting, cl.partial = false, false
 	}
 	if cl.closed {
 		return gnet.Close

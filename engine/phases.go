@@ -34,28 +34,29 @@ func (l *loop) startPlugins(ex *exchange) {
 		case http1.BodyLength:
 			c.Body = ex.body
 		case http1.BodyChunked:
-			ex.plain = dechunk(ex.plain[:0], ex.body)
+			ex.plain, _ = dechunk(ex.plain[:0], ex.body) // kept: complete
 			c.Body = ex.plain
 		}
 		ex.rreq.Body = c.Body
 	}
 }
 
-// dechunk appends the data of a complete chunked body to dst.
-func dechunk(dst, raw []byte) []byte {
+// dechunk appends the data of a chunked body to dst; complete reports
+// whether raw held the whole body (its last chunk).
+func dechunk(dst, raw []byte) (_ []byte, complete bool) {
 	var ch http1.Chunked
 	for len(raw) > 0 {
 		n, data, done, err := ch.Next(raw)
 		if err != nil || n == 0 {
-			return dst
+			return dst, false
 		}
 		dst = append(dst, data...)
 		raw = raw[n:]
 		if done {
-			break
+			return dst, true
 		}
 	}
-	return dst
+	return dst, false
 }
 
 // runPre runs the chain's rewrite and access steps from the current

@@ -49,7 +49,14 @@ func (m *matcher) ok(c *evalCtx) bool {
 			return false
 		}
 	}
-	return m.vars == nil || m.vars.root.eval(c)
+	if m.vars == nil {
+		return true
+	}
+	if m.vars.body && c.r.BodyPending {
+		c.r.NeedBody = true // Match stops here: wait for the body
+		return false
+	}
+	return m.vars.root.eval(c)
 }
 
 // methods APISIX's route schema accepts (schema_def.lua), one bit each.
@@ -92,13 +99,14 @@ type rnode struct {
 // (immutable) and r, so event loops call it concurrently; it does not
 // allocate and does not lock. The returned *Route belongs to the Table.
 func (t *Table) Match(r *Request) *Route {
+	r.NeedBody = false
 	var c evalCtx
 	c.init(r)
 	ix := &t.idx
 	if ix.hostExact != nil || ix.hostWild != nil {
 		if h := c.host(); len(h) > 0 && c.hostN != -2 {
 			if u := ix.hostExact[string(h)]; u != nil {
-				if rt := u.match(&c); rt != nil {
+				if rt := u.match(&c); rt != nil || r.NeedBody {
 					return rt
 				}
 			}
@@ -107,7 +115,7 @@ func (t *Table) Match(r *Request) *Route {
 					continue
 				}
 				if u := ix.hostWild[string(h[len(h)-n:])]; u != nil {
-					if rt := u.match(&c); rt != nil {
+					if rt := u.match(&c); rt != nil || r.NeedBody {
 						return rt
 					}
 				}
@@ -127,6 +135,9 @@ func (u *uriTree) match(c *evalCtx) *Route {
 			if rt.match.ok(c) {
 				return rt
 			}
+			if c.r.NeedBody {
+				return nil
+			}
 		}
 	}
 	if u.root == nil {
@@ -136,6 +147,9 @@ func (u *uriTree) match(c *evalCtx) *Route {
 		for _, rt := range n.routes {
 			if rt.match.ok(c) {
 				return rt
+			}
+			if c.r.NeedBody {
+				return nil
 			}
 		}
 	}

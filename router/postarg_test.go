@@ -53,6 +53,38 @@ func TestPostArgInVars(t *testing.T) {
 	assert.False(t, e2.NeedsBody())
 }
 
+// With BodyPending, Match stops at the first candidate whose vars read the
+// body (a lower-priority route must not win meanwhile); requests that
+// reach no such route match at once.
+func TestMatchBodyPending(t *testing.T) {
+	tbl := buildTable(t,
+		route("by-model", "/chat", withPriority(10), withMethods("POST"), withVars(`[["post_arg.model","==","gpt-4o"]]`)),
+		route("chat", "/chat"),
+		route("other", "/other"),
+	)
+	assert.True(t, tbl.BodyVars)
+	r := newRequest(t, "POST", "/chat")
+	r.BodyPending = true
+	assert.Nil(t, tbl.Match(r))
+	assert.True(t, r.NeedBody)
+
+	r.BodyPending, r.Body = false, []byte(`{"model":"gpt-4o"}`)
+	assert.Equal(t, "by-model", matchID(tbl, r))
+	assert.False(t, r.NeedBody)
+	r.Body = []byte(`{"model":"gpt-3.5"}`)
+	assert.Equal(t, "chat", matchID(tbl, r))
+
+	for _, c := range []struct{ method, path, want string }{
+		{"POST", "/other", "other"},
+		{"PUT", "/chat", "chat"}, // by-model is POST only
+	} {
+		r := newRequest(t, c.method, c.path)
+		r.BodyPending = true
+		assert.Equal(t, c.want, matchID(tbl, r), c.path)
+		assert.False(t, r.NeedBody, c.path)
+	}
+}
+
 func FuzzPostArg(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","a":{"b":[1,2,{"c":"d"}]}}`), "a.b")
 	f.Add([]byte(`model=x&y=z`), "y")

@@ -58,7 +58,7 @@ type Table struct {
 	// (zero for upstreams that do not hash on variables).
 	HashKeys []HashKey
 	// BodyVars: a route's vars read the request body (post_arg.*), so a
-	// request with a body must be matched with Request.Body set.
+	// request with a body is matched with Request.BodyPending set.
 	BodyVars bool
 
 	idx index
@@ -95,6 +95,13 @@ type Request struct {
 	// Body is the complete request body when a plugin asked for it
 	// (post_arg.* variables); nil otherwise.
 	Body []byte
+	// BodyPending: the request has a body that Body does not hold yet.
+	// Match then stops at the first candidate route whose vars read the
+	// body, returns nil and sets NeedBody: the caller waits for the body
+	// and matches again with Body set. Requests that reach no such route
+	// are matched without waiting.
+	BodyPending bool
+	NeedBody    bool
 
 	hostBuf [maxHost]byte // lowercased host, filled per Match / Eval call
 	addrBuf [64]byte      // RemoteAddr as text, filled per call
