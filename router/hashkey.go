@@ -18,8 +18,10 @@ type HashKey struct {
 
 type hashSeg struct {
 	lit    []byte
-	ref    varRef
+	ref    plugin.Var
 	hasRef bool
+	def    []byte // ${name ?? def}
+	hasDef bool
 }
 
 // compileHashKey compiles u's key; the zero HashKey (Valid false) when u
@@ -31,19 +33,19 @@ func compileHashKey(u *balancer.Upstream) (HashKey, error) {
 	switch u.HashOn {
 	case balancer.HashVars:
 		name := strings.TrimPrefix(u.HashKey, "$")
-		return HashKey{segs: []hashSeg{{ref: compileVarRef(name), hasRef: true}}}, nil
+		return HashKey{segs: []hashSeg{{ref: plugin.ParseVar(name), hasRef: true}}}, nil
 	case balancer.HashVarsCombinations:
-		parts, err := plugin.ParseCombination(u.HashKey)
+		parts, err := plugin.ParseTemplate(u.HashKey, false)
 		if err != nil {
 			return HashKey{}, fmt.Errorf("key %q: %w", u.HashKey, err)
 		}
 		k := HashKey{}
 		for _, p := range parts {
-			s := hashSeg{lit: []byte(p.Lit)}
-			if p.Name != "" {
-				s.ref, s.hasRef = compileVarRef(p.Name), true
+			if p.Var == "" && !p.HasDef {
+				k.segs = append(k.segs, hashSeg{lit: []byte(p.Lit)})
+				continue
 			}
-			k.segs = append(k.segs, s)
+			k.segs = append(k.segs, hashSeg{ref: plugin.ParseVar(p.Var), hasRef: true, def: []byte(p.Def), hasDef: p.HasDef})
 		}
 		return k, nil
 	}
@@ -62,7 +64,11 @@ func (k *HashKey) Append(dst []byte, r *Request) []byte {
 		s := &k.segs[i]
 		dst = append(dst, s.lit...)
 		if s.hasRef {
-			dst = append(dst, c.get(&s.ref)...)
+			v := c.get(&s.ref)
+			if v == nil && s.hasDef {
+				v = s.def
+			}
+			dst = append(dst, v...)
 		}
 	}
 	return dst

@@ -2,92 +2,9 @@ package router
 
 import (
 	"net/netip"
-	"strings"
 	"unsafe"
 
 	"github.com/sluice-gw/sluice/plugin"
-)
-
-// varKind names where a variable's value comes from.
-type varKind uint8
-
-const (
-	// varNone is a variable sluice does not provide: it evaluates as nil
-	// (missing), as an unset nginx variable does in APISIX. Any name is
-	// accepted, so configs written for APISIX's full ngx.var set load.
-	varNone varKind = iota
-	varURI
-	varRequestURI
-	varArgs
-	varHost
-	varRemoteAddr
-	varMethod
-	varScheme
-	varServerProtocol
-	varHeader // http_NAME
-	varArg    // arg_NAME
-	varCookie // cookie_NAME
-	// varPostArg is post_arg.NAME / post_arg_NAME (APISIX: a field of a
-	// JSON or form body). It is nil unless Request.Body holds the body: the
-	// engine waits for bodies up to 64 KiB when a plugin's vars read one.
-	varPostArg
-)
-
-// varRef is a compiled variable reference.
-type varRef struct {
-	kind varKind
-	name []byte // header, argument or cookie name
-}
-
-// compileVarRef maps an nginx/APISIX variable name to its source.
-func compileVarRef(name string) varRef {
-	switch name {
-	case "uri", "document_uri":
-		return varRef{kind: varURI}
-	case "request_uri":
-		return varRef{kind: varRequestURI}
-	case "args", "query_string":
-		return varRef{kind: varArgs}
-	case "host":
-		return varRef{kind: varHost}
-	case "remote_addr":
-		return varRef{kind: varRemoteAddr}
-	case "request_method":
-		return varRef{kind: varMethod}
-	case "scheme":
-		return varRef{kind: varScheme}
-	case "server_protocol":
-		return varRef{kind: varServerProtocol}
-	case "content_type":
-		return varRef{kind: varHeader, name: []byte("content_type")}
-	case "content_length":
-		return varRef{kind: varHeader, name: []byte("content_length")}
-	}
-	switch {
-	case strings.HasPrefix(name, "http_") && len(name) > len("http_"):
-		// nginx $http_x_canary; APISIX also accepts "http_x-api-appkey".
-		// Hyphens are folded to '_' here; HeaderVar matches '_' to '-'.
-		h := []byte(strings.ToLower(name[len("http_"):]))
-		for i, c := range h {
-			if c == '-' {
-				h[i] = '_'
-			}
-		}
-		return varRef{kind: varHeader, name: h}
-	case strings.HasPrefix(name, "arg_") && len(name) > len("arg_"):
-		return varRef{kind: varArg, name: []byte(name[len("arg_"):])}
-	case strings.HasPrefix(name, "cookie_") && len(name) > len("cookie_"):
-		return varRef{kind: varCookie, name: []byte(name[len("cookie_"):])}
-	case strings.HasPrefix(name, "post_arg.") || strings.HasPrefix(name, "post_arg_"):
-		return varRef{kind: varPostArg, name: []byte(name[len("post_arg."):])}
-	}
-	return varRef{kind: varNone}
-}
-
-var (
-	schemeHTTP = []byte("http")
-	proto10    = []byte("HTTP/1.0")
-	proto11    = []byte("HTTP/1.1")
 )
 
 // maxHost bounds the lowercased host kept on the stack; longer hosts (DNS
@@ -125,13 +42,7 @@ func (c *evalCtx) host() []byte {
 			c.hostRaw = h
 			c.hostN = -2
 		} else {
-			for i, ch := range h {
-				if 'A' <= ch && ch <= 'Z' {
-					ch += 'a' - 'A'
-				}
-				r.hostBuf[i] = ch
-			}
-			c.hostN = len(h)
+			c.hostN = len(plugin.AppendHost(r.hostBuf[:0], h))
 		}
 	}
 	if c.hostN == -2 {
@@ -164,71 +75,41 @@ func (c *evalCtx) remoteAddr() []byte {
 
 // get returns variable v's value, or nil when it is missing. The result is
 // borrowed from the request or from c.
-func (c *evalCtx) get(v *varRef) []byte {
-	switch v.kind {
-	case varHost:
+func (c *evalCtx) get(v *plugin.Var) []byte {
+	switch v.Kind {
+	case plugin.VarHost:
 		if c.r.Request == nil {
 			return nil
 		}
 		return c.host()
-	case varRemoteAddr:
+	case plugin.VarRemoteAddr:
 		return c.remoteAddr()
+	case plugin.VarPostArg:
+		return postArg(c.r.Body, v.Name)
 	}
-	return requestVar(c.r, v)
-}
-
-// requestVar returns the value of a variable that borrows only from the
-// request (every kind but host and remote_addr), or nil.
-func requestVar(r *Request, v *varRef) []byte {
-	if r.Request == nil {
-		return nil
-	}
-	switch v.kind {
-	case varURI:
-		return r.Path
-	case varRequestURI:
-		return r.Target
-	case varArgs:
-		return r.Query
-	case varMethod:
-		return r.Method
-	case varScheme:
-		return schemeHTTP // the HTTPS listener comes in a later release
-	case varServerProtocol:
-		if r.Major == 1 && r.Minor == 0 {
-			return proto10
-		}
-		return proto11
-	case varHeader:
-		return r.HeaderVar(v.name)
-	case varArg:
-		return r.Arg(v.name)
-	case varCookie:
-		return r.Cookie(v.name)
-	case varPostArg:
-		return postArg(r.Body, v.name)
-	}
-	return nil
+	return v.RequestValue(c.r.Request)
 }
 
 // addrOf returns v's value as an IP address for ipmatch: remote_addr is
 // taken as is, any other variable is parsed. It reads no buffer of c, so
 // c stays on its caller's stack.
-func (c *evalCtx) addrOf(v *varRef) (netip.Addr, bool) {
+func (c *evalCtx) addrOf(v *plugin.Var) (netip.Addr, bool) {
 	var b []byte
-	switch v.kind {
-	case varRemoteAddr:
+	switch v.Kind {
+	case plugin.VarRemoteAddr:
 		a := c.r.RemoteAddr
 		return a.Unmap(), a.IsValid()
-	case varHost:
+	case plugin.VarHost:
 		if c.r.Request != nil {
 			b = plugin.StripPort(c.r.Host)
 			if len(b) > 2 && b[0] == '[' {
 				b = b[1 : len(b)-1]
 			}
 		}
+	case plugin.VarPostArg:
+		b = postArg(c.r.Body, v.Name)
 	default:
-		b = requestVar(c.r, v)
+		b = v.RequestValue(c.r.Request)
 	}
 	if len(b) == 0 {
 		return netip.Addr{}, false

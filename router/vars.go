@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/sluice-gw/sluice/plugin"
 )
 
 // Expr is a compiled lua-resty-expr expression (APISIX route `vars`,
@@ -164,7 +166,7 @@ type operand struct {
 // node is one compiled expression: a group (op != opLeaf) or a comparison.
 // readsBody reports whether n or a node below it reads post_arg.*.
 func (n *node) readsBody() bool {
-	if n.v.kind == varPostArg {
+	if n.v.Kind == plugin.VarPostArg {
 		return true
 	}
 	for i := range n.kids {
@@ -180,7 +182,7 @@ type node struct {
 	kids []node
 
 	// comparison
-	v    varRef
+	v    plugin.Var
 	cmp  cmpOp
 	not  bool
 	r    operand
@@ -262,7 +264,7 @@ func compileExpr(e []any) (node, error) {
 	if !ok {
 		return n, errors.New("invalid expression: the variable name must be a string")
 	}
-	n.v = compileVarRef(name)
+	n.v = plugin.ParseVar(name)
 
 	var op string
 	switch o := opv.(type) {

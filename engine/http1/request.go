@@ -327,6 +327,19 @@ func (r *Request) HeaderVarIndex(name []byte) int {
 // has an empty non-nil value. It does not allocate.
 func (r *Request) Arg(name []byte) []byte { return ArgValue(r.Query, name) }
 
+// ArgFold is Arg with the name compared ASCII case-insensitively, as
+// nginx's $arg_NAME reads the query.
+func (r *Request) ArgFold(name []byte) []byte {
+	for q := r.Query; len(q) > 0; {
+		var arg []byte
+		arg, q = CutArg(q)
+		if k, v := SplitArg(arg); EqualFold(k, name) {
+			return v
+		}
+	}
+	return nil
+}
+
 // ArgValue is Arg for any "a=1&b=2" list (a query string or a form body).
 func ArgValue(list, name []byte) []byte {
 	for len(list) > 0 {

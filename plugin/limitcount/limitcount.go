@@ -360,23 +360,12 @@ func (f *fields) bool(k string, def bool) bool {
 	return b
 }
 
-// Variable kinds a key may name (nginx/APISIX variables sluice supports).
-const (
-	varRemoteAddr = iota + 1
-	varConsumer
-	varRouteID
-	varServiceID
-	varHost
-	varHTTP
-	varArg
-	varCookie
-)
-
-// varRef is one compiled variable reference.
+// varRef is one compiled variable reference of a key.
 type varRef struct {
-	kind int
-	name []byte // header (nginx form, e.g. x_user), argument or cookie name
-	val  string // service_id: known at Compile time
+	v      plugin.Var
+	val    string // service_id: known at Compile time
+	def    []byte // ${name ?? def}
+	hasDef bool
 }
 
 // segment is literal text followed by an optional variable
@@ -392,8 +381,8 @@ type keySpec struct {
 }
 
 // compileKey compiles key for key_type (APISIX limit-count: var is one
-// variable name, var_combination a string with $var references, constant
-// a literal).
+// variable name, var_combination a string with $var references
+// (plugin.ParseTemplate), constant a literal).
 func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 	switch keyType {
 	case "constant":
@@ -405,21 +394,22 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 		}
 		return keySpec{segs: []segment{{ref: r}}}, nil
 	}
-	segs, err := plugin.ParseCombination(key)
+	parts, err := plugin.ParseTemplate(key, false)
 	if err != nil {
 		return keySpec{}, plugin.Errorf(name, `property "key" validation failed: %v`, err)
 	}
 	ks := keySpec{}
-	for _, s := range segs {
-		seg := segment{lit: []byte(s.Lit)}
-		if s.Name != "" {
-			r, err := compileVar(s.Name, env)
-			if err != nil {
-				return keySpec{}, err
-			}
-			seg.ref = r
+	for _, p := range parts {
+		if p.Var == "" && !p.HasDef {
+			ks.segs = append(ks.segs, segment{lit: []byte(p.Lit)})
+			continue
 		}
-		ks.segs = append(ks.segs, seg)
+		r, err := compileVar(p.Var, env)
+		if err != nil {
+			return keySpec{}, err
+		}
+		r.def, r.hasDef = []byte(p.Def), p.HasDef
+		ks.segs = append(ks.segs, segment{ref: r})
 	}
 	return ks, nil
 }
@@ -427,67 +417,35 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 // compileVar resolves a variable name; names sluice does not know are
 // refused (APISIX would silently fall back to remote_addr).
 func compileVar(v string, env *plugin.Env) (*varRef, error) {
-	switch v {
-	case "remote_addr":
-		return &varRef{kind: varRemoteAddr}, nil
-	case "consumer_name":
-		return &varRef{kind: varConsumer}, nil
-	case "route_id":
-		return &varRef{kind: varRouteID}, nil
-	case "service_id":
-		return &varRef{kind: varServiceID, val: env.ServiceID}, nil
-	case "host":
-		return &varRef{kind: varHost}, nil
+	r := &varRef{v: plugin.ParseVar(v)}
+	switch r.v.Kind {
+	case plugin.VarNone, plugin.VarPostArg:
+		return nil, plugin.Errorf(name, `property "key" validation failed: variable %q is not supported by sluice (supported: remote_addr, consumer_name, route_id, service_id, host, uri, request_uri, args, request_method, http_*, arg_*, cookie_*)`, v)
+	case plugin.VarServiceID:
+		r.val = env.ServiceID
 	}
-	for _, p := range []struct {
-		prefix string
-		kind   int
-	}{{"http_", varHTTP}, {"arg_", varArg}, {"cookie_", varCookie}} {
-		if rest, ok := strings.CutPrefix(v, p.prefix); ok && rest != "" {
-			n := []byte(rest)
-			if p.kind == varHTTP {
-				n = bytes.ToLower(n)
-			}
-			return &varRef{kind: p.kind, name: n}, nil
-		}
-	}
-	return nil, plugin.Errorf(name, `property "key" validation failed: variable %q is not supported by sluice (supported: remote_addr, consumer_name, route_id, service_id, host, http_*, arg_*, cookie_*)`, v)
+	return r, nil
 }
 
-// appendValue appends the variable's value to dst; present is false when
-// the variable has no (or an empty) value. It does not allocate beyond
-// growing dst.
+// appendValue appends the variable's value (or its default) to dst;
+// present is false when it has no (or an empty) value. It does not
+// allocate beyond growing dst.
 func (r *varRef) appendValue(dst []byte, c *plugin.Ctx) (_ []byte, present bool) {
-	var v []byte
-	switch r.kind {
-	case varRemoteAddr:
-		n := len(dst)
-		dst = appendAddr(dst, c.RemoteAddr)
-		return dst, len(dst) > n
-	case varConsumer:
-		return append(dst, c.Consumer...), c.Consumer != ""
-	case varRouteID:
-		return append(dst, c.RouteID...), c.RouteID != ""
-	case varServiceID:
-		return append(dst, r.val...), r.val != ""
-	case varHost:
-		v = plugin.StripPort(c.Req.Host)
-		n := len(dst)
-		for _, b := range v {
-			if b >= 'A' && b <= 'Z' {
-				b += 'a' - 'A'
-			}
-			dst = append(dst, b)
-		}
-		return dst, len(dst) > n
-	case varHTTP:
-		v = c.Req.HeaderVar(r.name)
-	case varArg:
-		v = c.Req.Arg(r.name)
-	case varCookie:
-		v = c.Req.Cookie(r.name)
+	n := len(dst)
+	switch r.v.Kind {
+	case plugin.VarConsumer:
+		dst = append(dst, c.Consumer...)
+	case plugin.VarRouteID:
+		dst = append(dst, c.RouteID...)
+	case plugin.VarServiceID:
+		dst = append(dst, r.val...)
+	default:
+		dst, _ = r.v.Append(dst, c.Req, c.RemoteAddr)
 	}
-	return append(dst, v...), len(v) > 0
+	if len(dst) == n && r.hasDef {
+		dst = append(dst, r.def...)
+	}
+	return dst, len(dst) > n
 }
 
 // appendAddr appends the client address as nginx's $remote_addr writes it

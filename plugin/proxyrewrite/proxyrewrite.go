@@ -307,7 +307,7 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 			mark := len(b.dst)
 			v, b.dst = p.value(c, path, nil, b.dst)
 			src := srcValue
-			if p.kind == vURI || p.kind == vRequestURI || p.kind == vArgs || p.kind == vArg {
+			if p.raw() {
 				src = srcRaw
 			}
 			if len(b.dst) > mark {

@@ -2,11 +2,8 @@ package proxyrewrite
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
-	"strings"
 
-	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -15,33 +12,34 @@ import (
 // `${name ?? default}`, `\$` is not a variable) and, in header values,
 // resolve_var_with_captures (`$1`, `${1}`: regex_uri's captures).
 
-// Variable kinds a template part can hold.
+// Part kinds.
 const (
-	vLit        uint8 = iota // literal text
-	vURI                     // $uri: the request path (raw, as the client sent it)
-	vRequestURI              // $request_uri: the request target as sent
-	vArgs                    // $args, $query_string: the raw query
-	vIsArgs                  // $is_args: "?" when the request has a query
-	vHost                    // $host: Host without the port, lowercase
-	vMethod                  // $request_method
-	vRemoteAddr              // $remote_addr
-	vArg                     // $arg_NAME: a raw query argument (name ASCII case-insensitive, as nginx)
-	vHTTP                    // $http_NAME: a request header ('_' matches '-')
-	vCookie                  // $cookie_NAME
-	vCapture                 // $N: regex_uri capture N (header values only)
+	vLit     uint8 = iota // literal text
+	vVar                  // a variable (plugin.Var)
+	vCapture              // $N: regex_uri capture N (header values only)
 )
 
 // supportedVars is shown in errors.
-const supportedVars = "$uri, $request_uri, $args, $query_string, $is_args, $host, $request_method, $remote_addr, $arg_NAME, $http_NAME, $cookie_NAME"
+const supportedVars = "$uri, $request_uri, $args, $query_string, $is_args, $host, $request_method, $remote_addr, $scheme, $server_protocol, $arg_NAME, $http_NAME, $cookie_NAME"
 
 // part is one piece of a compiled template.
 type part struct {
 	kind   uint8
-	lit    []byte // vLit: the text
-	name   []byte // vArg, vHTTP, vCookie: the name after the prefix
-	group  int    // vCapture: the capture group
-	def    []byte // ${name ?? def}: used when the variable is absent
+	lit    []byte     // vLit: the text
+	v      plugin.Var // vVar
+	group  int        // vCapture: the capture group
+	def    []byte     // ${name ?? def}: used when the variable is absent
 	hasDef bool
+}
+
+// raw reports whether p's value is already percent-encoded request bytes
+// ($uri, $request_uri, $args, $arg_*): '%' in it is kept as is.
+func (p *part) raw() bool {
+	switch p.v.Kind {
+	case plugin.VarURI, plugin.VarRequestURI, plugin.VarArgs, plugin.VarArg:
+		return p.kind == vVar
+	}
+	return false
 }
 
 // tmpl is a compiled template.
@@ -57,154 +55,56 @@ func (t tmpl) literal() bool {
 	return true
 }
 
-var (
-	// APISIX resolve_var: (?<!\\)\$(\{\s*([^}]+?)\s*\}|([\w\.]+))
-	varName   = regexp.MustCompile(`^[\w.]+`)
-	braced    = regexp.MustCompile(`^\{\s*([^}]+?)\s*\}`)
-	defaultOp = regexp.MustCompile(`\s*\?\?\s*`)
-	// APISIX resolve_var_with_captures: (?<!\\)\$\{?(\d+)\}?
-	captureRef = regexp.MustCompile(`^\{?(\d+)\}?`)
-)
-
-// parseTemplate compiles s. captures allows `$N` (header values); without
-// it a numeric variable is an error. Unknown variables are errors: sluice
-// has no general nginx variable table.
+// parseTemplate compiles s (plugin.ParseTemplate's syntax). captures
+// allows `$N` (header values); without it a numeric variable is an error.
+// Unknown variables are errors: a URI or header built from a variable
+// sluice does not have would silently lose it.
 func parseTemplate(s string, captures bool) (tmpl, error) {
-	var t tmpl
-	var lit []byte
-	flush := func() {
-		if len(lit) > 0 {
-			t = append(t, part{kind: vLit, lit: lit})
-			lit = nil
+	parts, err := plugin.ParseTemplate(s, captures)
+	if err != nil {
+		return nil, err
+	}
+	t := make(tmpl, 0, len(parts))
+	for _, tp := range parts {
+		switch {
+		case tp.Capture >= 0:
+			t = append(t, part{kind: vCapture, group: tp.Capture})
+		case tp.Var == "" && !tp.HasDef:
+			t = append(t, part{kind: vLit, lit: []byte(tp.Lit)})
+		default:
+			v, err := variable(tp.Var)
+			if err != nil {
+				return nil, err
+			}
+			t = append(t, part{kind: vVar, v: v, def: []byte(tp.Def), hasDef: tp.HasDef})
 		}
 	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch != '$' || (i > 0 && s[i-1] == '\\') {
-			lit = append(lit, ch)
-			continue
-		}
-		rest := s[i+1:]
-		if captures {
-			if m := captureRef.FindStringSubmatch(rest); m != nil {
-				n, err := strconv.Atoi(m[1])
-				if err != nil || n > 99 {
-					return nil, fmt.Errorf("capture $%s out of range", m[1])
-				}
-				flush()
-				t = append(t, part{kind: vCapture, group: n})
-				i += len(m[0])
-				continue
-			}
-		}
-		var name, def string
-		var hasDef bool
-		if m := braced.FindStringSubmatch(rest); m != nil {
-			segs := defaultOp.Split(m[1], -1)
-			name = segs[0]
-			if len(segs) > 1 {
-				def, hasDef = segs[1], true
-			}
-			i += len(m[0])
-		} else if m := varName.FindString(rest); m != "" {
-			name = m
-			i += len(m)
-		} else {
-			lit = append(lit, ch) // a lone '$'
-			continue
-		}
-		p, err := variable(name)
-		if err != nil {
-			return nil, err
-		}
-		p.def, p.hasDef = []byte(def), hasDef
-		flush()
-		t = append(t, p)
-	}
-	flush()
 	return t, nil
 }
 
-// variable maps an nginx variable name to a part.
-func variable(name string) (part, error) {
-	switch name {
-	case "uri", "document_uri":
-		return part{kind: vURI}, nil
-	case "request_uri":
-		return part{kind: vRequestURI}, nil
-	case "args", "query_string":
-		return part{kind: vArgs}, nil
-	case "is_args":
-		return part{kind: vIsArgs}, nil
-	case "host":
-		return part{kind: vHost}, nil
-	case "request_method":
-		return part{kind: vMethod}, nil
-	case "remote_addr":
-		return part{kind: vRemoteAddr}, nil
-	}
-	for _, p := range []struct {
-		prefix string
-		kind   uint8
-	}{{"arg_", vArg}, {"http_", vHTTP}, {"cookie_", vCookie}} {
-		if n, ok := strings.CutPrefix(name, p.prefix); ok && n != "" && !strings.Contains(n, ".") {
-			return part{kind: p.kind, name: []byte(n)}, nil
+// variable compiles a variable name, refusing those a request does not
+// carry here (unknown names, the body, consumer and route ids).
+func variable(name string) (plugin.Var, error) {
+	v := plugin.ParseVar(name)
+	switch v.Kind {
+	case plugin.VarNone, plugin.VarPostArg, plugin.VarConsumer, plugin.VarRouteID, plugin.VarServiceID:
+		if _, err := strconv.Atoi(name); err == nil {
+			return v, fmt.Errorf("variable $%s is not supported by sluice here (regex_uri captures are available in header values)", name)
 		}
+		return v, fmt.Errorf("variable $%s is not supported by sluice (supported: %s; write ${name} when text follows a variable)", name, supportedVars)
 	}
-	if _, err := strconv.Atoi(name); err == nil {
-		return part{}, fmt.Errorf("variable $%s is not supported by sluice here (regex_uri captures are available in header values)", name)
-	}
-	return part{}, fmt.Errorf("variable $%s is not supported by sluice (supported: %s; write ${name} when text follows a variable)", name, supportedVars)
+	return v, nil
 }
 
 // value returns the variable p names for c's request; nil when absent
-// (the default then applies). locs are regex_uri's submatch indexes into
-// path (nil: no match). Borrowed slices point into the request or dst;
-// the returned dst is dst with any bytes the value needed appended.
+// (the default then applies). path stands for $uri (the path being
+// rewritten); locs are regex_uri's submatch indexes into path (nil: no
+// match). Borrowed slices point into the request or dst; the returned dst
+// is dst with any bytes the value needed appended.
 func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte, []byte) {
-	r := c.Req
 	var v []byte
-	switch p.kind {
-	case vURI:
-		v = path
-	case vRequestURI:
-		v = r.Target
-	case vArgs:
-		v = r.Query
-	case vIsArgs:
-		if len(r.Query) > 0 {
-			v = qmark
-		} else {
-			v = empty
-		}
-	case vHost:
-		h := plugin.StripPort(r.Host)
-		if h == nil {
-			break
-		}
-		start := len(dst)
-		for _, b := range h {
-			if 'A' <= b && b <= 'Z' {
-				b += 'a' - 'A'
-			}
-			dst = append(dst, b)
-		}
-		v = dst[start:]
-	case vMethod:
-		v = r.Method
-	case vRemoteAddr:
-		if c.RemoteAddr.IsValid() {
-			start := len(dst)
-			dst = c.RemoteAddr.Unmap().AppendTo(dst)
-			v = dst[start:]
-		}
-	case vArg:
-		v = argFold(r.Query, p.name)
-	case vHTTP:
-		v = r.HeaderVar(p.name)
-	case vCookie:
-		v = r.Cookie(p.name)
-	case vCapture:
+	switch {
+	case p.kind == vCapture:
 		if locs == nil {
 			break
 		}
@@ -214,6 +114,16 @@ func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte
 			v = empty // a group that did not take part: ""
 		}
 		return v, dst
+	case p.v.Kind == plugin.VarURI:
+		v = path
+	case p.v.Kind == plugin.VarHost || p.v.Kind == plugin.VarRemoteAddr:
+		start := len(dst)
+		var ok bool
+		if dst, ok = p.v.Append(dst, c.Req, c.RemoteAddr); ok {
+			v = dst[start:]
+		}
+	default:
+		v = p.v.RequestValue(c.Req)
 	}
 	if v == nil && p.hasDef {
 		v = p.def
@@ -221,23 +131,7 @@ func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte
 	return v, dst
 }
 
-var (
-	qmark = []byte("?")
-	empty = []byte{}
-)
-
-// argFold returns the raw value of the first argument of q named name,
-// ASCII case-insensitive (nginx's $arg_NAME), or nil.
-func argFold(q, name []byte) []byte {
-	for len(q) > 0 {
-		var a []byte
-		a, q = http1.CutArg(q)
-		if k, v := http1.SplitArg(a); http1.EqualFold(k, name) {
-			return v
-		}
-	}
-	return nil
-}
+var empty = []byte{}
 
 // uriBuilder writes an upstream URI into dst, percent-encoding as APISIX
 // does after resolving: the path (up to the first '?' of the template
