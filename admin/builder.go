@@ -325,7 +325,7 @@ func (s *Server) execPut(req *writeReq) reply {
 	if err := model.ForbidTimestamps(req.body); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
-	obj, err := object(req.body)
+	obj, err := model.Object(req.body)
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}

@@ -34,15 +34,9 @@ var resources = map[string]*resource{
 // never changed in place, except for their indexes (under Server.mu).
 type item struct {
 	raw     []byte // the stored JSON, secrets included
-	obj     any    // decoded: *model.Route, *model.Upstream, *model.Service, *consumer, json.RawMessage; nil if it did not decode
+	obj     any    // decoded: *model.Route, *model.Upstream, *model.Service, *model.Consumer, json.RawMessage; nil if it did not decode
 	created int64  // createdIndex: store revision of the creation, as far as this process saw it
 	rev     int64  // modifiedIndex: store revision of the last change (0 until the store reported it)
-}
-
-// consumer is what the builder keeps of a consumer.
-type consumer struct {
-	Username string                     `json:"username"`
-	Plugins  map[string]json.RawMessage `json:"plugins,omitempty"`
 }
 
 // state is the in-memory copy of the store: resource name → id → item.
@@ -116,7 +110,7 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
 	each("consumers", func(id string, o any) {
-		c := o.(*consumer)
+		c := o.(*model.Consumer)
 		snap.Consumers[id] = &model.Consumer{Username: c.Username, Plugins: c.Plugins}
 	})
 	return snap

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
@@ -82,33 +81,6 @@ func decodeItem(res, id string, raw []byte) (any, error) {
 	return nil, fmt.Errorf("unsupported resource type: %s", res)
 }
 
-// object parses raw as a JSON object; the error is jsonschema's wording.
-func object(raw []byte) (map[string]json.RawMessage, error) {
-	if k := model.JSONKind(raw); k != "object" {
-		return nil, &model.Error{Reason: "wrong type: expected object, got " + k}
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("invalid request body: %v", err)
-	}
-	return m, nil
-}
-
-// onlyKeys reports the first key of m (in sorted order) not in allowed.
-func onlyKeys(m map[string]json.RawMessage, allowed ...string) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(allowed, k) {
-			return &model.Error{Reason: "additional properties forbidden, found " + k}
-		}
-	}
-	return nil
-}
-
 // checkID checks the "id" property of a stored object against id.
 func checkID(m map[string]json.RawMessage, kind, id string) error {
 	raw, ok := m["id"]
@@ -125,82 +97,20 @@ func checkID(m map[string]json.RawMessage, kind, id string) error {
 	return nil
 }
 
-// pluginsMap decodes a "plugins" property: an object of objects.
-func pluginsMap(raw json.RawMessage) (map[string]json.RawMessage, error) {
-	if k := model.JSONKind(raw); k != "object" {
-		return nil, &model.Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + k}
-	}
-	var p map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, &model.Error{Path: []string{"plugins"}, Reason: err.Error()}
-	}
-	names := make([]string, 0, len(p))
-	for n := range p {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if k := model.JSONKind(p[n]); k != "object" {
-			return nil, &model.Error{Path: []string{"plugins", n}, Reason: "wrong type: expected object, got " + k}
-		}
-	}
-	return p, nil
-}
-
-// checkMeta checks the optional name, desc, labels and timestamps of m.
-func checkMeta(m map[string]json.RawMessage) error {
-	for _, f := range []struct {
-		name string
-		max  int
-	}{{"name", 256}, {"desc", 256}} {
-		raw, ok := m[f.name]
-		if !ok {
-			continue
-		}
-		var s string
-		if k := model.JSONKind(raw); k != "string" || json.Unmarshal(raw, &s) != nil {
-			return &model.Error{Path: []string{f.name}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
-		}
-		if n := utf8.RuneCountInString(s); n > f.max {
-			return &model.Error{Path: []string{f.name}, Reason: fmt.Sprintf("string too long, expected at most %d, got %d", f.max, n)}
-		}
-	}
-	if raw, ok := m["labels"]; ok {
-		var l map[string]string
-		if model.JSONKind(raw) != "object" || json.Unmarshal(raw, &l) != nil {
-			return &model.Error{Path: []string{"labels"}, Reason: "wrong type: expected object, got " + model.JSONKind(raw)}
-		}
-	}
-	for _, t := range []string{"create_time", "update_time"} {
-		if raw, ok := m[t]; ok && model.JSONKind(raw) != "number" {
-			return &model.Error{Path: []string{t}, Reason: "wrong type: expected integer, got " + model.JSONKind(raw)}
-		}
-	}
-	return nil
-}
-
 // decodePluginsItem checks a global rule or a plugin config: known keys
-// only and a required "plugins" object of objects.
+// only, its id, and a required "plugins" object of objects.
 func decodePluginsItem(kind, id string, raw []byte, allowed ...string) error {
-	m, err := object(raw)
+	m, err := model.Object(raw)
 	if err != nil {
 		return err
 	}
-	if err := onlyKeys(m, allowed...); err != nil {
+	if err := model.OnlyKeys(m, allowed...); err != nil {
 		return err
 	}
 	if err := checkID(m, kind, id); err != nil {
 		return err
 	}
-	if err := checkMeta(m); err != nil {
-		return err
-	}
-	raw, ok := m["plugins"]
-	if !ok {
-		return &model.Error{Reason: `property "plugins" is required`}
-	}
-	_, err = pluginsMap(raw)
-	return err
+	return model.CheckPluginsItem(m, allowed...)
 }
 
 // pluginKeyField is APISIX's admin/utils plugin_key_map: the field of an
@@ -212,42 +122,24 @@ var pluginKeyField = map[string]string{
 	"hmac-auth":  "key_id",
 }
 
-// decodeConsumer checks a consumer (APISIX schema_def.lua consumer) and
-// the configuration of key-auth, the consumer plugin sluice implements.
-func decodeConsumer(id string, raw []byte) (*consumer, error) {
-	m, err := object(raw)
+// decodeConsumer checks a consumer (model.DecodeConsumer) stored under id.
+func decodeConsumer(id string, raw []byte) (*model.Consumer, error) {
+	m, err := model.Object(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := onlyKeys(m, "username", "desc", "labels", "plugins", "group_id", "create_time", "update_time"); err != nil {
-		return nil, err
-	}
-	if _, ok := m["group_id"]; ok {
-		return nil, &model.Error{Path: []string{"group_id"}, Reason: "not supported by sluice (consumer groups)"}
-	}
-	if err := checkMeta(m); err != nil {
-		return nil, err
-	}
-	var c consumer
-	if c.Username, err = model.ConsumerUsername(m); err != nil {
+	c, err := model.DecodeConsumer(m)
+	if err != nil {
 		return nil, err
 	}
 	if c.Username != id {
 		return nil, errors.New("wrong username")
 	}
-	if praw, ok := m["plugins"]; ok {
-		if c.Plugins, err = pluginsMap(praw); err != nil {
-			return nil, err
-		}
-	}
-	if err := model.CheckConsumerKeyAuth(c.Plugins); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return c, nil
 }
 
 // consumerKeys returns (plugin, key) pairs identifying c.
-func consumerKeys(c *consumer) map[string]string {
+func consumerKeys(c *model.Consumer) map[string]string {
 	out := map[string]string{}
 	for name, field := range pluginKeyField {
 		raw, ok := c.Plugins[name]
@@ -270,7 +162,7 @@ func consumerKeys(c *consumer) map[string]string {
 func (st *state) checkConsumerKeys() error {
 	seen := map[[2]string]string{}
 	for _, id := range st.sortedIDs("consumers") {
-		c, _ := st.items["consumers"][id].obj.(*consumer)
+		c, _ := st.items["consumers"][id].obj.(*model.Consumer)
 		if c == nil {
 			continue
 		}
@@ -289,18 +181,18 @@ func (st *state) checkConsumerKeys() error {
 // serves.
 func decodeSSL(id string, raw []byte) (struct{}, error) {
 	var none struct{}
-	m, err := object(raw)
+	m, err := model.Object(raw)
 	if err != nil {
 		return none, err
 	}
-	if err := onlyKeys(m, "id", "cert", "key", "certs", "keys", "sni", "snis", "client", "type",
+	if err := model.OnlyKeys(m, "id", "cert", "key", "certs", "keys", "sni", "snis", "client", "type",
 		"status", "labels", "ssl_protocols", "desc", "create_time", "update_time"); err != nil {
 		return none, err
 	}
 	if err := checkID(m, "ssl", id); err != nil {
 		return none, err
 	}
-	if err := checkMeta(m); err != nil {
+	if err := model.CheckItemMeta(m); err != nil {
 		return none, err
 	}
 	str := func(name string) (string, bool, error) {
@@ -431,7 +323,7 @@ func (st *state) checkRefs(res, id string, obj any) error {
 		}
 		_ = json.Unmarshal(o, &m)
 		return st.checkPlugins(m.Plugins)
-	case *consumer:
+	case *model.Consumer:
 		mine := consumerKeys(o)
 		if len(mine) == 0 {
 			return nil
@@ -440,7 +332,7 @@ func (st *state) checkRefs(res, id string, obj any) error {
 			if other == id {
 				continue
 			}
-			c, _ := st.items["consumers"][other].obj.(*consumer)
+			c, _ := st.items["consumers"][other].obj.(*model.Consumer)
 			if c == nil {
 				continue
 			}

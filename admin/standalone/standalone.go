@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -266,36 +265,13 @@ func addConsumers(snap *model.Snapshot, n *yaml.Node) error {
 	return nil
 }
 
-// decodeConsumer checks one consumer item.
+// decodeConsumer checks one consumer item as the Admin API does.
 func decodeConsumer(js []byte) (*model.Consumer, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(js, &m); err != nil {
-		return nil, err
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		switch k {
-		case "username", "desc", "labels", "plugins", "create_time", "update_time":
-		case "group_id":
-			return nil, &model.Error{Path: []string{"group_id"}, Reason: "not supported by sluice (consumer groups)"}
-		default:
-			return nil, &model.Error{Reason: "additional properties forbidden, found " + k}
-		}
-	}
-	u, err := model.ConsumerUsername(m)
+	m, err := model.Object(js)
 	if err != nil {
 		return nil, err
 	}
-	c := &model.Consumer{Username: u}
-	if praw, ok := m["plugins"]; ok {
-		if err := checkPluginsItem([]byte(`{"plugins":`+string(praw)+`}`), "plugins"); err != nil {
-			return nil, err
-		}
-		_ = json.Unmarshal(praw, &c.Plugins)
-	}
-	if err := model.CheckConsumerKeyAuth(c.Plugins); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return model.DecodeConsumer(m)
 }
 
 // keyAuthKey returns c's key-auth key, or "".
@@ -326,42 +302,14 @@ func itemID(js []byte) (string, error) {
 	return string(id), nil
 }
 
-// checkPluginsItem checks the outline of a plugin_config or global_rule:
-// known keys only, and a "plugins" object of objects.
+// checkPluginsItem checks a plugin_config or global_rule item as the Admin
+// API does (model.CheckPluginsItem).
 func checkPluginsItem(js []byte, allowed ...string) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(js, &m); err != nil {
+	m, err := model.Object(js)
+	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(allowed, k) {
-			return &model.Error{Reason: "additional properties forbidden, found " + k}
-		}
-	}
-	raw, ok := m["plugins"]
-	if !ok {
-		return &model.Error{Reason: `property "plugins" is required`}
-	}
-	var plugins map[string]json.RawMessage
-	if json.Unmarshal(raw, &plugins) != nil || plugins == nil {
-		return &model.Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + model.JSONKind(raw)}
-	}
-	names := make([]string, 0, len(plugins))
-	for name := range plugins {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if k := model.JSONKind(plugins[name]); k != "object" {
-			return &model.Error{Path: []string{"plugins", name}, Reason: "wrong type: expected object, got " + k}
-		}
-	}
-	return nil
+	return model.CheckPluginsItem(m, allowed...)
 }
 
 type item struct {

@@ -200,6 +200,16 @@ consumers:
 	f(`
 consumers:
   - {username: jack, group_id: g}`, `standalone: consumers[0]: invalid configuration: property "group_id" validation failed: not supported by sluice (consumer groups)`)
+	// metadata is checked as the Admin API checks it
+	f(`
+consumers:
+  - {username: jack, desc: [a]}`, `standalone: consumers[0]: invalid configuration: property "desc" validation failed: wrong type: expected string, got array`)
+	f(`
+consumers:
+  - {username: jack, labels: {team: ""}}`, `standalone: consumers[0]: invalid configuration: property "labels" validation failed: failed to validate team (matching ".*"): string too short, expected at least 1, got 0`)
+	f(`
+global_rules:
+  - {id: g, plugins: {}, create_time: soon}`, `standalone: global_rules[0]: invalid configuration: property "create_time" validation failed: wrong type: expected integer, got string`)
 	f(`
 consumers:
   - {username: jack, plugins: [key-auth]}`, `standalone: consumers[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got array`)
