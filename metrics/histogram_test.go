@@ -90,3 +90,19 @@ func TestRetainDropsHistograms(t *testing.T) {
 	assert.NotContains(t, out, `route="gone"`)
 	assert.NotContains(t, Names(), `test_retain_hist{route="gone"}`)
 }
+
+// LLM.Record counts time to first token only for a first byte after the
+// start, and only the token counts reported.
+func TestLLMRecord(t *testing.T) {
+	l := NewLLM("test-llm", "a")
+	l.Record(1e9, 1e9+5e6, 19, 0) // 5 ms, prompt only
+	l.Record(1e9, 0, 0, 7)        // no response byte
+	l.Record(2e9, 1e9, 0, 0)      // first byte before the start: clock skew, dropped
+	var b bytes.Buffer
+	WritePrometheus(&b)
+	out := b.String()
+	assert.Contains(t, out, `sluice_llm_ttft_seconds_count{route="test-llm",arm="a"} 1`)
+	assert.Contains(t, out, `sluice_llm_ttft_seconds_bucket{route="test-llm",arm="a",le="0.005"} 1`)
+	assert.Contains(t, out, `sluice_llm_tokens_total{route="test-llm",arm="a",type="prompt"} 19`)
+	assert.Contains(t, out, `sluice_llm_tokens_total{route="test-llm",arm="a",type="completion"} 7`)
+}

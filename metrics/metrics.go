@@ -98,6 +98,38 @@ func (s *Statuses) Inc(code int) {
 	c.Inc()
 }
 
+// LLM is the sluice_llm_* series of one (route, arm): time to first token
+// and the token usage the upstream reported. The prometheus plugin keeps
+// one per route (arm ""), traffic-split one per arm.
+type LLM struct {
+	ttft               *Histogram
+	prompt, completion *vm.Counter
+}
+
+// NewLLM returns the LLM series of route and arm (created on first use).
+func NewLLM(route, arm string) *LLM {
+	return &LLM{
+		ttft:       NewHistogram("sluice_llm_ttft_seconds", SecondsBuckets, "route", route, "arm", arm),
+		prompt:     Counter("sluice_llm_tokens_total", "route", route, "arm", arm, "type", "prompt"),
+		completion: Counter("sluice_llm_tokens_total", "route", route, "arm", arm, "type", "completion"),
+	}
+}
+
+// Record records one response: start and firstByte are unix nanos
+// (firstByte 0: no response byte came), prompt and completion the usage
+// object's token counts (0: none reported). It takes no lock.
+func (l *LLM) Record(start, firstByte, prompt, completion int64) {
+	if firstByte > 0 && firstByte >= start {
+		l.ttft.Update(float64(firstByte-start) / 1e9)
+	}
+	if prompt > 0 {
+		l.prompt.Add(int(prompt))
+	}
+	if completion > 0 {
+		l.completion.Add(int(completion))
+	}
+}
+
 var retainMu sync.Mutex
 
 // Arm names one traffic-split arm's series: the route, the rule index and

@@ -70,9 +70,7 @@ var (
 type routeSeries struct {
 	route, service string
 	buckets        []float64
-	prompt         *vm.Counter
-	completion     *vm.Counter
-	ttft           *metrics.Histogram
+	llm            *metrics.LLM // arm "": requests that took no split arm
 	sets           table[labelKey, labelSet]
 }
 
@@ -146,13 +144,11 @@ func bucketsFrom(env *plugin.Env) ([]float64, error) {
 
 func newRouteSeries(route, service string, buckets []float64) *routeSeries {
 	return &routeSeries{
-		route:      route,
-		service:    service,
-		buckets:    buckets,
-		prompt:     metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", "", "type", "prompt"),
-		completion: metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", "", "type", "completion"),
-		ttft:       metrics.NewHistogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", ""),
-		sets:       table[labelKey, labelSet]{hash: hashLabelKey, own: ownLabelKey},
+		route:   route,
+		service: service,
+		buckets: buckets,
+		llm:     metrics.NewLLM(route, ""),
+		sets:    table[labelKey, labelSet]{hash: hashLabelKey, own: ownLabelKey},
 	}
 }
 
@@ -245,15 +241,7 @@ func (p *inst) Log(c *plugin.Ctx) {
 	if c.Arm != nil {
 		return // traffic-split records the arm's LLM series
 	}
-	if c.FirstByte > 0 && c.FirstByte >= c.Start {
-		rs.ttft.Update(float64(c.FirstByte-c.Start) / 1e9)
-	}
-	if c.PromptTokens > 0 {
-		rs.prompt.Add(int(c.PromptTokens))
-	}
-	if c.CompletionTokens > 0 {
-		rs.completion.Add(int(c.CompletionTokens))
-	}
+	rs.llm.Record(c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
 }
 
 // newRoute creates a global rule's series of a route, on first use.

@@ -92,12 +92,10 @@ type arm struct {
 	ops  []plugin.HeaderOp  // rewrite.headers
 
 	// metric handles (nil when compiled for validation only)
-	requests   *vm.Counter
-	statuses   *metrics.Statuses
-	latency    *metrics.Histogram
-	ttft       *metrics.Histogram
-	prompt     *vm.Counter
-	completion *vm.Counter
+	requests *vm.Counter
+	statuses *metrics.Statuses
+	latency  *metrics.Histogram
+	llm      *metrics.LLM
 }
 
 var (
@@ -370,9 +368,7 @@ func (s *split) handles(route string) {
 			a.requests = metrics.Counter("sluice_split_requests_total", "route", route, "rule", rl, "arm", an)
 			a.statuses = metrics.NewStatuses("sluice_split_status_total", "route", route, "rule", rl, "arm", an)
 			a.latency = metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", rl, "arm", an)
-			a.ttft = metrics.NewHistogram("sluice_llm_ttft_seconds", metrics.SecondsBuckets, "route", route, "arm", an)
-			a.prompt = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "prompt")
-			a.completion = metrics.Counter("sluice_llm_tokens_total", "route", route, "arm", an, "type", "completion")
+			a.llm = metrics.NewLLM(route, an)
 		}
 	}
 }
@@ -440,13 +436,5 @@ func (s *split) Log(c *plugin.Ctx) {
 	a.requests.Inc()
 	a.statuses.Inc(c.Status)
 	a.latency.Update(float64(c.End-c.Start) / 1e9)
-	if c.FirstByte > 0 {
-		a.ttft.Update(float64(c.FirstByte-c.Start) / 1e9)
-	}
-	if c.PromptTokens > 0 {
-		a.prompt.Add(int(c.PromptTokens))
-	}
-	if c.CompletionTokens > 0 {
-		a.completion.Add(int(c.CompletionTokens))
-	}
+	a.llm.Record(c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
 }
