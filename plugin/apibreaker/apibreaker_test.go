@@ -323,14 +323,24 @@ func TestStoreFull(t *testing.T) {
 	setLast := func(v int64) {
 		s.m.Range(func(_ uint64, st *state) bool { st.last.Store(v); return true })
 	}
+	swept := func() {
+		t.Helper()
+		require.Eventually(t, func() bool { return !s.sweeping.Load() }, 5*time.Second, time.Millisecond)
+	}
 	setLast(t0) // every breaker tripped just now
-	assert.Nil(t, s.loadOrCreate(1<<40, t0), "full of open breakers")
+	assert.Nil(t, s.loadOrCreate(1<<40, t0), "full: not tracked, an eviction pass starts")
+	swept()
+	assert.Equal(t, int64(maxStates), s.n.Load(), "open breakers stay")
 	assert.NotNil(t, s.loadOrCreate(7, t0), "an existing breaker is still found")
 	setLast(0)
 	assert.Nil(t, s.loadOrCreate(1<<40, t0), "one eviction pass per second")
+	swept()
 	assert.Equal(t, int64(maxStates), s.n.Load())
 	setLast(t0)
 	// once their trips are older than max_breaker_sec they are evicted
+	assert.Nil(t, s.loadOrCreate(1<<40, t0+6))
+	swept()
+	assert.Equal(t, int64(0), s.n.Load())
 	assert.NotNil(t, s.loadOrCreate(1<<40, t0+6))
 	assert.Equal(t, int64(1), s.n.Load())
 	assert.Equal(t, s.m.Size(), int(s.n.Load()))

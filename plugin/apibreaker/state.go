@@ -26,8 +26,8 @@ type state struct {
 
 // maxStates bounds the breakers one store keeps (APISIX's shared dict is
 // bounded too, by size, with LRU eviction). A new Host + URI that finds the
-// store full first evicts idle breakers (at most once a second); if none
-// can go, it is not tracked.
+// store full is not tracked, and starts a pass that evicts idle breakers
+// (startSweep).
 const maxStates = 1 << 14
 
 // store holds the breakers of one compiled configuration in one scope
@@ -38,6 +38,7 @@ type store struct {
 	m         *xsync.MapOf[uint64, *state]
 	n         atomic.Int64 // entries in m (xsync's Size walks its stripes)
 	lastSweep atomic.Int64 // unix seconds of the last eviction pass
+	sweeping  atomic.Bool  // an eviction pass is running
 	maxSec    int64        // max_breaker_sec: a trip older than this is over
 }
 
@@ -125,10 +126,8 @@ func (s *store) loadOrCreate(k uint64, nowSec int64) *state {
 		return st
 	}
 	if s.n.Load() >= maxStates {
-		s.sweep(nowSec)
-		if s.n.Load() >= maxStates {
-			return nil
-		}
+		s.startSweep(nowSec)
+		return nil
 	}
 	st, loaded := s.m.LoadOrCompute(k, newState)
 	if !loaded {
@@ -137,20 +136,29 @@ func (s *store) loadOrCreate(k uint64, nowSec int64) *state {
 	return st
 }
 
-// sweep evicts breakers that are not open and have not tripped within
+// startSweep evicts idle breakers on a goroutine of its own, not on the
+// event loop that found the store full (a pass walks up to maxStates
+// entries): breakers that are not open and have not tripped within
 // max_breaker_sec (APISIX lets the lasttime key expire after
-// max_breaker_sec). It runs at most once a second per store.
-func (s *store) sweep(nowSec int64) {
+// max_breaker_sec). At most one pass runs at a time, at most once a second
+// per store; meanwhile new keys are not tracked.
+func (s *store) startSweep(nowSec int64) {
 	prev := s.lastSweep.Load()
 	if prev == nowSec || !s.lastSweep.CompareAndSwap(prev, nowSec) {
 		return
 	}
-	s.m.Range(func(k uint64, st *state) bool {
-		if last := st.last.Load(); last == 0 || last+s.maxSec < nowSec {
-			if _, ok := s.m.LoadAndDelete(k); ok {
-				s.n.Add(-1)
+	if !s.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.sweeping.Store(false)
+		s.m.Range(func(k uint64, st *state) bool {
+			if last := st.last.Load(); last == 0 || last+s.maxSec < nowSec {
+				if _, ok := s.m.LoadAndDelete(k); ok {
+					s.n.Add(-1)
+				}
 			}
-		}
-		return true
-	})
+			return true
+		})
+	}()
 }
