@@ -446,16 +446,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	// stream's first event) go out in the same write: one syscall and one
 	// client wake-up instead of two. Nothing waits for more.
 	if ex.respKind == http1.BodyChunked && !ex.decode && len(rest) > 0 && len(rest) <= 16<<10 {
-		k, done := 0, false
-		for k < len(rest) && !done {
-			m, data, d, err := ex.respChunk.Next(rest[k:])
-			if err != nil || m == 0 {
-				break // relayBody reports a bad chunk, or waits for the rest
-			}
-			l.scanChunk(ex, data)
-			k += m
-			done = d
-		}
+		k, done, _ := l.takeChunks(ex, rest) // relayBody reports a bad chunk
 		if k > 0 {
 			l.bodyFilter(ex, rest[:k])
 			l.wbuf = append(l.wbuf, rest[:k]...)
@@ -508,37 +499,21 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		}
 		return true
 	case http1.BodyChunked:
-		n, done := 0, false
-		for n < len(buf) && !done {
-			k, data, d, err := ex.respChunk.Next(buf[n:])
-			if err != nil {
-				l.opts.Logger.Warn("bad chunked response", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
-				l.fail(ex, 502, "invalid chunked response from upstream")
-				return false
-			}
-			l.scanChunk(ex, data)
-			if ex.decode && len(data) > 0 {
-				l.bodyFilter(ex, data) // what the client gets: the data, unframed
-				cl.c.Write(data)
-				if cl.closed {
-					return false
-				}
-			}
-			n += k
-			done = d
-			if k == 0 {
-				break
-			}
+		n, done, err := l.takeChunks(ex, buf)
+		if !ex.decode && n > 0 {
+			l.bodyFilter(ex, buf[:n])
+			cl.c.Write(buf[:n])
+		}
+		if cl.closed {
+			return false
+		}
+		if err != nil {
+			l.opts.Logger.Warn("bad chunked response", "route", ex.route.ID, "addr", ex.addr.String(), "err", err)
+			l.fail(ex, 502, "invalid chunked response from upstream")
+			return false
 		}
 		if n == 0 {
 			return false
-		}
-		if !ex.decode {
-			l.bodyFilter(ex, buf[:n])
-			cl.c.Write(buf[:n])
-			if cl.closed {
-				return false
-			}
 		}
 		uc.c.Discard(n)
 		if done {
@@ -555,6 +530,36 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		uc.c.Discard(len(buf))
 		return true
 	}
+}
+
+// takeChunks advances ex.respChunk over the chunked framing in buf,
+// scanning each chunk's data for LLM usage, and returns how many bytes are
+// complete pieces (a partial chunk's data counts; a partial size line
+// waits) and whether the last chunk ended the body; err is a malformed
+// chunk after those n bytes. For an HTTP/1.0 client (ex.decode) it writes
+// each chunk's data to the client unframed as it goes, and stops early
+// when the client closed; otherwise the caller writes buf[:n].
+func (l *loop) takeChunks(ex *exchange, buf []byte) (n int, done bool, err error) {
+	for n < len(buf) && !done {
+		k, data, d, err := ex.respChunk.Next(buf[n:])
+		if err != nil {
+			return n, false, err
+		}
+		if k == 0 {
+			break
+		}
+		l.scanChunk(ex, data)
+		if ex.decode && len(data) > 0 {
+			l.bodyFilter(ex, data) // what the client gets: the data, unframed
+			ex.cl.c.Write(data)
+			if ex.cl.closed {
+				return n, false, nil
+			}
+		}
+		n += k
+		done = d
+	}
+	return n, done, nil
 }
 
 // finishResponse ends a relayed exchange: the upstream connection goes back
