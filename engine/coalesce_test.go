@@ -4,9 +4,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,5 +52,49 @@ func TestChunksWithTheHead(t *testing.T) {
 				assert.Equal(t, "data: 1data: 2", string(b))
 			}
 		})
+	}
+}
+
+// TestHeadAndFirstEventInOneWrite: the response head and the SSE event
+// that came with it reach the client in one write (one syscall, one client
+// wake-up), before anything else of the stream exists.
+func TestHeadAndFirstEventInOneWrite(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	first := "e\r\ndata: first\n\n\r\n"
+	release := make(chan struct{})
+	up := serveRequests(t, func(c net.Conn) bool {
+		c.Write([]byte(head + first)) // one write: one read at the gateway
+		<-release
+		c.Write([]byte("0\r\n\r\n"))
+		return true
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r1", "/s", up)))
+
+	var writes, bytes atomic.Int64
+	hook := func(_ gnet.Conn, n int) { writes.Add(1); bytes.Add(int64(n)) }
+	testHookClientWrite.Store(&hook)
+	defer testHookClientWrite.Store(nil)
+
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), "data: first\n\n\r\n") {
+		n, err := c.Read(buf)
+		require.NoError(t, err, "got %q", got)
+		got = append(got, buf[:n]...)
+	}
+	assert.Equal(t, int64(1), writes.Load(), "writes to the client for the head and the first event")
+	assert.Equal(t, int64(len(got)), bytes.Load())
+	close(release)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !strings.HasSuffix(string(got), "0\r\n\r\n") {
+		n, err := c.Read(buf)
+		require.NoError(t, err, "got %q", got)
+		got = append(got, buf[:n]...)
 	}
 }

@@ -294,7 +294,7 @@ func (l *loop) proceed(ex *exchange) {
 	}
 	r := &ex.req
 	if r.Expect100 && r.Body != http1.BodyNone && !ex.reqDone && len(ex.body) == 0 {
-		ex.cl.c.Write(continue100)
+		ex.cl.write(continue100)
 	}
 	l.active.Add(1)
 	ex.counted = true

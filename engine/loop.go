@@ -162,6 +162,18 @@ type client struct {
 	pausedFD int32
 }
 
+// write sends b to the client (gnet writes it at once, or buffers what
+// the socket does not take). Every response byte goes through here.
+func (cl *client) write(b []byte) {
+	if h := testHookClientWrite.Load(); h != nil {
+		(*h)(cl.c, len(b)) // before: the client may read b at once
+	}
+	cl.c.Write(b)
+}
+
+// testHookClientWrite, when set by a test, sees every write to a client.
+var testHookClientWrite atomic.Pointer[func(c gnet.Conn, n int)]
+
 func (l *loop) clientOpened(c gnet.Conn) {
 	l.tick()
 	var cl *client

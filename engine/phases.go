@@ -142,7 +142,7 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 	if cl.closed || cl.c == nil {
 		return
 	}
-	cl.c.Write(l.wbuf)
+	cl.write(l.wbuf)
 	if cl.closed {
 		return
 	}

@@ -21,7 +21,7 @@ func (l *loop) startTunnel(ex *exchange, buf []byte, n int) bool {
 	cl.state = csTunnel
 	cl.ex = nil
 	cl.tunnelUp = uc
-	cl.c.Write(l.wbuf)
+	cl.write(l.wbuf)
 	if cl.closed {
 		return false
 	}
@@ -60,7 +60,7 @@ func (l *loop) tunnelFromUpstream(uc *upConn) gnet.Action {
 	if len(buf) == 0 {
 		return gnet.None
 	}
-	cl.c.Write(buf)
+	cl.write(buf)
 	if uc.dead {
 		return gnet.None
 	}

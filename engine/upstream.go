@@ -435,7 +435,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		l.wbuf = append(l.wbuf, rest[:k]...)
 		ex.respLeft = 0
 		uc.c.Discard(n + k)
-		cl.c.Write(l.wbuf)
+		cl.write(l.wbuf)
 		if cl.closed {
 			return false
 		}
@@ -451,7 +451,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 			l.bodyFilter(ex, rest[:k])
 			l.wbuf = append(l.wbuf, rest[:k]...)
 			uc.c.Discard(n + k)
-			cl.c.Write(l.wbuf)
+			cl.write(l.wbuf)
 			if cl.closed {
 				return false
 			}
@@ -463,7 +463,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		}
 	}
 	uc.c.Discard(n)
-	cl.c.Write(l.wbuf)
+	cl.write(l.wbuf)
 	if cl.closed {
 		return false
 	}
@@ -487,7 +487,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 			n = int(ex.respLeft)
 		}
 		l.bodyFilter(ex, buf[:n])
-		cl.c.Write(buf[:n])
+		cl.write(buf[:n])
 		if cl.closed {
 			return false
 		}
@@ -502,7 +502,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		n, done, err := l.takeChunks(ex, buf)
 		if !ex.decode && n > 0 {
 			l.bodyFilter(ex, buf[:n])
-			cl.c.Write(buf[:n])
+			cl.write(buf[:n])
 		}
 		if cl.closed {
 			return false
@@ -523,7 +523,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		return true
 	default: // until close
 		l.bodyFilter(ex, buf)
-		cl.c.Write(buf)
+		cl.write(buf)
 		if cl.closed {
 			return false
 		}
@@ -551,7 +551,7 @@ func (l *loop) takeChunks(ex *exchange, buf []byte) (n int, done bool, err error
 		l.scanChunk(ex, data)
 		if ex.decode && len(data) > 0 {
 			l.bodyFilter(ex, data) // what the client gets: the data, unframed
-			ex.cl.c.Write(data)
+			ex.cl.write(data)
 			if ex.cl.closed {
 				return n, false, nil
 			}
