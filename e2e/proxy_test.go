@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -525,8 +526,28 @@ func TestChashOnVars(t *testing.T) {
 	}
 	assert.Len(t, combo, 2, "combinations spread: %v", combo)
 
-	first := name("/missing")
-	for i := 0; i < 5; i++ {
-		assert.Equal(t, first, name("/missing"), "a missing key hashes on the client address")
+	// A missing key hashes on the client address: the same address keeps
+	// its node, and clients from 20 loopback addresses reach both nodes.
+	fromAddr := func(ip string) string {
+		t.Helper()
+		c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+			LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}).DialContext}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(gw.url("/missing"))
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		return resp.Header.Get("X-Upstream-Name")
 	}
+	byAddr := map[string]int{}
+	for i := 1; i <= 20; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		first := fromAddr(ip)
+		for j := 0; j < 3; j++ {
+			assert.Equal(t, first, fromAddr(ip), "same client address, same node: %s", ip)
+		}
+		byAddr[first]++
+	}
+	assert.Len(t, byAddr, 2, "client addresses spread over the nodes: %v", byAddr)
 }
