@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Entry is one finished request as the access log sees it. The engine fills
@@ -187,12 +188,14 @@ func appendQuoted[T []byte | string](dst []byte, s T) []byte {
 		}
 		size := 1
 		if c >= 0x80 {
-			var r rune
-			r, size = decodeRune(s[i:])
-			if r >= 0 && !(r >= 0x80 && r <= 0x9f) && r != 0x2028 && r != 0x2029 {
-				i += size
+			// at most 4 bytes: the conversion of a []byte stays on the stack
+			r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+			valid := r != utf8.RuneError || n > 1
+			if valid && !(r >= 0x80 && r <= 0x9f) && r != 0x2028 && r != 0x2029 {
+				i += n
 				continue
 			}
+			size = n
 		}
 		dst = append(dst, s[start:i]...)
 		for j := i; j < i+size; j++ {
@@ -216,49 +219,4 @@ func appendQuoted[T []byte | string](dst []byte, s T) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-// decodeRune decodes the UTF-8 sequence at the start of s (len(s) > 0) as
-// unicode/utf8 does (no overlong forms, surrogates or values past U+10FFFF),
-// for strings and byte slices alike; an invalid sequence is (-1, 1).
-func decodeRune[T []byte | string](s T) (rune, int) {
-	c0 := s[0]
-	var n int
-	lo, hi := byte(0x80), byte(0xbf) // range of the second byte
-	switch {
-	case c0 < 0x80:
-		return rune(c0), 1
-	case c0 < 0xc2:
-		return -1, 1
-	case c0 < 0xe0:
-		n = 2
-	case c0 < 0xf0:
-		n = 3
-		if c0 == 0xe0 {
-			lo = 0xa0
-		} else if c0 == 0xed {
-			hi = 0x9f
-		}
-	case c0 < 0xf5:
-		n = 4
-		if c0 == 0xf0 {
-			lo = 0x90
-		} else if c0 == 0xf4 {
-			hi = 0x8f
-		}
-	default:
-		return -1, 1
-	}
-	if len(s) < n || s[1] < lo || s[1] > hi {
-		return -1, 1
-	}
-	r := rune(c0) & (0xff >> (n + 1))
-	r = r<<6 | rune(s[1]&0x3f)
-	for k := 2; k < n; k++ {
-		if s[k] < 0x80 || s[k] > 0xbf {
-			return -1, 1
-		}
-		r = r<<6 | rune(s[k]&0x3f)
-	}
-	return r, n
 }

@@ -166,28 +166,15 @@ func TestAppendEntryEscaping(t *testing.T) {
 	assert.Equal(t, `""`, fields["ua"])
 }
 
-func TestDecodeRuneMatchesUTF8(t *testing.T) {
-	var inputs [][]byte
-	for c0 := 0x80; c0 <= 0xff; c0++ {
-		for _, c1 := range []byte{0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff} {
-			inputs = append(inputs, []byte{byte(c0)}, []byte{byte(c0), c1},
-				[]byte{byte(c0), c1, 0x80}, []byte{byte(c0), c1, 0xbf, 0xbf}, []byte{byte(c0), c1, 0x80, 0x41})
-		}
-	}
-	for _, in := range inputs {
-		r, n := utf8.DecodeRune(in)
-		gr, gn := decodeRune(in)
-		if r == utf8.RuneError && n == 1 {
-			assert.Equal(t, -1, int(gr), "% x", in)
-			assert.Equal(t, 1, gn, "% x", in)
-			continue
-		}
-		assert.Equal(t, r, gr, "% x", in)
-		assert.Equal(t, n, gn, "% x", in)
-		sr, sn := decodeRune(string(in))
-		assert.Equal(t, gr, sr)
-		assert.Equal(t, gn, sn)
-	}
+// appendQuoted keeps valid UTF-8 text, escapes every byte of an invalid
+// sequence, C1 controls and U+2028/9, and does not allocate for a byte
+// slice when dst has room.
+func TestAppendQuotedUTF8(t *testing.T) {
+	in := []byte("é\xff\xe2\x82\u2028\u0085ok\U0001F600\xed\xa0\x80")
+	assert.Equal(t, `"é\xff\xe2\x82\xe2\x80\xa8\xc2\x85ok😀\xed\xa0\x80"`, string(appendQuoted(nil, in)))
+	assert.Equal(t, string(appendQuoted(nil, in)), string(appendQuoted(nil, string(in))))
+	buf := make([]byte, 0, 256)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = appendQuoted(buf[:0], in) }))
 }
 
 // FuzzAppendEntry: whatever the request carries, the entry is one line with
