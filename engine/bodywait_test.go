@@ -67,14 +67,20 @@ func TestBodyWaitOnlyForRoutesThatReadIt(t *testing.T) {
 }
 
 // A client dribbling the body a route waits for is cut at the header
-// timeout, counted from the head's first byte: new bytes do not restart it.
+// timeout, counted from the head's first byte: neither the rest of the
+// head nor new body bytes restart it.
 func TestBodyWaitKeepsHeaderTimeout(t *testing.T) {
 	addr, heads := headServer(t)
-	g := startTestGatewayOpts(t, 1, bodyRoutes(addr), func(o *Options) { o.HeaderTimeout = 300 * time.Millisecond })
+	const timeout = time.Second
+	g := startTestGatewayOpts(t, 1, bodyRoutes(addr), func(o *Options) { o.HeaderTimeout = timeout })
 	c, err := net.Dial("tcp", g.addr)
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = io.WriteString(c, "POST /chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	start := time.Now()
+	_, err = io.WriteString(c, "POST /chat HTTP/1.1\r\nHost: x\r\n")
+	require.NoError(t, err)
+	time.Sleep(timeout * 6 / 10) // the head completes late
+	_, err = io.WriteString(c, "Transfer-Encoding: chunked\r\n\r\n")
 	require.NoError(t, err)
 	closed := make(chan struct{})
 	go func() {
@@ -91,6 +97,9 @@ func TestBodyWaitKeepsHeaderTimeout(t *testing.T) {
 				t.Fatalf("request %q reached the upstream", h)
 			default:
 			}
+			// the deadline sweep runs every 100 ms; a timeout restarted
+			// when the head completed would close at 1.6 s
+			assert.Less(t, time.Since(start), timeout*14/10, "closed %v after the head's first byte", time.Since(start))
 			return
 		case <-end:
 			t.Fatal("a dribbled body kept the connection open past the header timeout")

@@ -153,10 +153,10 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	ex.tbl = t
 	// a route matches on post_arg.*: a request reaching it is matched
 	// again with its body (≤ 64 KiB) once that has arrived
-	ex.rreq.BodyPending = t.BodyVars && r.Body != http1.BodyNone && !r.Expect100
+	ex.rreq.BodyPending = r.Body != http1.BodyNone && !r.Expect100
 	rt := t.Match(&ex.rreq)
 	if ex.rreq.NeedBody {
-		if !bodyArrived(r, buf[n:]) {
+		if !l.bodyArrived(cl, r, buf, n) {
 			l.requests.Add(-1)
 			return false
 		}
@@ -173,7 +173,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		(*h)(rt)
 	}
 	ch := rt.Chain
-	if ch != nil && ch.NeedsBody && !r.Expect100 && !bodyArrived(r, buf[n:]) {
+	if ch != nil && ch.NeedsBody && !r.Expect100 && !l.bodyArrived(cl, r, buf, n) {
 		l.requests.Add(-1)
 		return false // a plugin reads the body: parse again when it is here
 	}
@@ -204,11 +204,31 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	return true
 }
 
-// bodyArrived reports whether the request body of r is complete in rest (the
-// bytes after its head), or too large to wait for (plugin.MaxPeekBody).
-func bodyArrived(r *http1.Request, rest []byte) bool {
-	w := bodyWait{kind: r.Body, length: r.ContentLength}
-	return w.arrived(rest)
+// bodyArrived reports whether the request body of r (a head of n bytes at
+// the start of buf) is complete, or too large to wait for
+// (plugin.MaxPeekBody). It keeps its progress in the client's bodyWait,
+// so a body that comes in pieces is scanned once.
+func (l *loop) bodyArrived(cl *client, r *http1.Request, buf []byte, n int) bool {
+	w := cl.wait
+	if w == nil {
+		if k := len(l.freeWaits); k > 0 {
+			w = l.freeWaits[k-1]
+			l.freeWaits = l.freeWaits[:k-1]
+		} else {
+			w = new(bodyWait)
+		}
+		*w = bodyWait{head: n, kind: r.Body, length: r.ContentLength}
+		cl.wait = w
+	}
+	return w.arrived(buf[n:])
+}
+
+// endWait recycles cl's bodyWait, if any.
+func (l *loop) endWait(cl *client) {
+	if w := cl.wait; w != nil {
+		cl.wait = nil
+		l.freeWaits = append(l.freeWaits, w)
+	}
 }
 
 // bodyWait is a client's wait for a request body a route or plugin reads
@@ -220,12 +240,20 @@ type bodyWait struct {
 	kind    http1.BodyKind
 	length  int64 // Content-Length
 	scanned int   // chunked: body bytes scanned so far
+	done    bool  // arrived reported true: the scan is over
 	ch      http1.Chunked
 }
 
 // arrived reports whether the body is complete in rest (the bytes after the
 // head), or too large to wait for (plugin.MaxPeekBody).
 func (w *bodyWait) arrived(rest []byte) bool {
+	if !w.done {
+		w.done = w.scan(rest)
+	}
+	return w.done
+}
+
+func (w *bodyWait) scan(rest []byte) bool {
 	switch w.kind {
 	case http1.BodyLength:
 		return w.length > plugin.MaxPeekBody || int64(len(rest)) >= w.length

@@ -39,6 +39,7 @@ type loop struct {
 
 	clients     []*client // open clients, for the sweep; client.slot is its index
 	freeClients []*client
+	freeWaits   []*bodyWait
 	freeEx      []*exchange
 
 	wbuf   []byte // scratch for heads written to clients
@@ -141,7 +142,7 @@ const (
 	csTunnel               // upgraded (WebSocket): raw bytes both ways
 )
 
-// client is one accepted connection. It is kept small (64 bytes): an idle
+// client is one accepted connection. It is kept small (80 bytes): an idle
 // keep-alive connection costs this, gnet's conn, and nothing else.
 type client struct {
 	c        gnet.Conn
@@ -154,10 +155,9 @@ type client struct {
 	state    uint8
 	closed   bool
 	shutWR   bool
-	partial  bool // part of a head is buffered (header timeout applies)
-	waiting  bool // a complete head waits for its body (wait; header timeout applies)
-	wait     bodyWait
-	paused   bool // out of gnet for backpressure (c == nil); pausedFD holds the socket
+	partial  bool      // a head, or a body a route waits for, is on its way (header timeout applies)
+	wait     *bodyWait // a complete head waits for its body; nil otherwise
+	paused   bool      // out of gnet for backpressure (c == nil); pausedFD holds the socket
 	resuming bool
 	pausedFD int32
 }
@@ -226,6 +226,7 @@ func (l *loop) clientClosed(cl *client) {
 	}
 	l.open.Store(int64(len(l.clients)))
 	cl.c = nil
+	l.endWait(cl)
 	l.freeClients = append(l.freeClients, cl)
 }
 
@@ -283,7 +284,7 @@ func (l *loop) serve(cl *client) gnet.Action {
 			cl.partial = false
 			return gnet.None
 		}
-		if cl.waiting && len(buf) >= cl.wait.head && !cl.wait.arrived(buf[cl.wait.head:]) {
+		if w := cl.wait; w != nil && len(buf) >= w.head && !w.arrived(buf[w.head:]) {
 			return gnet.None // the head is parsed again once the body is here
 		}
 		ex := l.getExchange(cl)
@@ -299,7 +300,6 @@ func (l *loop) serve(cl *client) gnet.Action {
 			}
 			return gnet.None
 		}
-		cl.partial = cl.waiting // the header timeout still runs
 		if err != nil {
 			l.putExchange(ex)
 			l.rejectAndLinger(cl, http1.StatusOf(err), err.Error())
@@ -310,18 +310,18 @@ func (l *loop) serve(cl *client) gnet.Action {
 		if !l.dispatch(cl, ex, buf, n) {
 			// waiting for the body a route or plugin reads; the head
 			// is parsed again when the body has arrived
+			// (the header timeout runs from the head's first byte)
 			cl.ex = nil
 			cl.state = csIdle
-			if !cl.waiting {
-				cl.waiting = true
-				cl.wait = bodyWait{head: n, kind: ex.req.Body, length: ex.req.ContentLength}
+			if !cl.partial {
 				cl.partial = true
 				cl.deadline = l.now + int64(l.opts.HeaderTimeout)
 			}
 			l.putExchange(ex)
 			return gnet.None
 		}
-		cl.waiting, cl.partial = false, false
+		cl.partial = false
+		l.endWait(cl)
 	}
 	if cl.closed {
 		return gnet.Close

@@ -533,10 +533,10 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 }
 
 // takeChunks advances ex.respChunk over the chunked framing in buf,
-// scanning each chunk's data for LLM usage, and returns how many bytes are
-// complete pieces (a partial chunk's data counts; a partial size line
-// waits) and whether the last chunk ended the body; err is a malformed
-// chunk after those n bytes. For an HTTP/1.0 client (ex.decode) it writes
+// scanning each chunk's data for LLM usage, and returns how many bytes it
+// took (a partial chunk's data and a partial size line are taken too: the
+// parser keeps its place) and whether the last chunk ended the body; err
+// is a malformed chunk after those n bytes. For an HTTP/1.0 client (ex.decode) it writes
 // each chunk's data to the client unframed as it goes, and stops early
 // when the client closed; otherwise the caller writes buf[:n].
 func (l *loop) takeChunks(ex *exchange, buf []byte) (n int, done bool, err error) {

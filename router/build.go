@@ -56,7 +56,6 @@ type build struct {
 	rotations []*plugin.Rotation // Table.Rotations
 	cons      []plugin.Consumer  // snapshot consumers, sorted
 	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
-	bodyVars  bool               // Table.BodyVars
 	arms      []metrics.Arm      // Table.SplitArms
 	hashKeys  []HashKey          // Table.HashKeys
 }
@@ -120,7 +119,6 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.idx = ib.finish()
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
-	t.BodyVars = s.bodyVars
 	t.SplitArms = s.arms
 	t.HashKeys = s.hashKeys
 	slices.Sort(t.RouteIDs)
@@ -191,9 +189,6 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		return errf("%w", err)
 	}
 	rt.match.vars = vars
-	if vars.NeedsBody() {
-		s.bodyVars = true
-	}
 
 	uris := mr.URIs
 	if mr.URI != "" {
@@ -292,10 +287,7 @@ func (s *build) upstream(key string, m *model.Upstream) (*balancer.Upstream, err
 	if err != nil {
 		return nil, err
 	}
-	hk, err := compileHashKey(u)
-	if err != nil {
-		return nil, fmt.Errorf("router: %s: %w", key, err)
-	}
+	hk := compileHashKey(u)
 	u.Index = len(s.list)
 	s.list = append(s.list, u)
 	s.hashKeys = append(s.hashKeys, hk)

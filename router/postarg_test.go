@@ -62,7 +62,6 @@ func TestMatchBodyPending(t *testing.T) {
 		route("chat", "/chat"),
 		route("other", "/other"),
 	)
-	assert.True(t, tbl.BodyVars)
 	r := newRequest(t, "POST", "/chat")
 	r.BodyPending = true
 	assert.Nil(t, tbl.Match(r))
@@ -73,6 +72,28 @@ func TestMatchBodyPending(t *testing.T) {
 	assert.False(t, r.NeedBody)
 	r.Body = []byte(`{"model":"gpt-3.5"}`)
 	assert.Equal(t, "chat", matchID(tbl, r))
+
+	// the same stop under an exact host, a wildcard host and a prefix: a
+	// lower-precedence route must not win while the body is on its way
+	hosted := buildTable(t,
+		route("exact", "/chat", withHosts("a.com"), withVars(`[["post_arg.model","==","gpt-4o"]]`)),
+		route("wild", "/chat", withHosts("*.b.com"), withVars(`[["post_arg.model","==","gpt-4o"]]`)),
+		route("prefix", "/p/*", withHosts("a.com"), withVars(`[["post_arg.model","==","gpt-4o"]]`)),
+		route("any", "/chat"),
+		route("any-p", "/p/*"),
+	)
+	for _, c := range []struct{ host, path, want string }{
+		{"a.com", "/chat", "exact"}, {"x.b.com", "/chat", "wild"}, {"a.com", "/p/x", "prefix"},
+	} {
+		r := newRequest(t, "POST", c.path, "Host: "+c.host)
+		r.BodyPending = true
+		assert.Nil(t, hosted.Match(r), c.want)
+		assert.True(t, r.NeedBody, c.want)
+		r.BodyPending, r.Body = false, []byte(`{"model":"gpt-4o"}`)
+		assert.Equal(t, c.want, matchID(hosted, r))
+		r.Body = []byte(`{"model":"other"}`)
+		assert.Equal(t, map[string]string{"exact": "any", "wild": "any", "prefix": "any-p"}[c.want], matchID(hosted, r))
+	}
 
 	for _, c := range []struct{ method, path, want string }{
 		{"POST", "/other", "other"},
@@ -97,10 +118,8 @@ func FuzzPostArg(f *testing.F) {
 	})
 }
 
-func TestTableBodyVars(t *testing.T) {
-	assert.False(t, buildTable(t, route("a", "/a", withVars(`[["arg_x","==","1"]]`))).BodyVars)
+func TestMatchWithBody(t *testing.T) {
 	tbl := buildTable(t, route("a", "/a", withVars(`[["post_arg.model","==","gpt-4o"]]`)), route("b", "/a"))
-	assert.True(t, tbl.BodyVars)
 	r := newRequest(t, "POST", "/a")
 	assert.Equal(t, "b", matchID(tbl, r), "no body: the vars are false")
 	r.Body = []byte(`{"model":"gpt-4o"}`)

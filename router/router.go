@@ -57,9 +57,6 @@ type Table struct {
 	// HashKeys holds each upstream's compiled chash key, by Upstream.Index
 	// (zero for upstreams that do not hash on variables).
 	HashKeys []HashKey
-	// BodyVars: a route's vars read the request body (post_arg.*), so a
-	// request with a body is matched with Request.BodyPending set.
-	BodyVars bool
 
 	idx index
 }

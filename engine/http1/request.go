@@ -325,27 +325,20 @@ func (r *Request) HeaderVarIndex(name []byte) int {
 // Arg returns the raw (not percent-decoded) value of the first query
 // argument named exactly name, or nil when absent; an argument without '='
 // has an empty non-nil value. It does not allocate.
-func (r *Request) Arg(name []byte) []byte { return ArgValue(r.Query, name) }
+func (r *Request) Arg(name []byte) []byte { return argValue(r.Query, name, false) }
 
 // ArgFold is Arg with the name compared ASCII case-insensitively, as
 // nginx's $arg_NAME reads the query.
-func (r *Request) ArgFold(name []byte) []byte {
-	for q := r.Query; len(q) > 0; {
-		var arg []byte
-		arg, q = CutArg(q)
-		if k, v := SplitArg(arg); EqualFold(k, name) {
-			return v
-		}
-	}
-	return nil
-}
+func (r *Request) ArgFold(name []byte) []byte { return argValue(r.Query, name, true) }
 
 // ArgValue is Arg for any "a=1&b=2" list (a query string or a form body).
-func ArgValue(list, name []byte) []byte {
+func ArgValue(list, name []byte) []byte { return argValue(list, name, false) }
+
+func argValue(list, name []byte, fold bool) []byte {
 	for len(list) > 0 {
 		var arg []byte
 		arg, list = CutArg(list)
-		if k, v := SplitArg(arg); bytes.Equal(k, name) {
+		if k, v := SplitArg(arg); fold && EqualFold(k, name) || !fold && bytes.Equal(k, name) {
 			return v
 		}
 	}
