@@ -109,10 +109,7 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
-	each("consumers", func(id string, o any) {
-		c := o.(*model.Consumer)
-		snap.Consumers[id] = &model.Consumer{Username: c.Username, Plugins: c.Plugins}
-	})
+	each("consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })
 	return snap
 }
 

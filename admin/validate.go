@@ -66,14 +66,12 @@ func decodeItem(res, id string, raw []byte) (any, error) {
 	case "ssls":
 		return decodeSSL(id, raw)
 	case "global_rules":
-		// APISIX schema_def.lua global_rule.
-		if err := decodePluginsItem("global rule", id, raw, "id", "plugins", "create_time", "update_time"); err != nil {
+		if err := decodePluginsItem("global rule", id, raw, model.GlobalRuleKeys); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(raw), nil
 	case "plugin_configs":
-		// APISIX schema_def.lua plugin_config.
-		if err := decodePluginsItem("plugin config", id, raw, "id", "name", "desc", "labels", "plugins", "create_time", "update_time"); err != nil {
+		if err := decodePluginsItem("plugin config", id, raw, model.PluginConfigKeys); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(raw), nil
@@ -97,20 +95,17 @@ func checkID(m map[string]json.RawMessage, kind, id string) error {
 	return nil
 }
 
-// decodePluginsItem checks a global rule or a plugin config: known keys
-// only, its id, and a required "plugins" object of objects.
-func decodePluginsItem(kind, id string, raw []byte, allowed ...string) error {
+// decodePluginsItem checks a global rule or a plugin config stored under
+// id: model.CheckPluginsItem with keys, and its id.
+func decodePluginsItem(kind, id string, raw []byte, keys []string) error {
 	m, err := model.Object(raw)
 	if err != nil {
 		return err
 	}
-	if err := model.OnlyKeys(m, allowed...); err != nil {
+	if err := model.CheckPluginsItem(m, keys...); err != nil {
 		return err
 	}
-	if err := checkID(m, kind, id); err != nil {
-		return err
-	}
-	return model.CheckPluginsItem(m, allowed...)
+	return checkID(m, kind, id)
 }
 
 // pluginKeyField is APISIX's admin/utils plugin_key_map: the field of an

@@ -76,6 +76,13 @@ func CheckItemMeta(m map[string]json.RawMessage) error {
 	return checkMeta("", name, desc, labels)
 }
 
+// The keys of a global rule and of a plugin config (APISIX schema_def.lua
+// global_rule, plugin_config), for CheckPluginsItem.
+var (
+	GlobalRuleKeys   = []string{"id", "plugins", "create_time", "update_time"}
+	PluginConfigKeys = []string{"id", "name", "desc", "labels", "plugins", "create_time", "update_time"}
+)
+
 // CheckPluginsItem checks a global rule or a plugin config (APISIX
 // schema_def.lua global_rule, plugin_config): keys in allowed only, the
 // metadata, and a required "plugins" object of objects. The id is the

@@ -28,10 +28,18 @@ var (
 // ParseTemplate splits s as APISIX's core.utils.resolve_var reads it:
 // `$name` (letters, digits, '_', '.'), `${name}`, `${name ?? default}`;
 // a '$' after a backslash, or not followed by a name, is literal text (the
-// backslash stays, as in APISIX). With captures, `$N` and `${N}` are
-// regex_uri captures (resolve_var_with_captures) first. Every string
-// parses; the error is for a capture number over 99.
-func ParseTemplate(s string, captures bool) ([]TemplatePart, error) {
+// backslash stays, as in APISIX). Every string parses.
+func ParseTemplate(s string) []TemplatePart {
+	parts, _ := parseTemplate(s, false) // only a capture fails
+	return parts
+}
+
+// ParseTemplateCaptures is ParseTemplate where `$N` and `${N}` are
+// regex_uri captures first (resolve_var_with_captures); the error is a
+// capture number over 99.
+func ParseTemplateCaptures(s string) ([]TemplatePart, error) { return parseTemplate(s, true) }
+
+func parseTemplate(s string, captures bool) ([]TemplatePart, error) {
 	var out []TemplatePart
 	var lit []byte
 	flush := func() {

@@ -14,8 +14,11 @@ func TestParseTemplate(t *testing.T) {
 	v := func(name string) TemplatePart { return TemplatePart{Var: name, Capture: -1} }
 	f := func(s string, captures bool, want ...TemplatePart) {
 		t.Helper()
-		got, err := ParseTemplate(s, captures)
+		got, err := parseTemplate(s, captures)
 		require.NoError(t, err, s)
+		if !captures {
+			assert.Equal(t, got, ParseTemplate(s))
+		}
 		assert.Equal(t, want, got, s)
 	}
 	f("$remote_addr $http_x_user", false, v("remote_addr"), lit(" "), v("http_x_user"))
@@ -30,7 +33,7 @@ func TestParseTemplate(t *testing.T) {
 	f("", false)
 	f("/v1/$1/${2}", true, lit("/v1/"), TemplatePart{Capture: 1}, lit("/"), TemplatePart{Capture: 2})
 	f("/v1/$1", false, lit("/v1/"), v("1"))
-	_, err := ParseTemplate("$100", true)
+	_, err := ParseTemplateCaptures("$100")
 	assert.EqualError(t, err, "capture $100 out of range")
 }
 
@@ -42,7 +45,7 @@ func FuzzParseTemplate(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, s string, captures bool) {
-		parts, err := ParseTemplate(s, captures)
+		parts, err := parseTemplate(s, captures)
 		if err != nil {
 			return
 		}
@@ -67,7 +70,7 @@ func FuzzParseTemplate(f *testing.F) {
 				b.WriteString(p.Lit)
 			}
 		}
-		again, err := ParseTemplate(b.String(), captures)
+		again, err := parseTemplate(b.String(), captures)
 		require.NoError(t, err, b.String())
 		assert.Equal(t, parts, again, "%q → %q", s, b.String())
 	})

@@ -166,12 +166,15 @@ func (v *Var) Append(dst []byte, r *http1.Request, remote netip.Addr) (_ []byte,
 
 // AppendHost appends nginx's $host for a Host value to dst: without its
 // port, ASCII lowercased.
-func AppendHost(dst, host []byte) []byte {
-	for _, b := range StripPort(host) {
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
+func AppendHost(dst, host []byte) []byte { return AppendLower(dst, StripPort(host)) }
+
+// AppendLower appends b to dst with ASCII letters lowercased.
+func AppendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		dst = append(dst, b)
+		dst = append(dst, c)
 	}
 	return dst
 }

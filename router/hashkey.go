@@ -1,7 +1,6 @@
 package router
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/sluice-gw/sluice/balancer"
@@ -26,30 +25,26 @@ type hashSeg struct {
 
 // compileHashKey compiles u's key; the zero HashKey (Valid false) when u
 // does not hash on variables.
-func compileHashKey(u *balancer.Upstream) (HashKey, error) {
+func compileHashKey(u *balancer.Upstream) HashKey {
 	if u.Kind != balancer.CHash {
-		return HashKey{}, nil
+		return HashKey{}
 	}
 	switch u.HashOn {
 	case balancer.HashVars:
 		name := strings.TrimPrefix(u.HashKey, "$")
-		return HashKey{segs: []hashSeg{{ref: plugin.ParseVar(name), hasRef: true}}}, nil
+		return HashKey{segs: []hashSeg{{ref: plugin.ParseVar(name), hasRef: true}}}
 	case balancer.HashVarsCombinations:
-		parts, err := plugin.ParseTemplate(u.HashKey, false)
-		if err != nil {
-			return HashKey{}, fmt.Errorf("key %q: %w", u.HashKey, err)
-		}
 		k := HashKey{}
-		for _, p := range parts {
+		for _, p := range plugin.ParseTemplate(u.HashKey) {
 			if p.Var == "" && !p.HasDef {
 				k.segs = append(k.segs, hashSeg{lit: []byte(p.Lit)})
 				continue
 			}
 			k.segs = append(k.segs, hashSeg{ref: plugin.ParseVar(p.Var), hasRef: true, def: []byte(p.Def), hasDef: p.HasDef})
 		}
-		return k, nil
+		return k
 	}
-	return HashKey{}, nil
+	return HashKey{}
 }
 
 // Valid reports whether k was compiled from a variable key.

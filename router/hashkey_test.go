@@ -11,17 +11,16 @@ import (
 
 func hashKeyFor(t *testing.T, hashOn, key string) HashKey {
 	t.Helper()
-	k, err := compileHashKey(&balancer.Upstream{Kind: balancer.CHash, HashOn: map[string]balancer.HashOn{
+	return compileHashKey(&balancer.Upstream{Kind: balancer.CHash, HashOn: map[string]balancer.HashOn{
 		"vars": balancer.HashVars, "vars_combinations": balancer.HashVarsCombinations, "header": balancer.HashHeader,
 	}[hashOn], HashKey: key})
-	require.NoError(t, err)
-	return k
 }
 
 // A chash key reads variables as a route's vars do: $host lowercased and
 // without its port, request_uri with the query, combinations with literals.
 func TestHashKeyValues(t *testing.T) {
 	r := newRequest(t, "GET", "/v1/chat?model=a", "Host: API.Example.com:9080", "X-User: u7", "Cookie: sid=s1")
+	r.Body = []byte(`{"model":"gpt-4o"}`)
 	for _, c := range []struct{ on, key, want string }{
 		{"vars", "host", "api.example.com"},
 		{"vars", "$host", "api.example.com"},
@@ -36,7 +35,7 @@ func TestHashKeyValues(t *testing.T) {
 		{"vars_combinations", "$request_uri-$http_x_user", "/v1/chat?model=a-u7"},
 		{"vars", "arg_MODEL", "a"},                                // nginx $arg_NAME: case-insensitive name
 		{"vars_combinations", `${host}\$x`, `api.example.com\$x`}, // APISIX keeps the backslash
-		{"vars_combinations", "${http_x_none ?? anon}/$post_arg.model", "anon/"},
+		{"vars_combinations", "${http_x_none ?? anon}/$post_arg.model", "anon/gpt-4o"},
 		{"vars_combinations", "${unterminated", "${unterminated"},
 	} {
 		k := hashKeyFor(t, c.on, c.key)

@@ -42,7 +42,7 @@ func (c *evalCtx) host() []byte {
 			c.hostRaw = h
 			c.hostN = -2
 		} else {
-			c.hostN = len(plugin.AppendHost(r.hostBuf[:0], h))
+			c.hostN = len(plugin.AppendLower(r.hostBuf[:0], h))
 		}
 	}
 	if c.hostN == -2 {

@@ -217,14 +217,12 @@ func add(snap *model.Snapshot, key, id string, js []byte) error {
 		}
 		snap.Services[id] = s
 	case keyPluginConfigs:
-		// APISIX schema_def.lua plugin_config.
-		if err := checkPluginsItem(js, "id", "name", "desc", "labels", "plugins", "create_time", "update_time"); err != nil {
+		if err := checkPluginsItem(js, model.PluginConfigKeys); err != nil {
 			return err
 		}
 		snap.PluginConfigs[id] = js
 	case keyGlobalRules:
-		// APISIX schema_def.lua global_rule.
-		if err := checkPluginsItem(js, "id", "plugins", "create_time", "update_time"); err != nil {
+		if err := checkPluginsItem(js, model.GlobalRuleKeys); err != nil {
 			return err
 		}
 		snap.GlobalRules[id] = js
@@ -304,12 +302,12 @@ func itemID(js []byte) (string, error) {
 
 // checkPluginsItem checks a plugin_config or global_rule item as the Admin
 // API does (model.CheckPluginsItem).
-func checkPluginsItem(js []byte, allowed ...string) error {
+func checkPluginsItem(js []byte, keys []string) error {
 	m, err := model.Object(js)
 	if err != nil {
 		return err
 	}
-	return model.CheckPluginsItem(m, allowed...)
+	return model.CheckPluginsItem(m, keys...)
 }
 
 type item struct {

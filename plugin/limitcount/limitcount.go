@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -394,12 +393,8 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 		}
 		return keySpec{segs: []segment{{ref: r}}}, nil
 	}
-	parts, err := plugin.ParseTemplate(key, false)
-	if err != nil {
-		return keySpec{}, plugin.Errorf(name, `property "key" validation failed: %v`, err)
-	}
 	ks := keySpec{}
-	for _, p := range parts {
+	for _, p := range plugin.ParseTemplate(key) {
 		if p.Var == "" && !p.HasDef {
 			ks.segs = append(ks.segs, segment{lit: []byte(p.Lit)})
 			continue
@@ -418,44 +413,37 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 // refused (APISIX would silently fall back to remote_addr).
 func compileVar(v string, env *plugin.Env) (*varRef, error) {
 	r := &varRef{v: plugin.ParseVar(v)}
-	switch r.v.Kind {
-	case plugin.VarNone, plugin.VarPostArg:
-		return nil, plugin.Errorf(name, `property "key" validation failed: variable %q is not supported by sluice (supported: remote_addr, consumer_name, route_id, service_id, host, uri, request_uri, args, request_method, http_*, arg_*, cookie_*)`, v)
-	case plugin.VarServiceID:
+	switch {
+	case r.v.Kind == plugin.VarNone || r.v.Kind == plugin.VarPostArg || strings.Contains(v, "."):
+		return nil, plugin.Errorf(name, `property "key" validation failed: variable %q is not supported by sluice (supported: remote_addr, consumer_name, route_id, service_id, host, uri, request_uri, args, request_method, http_*, arg_*, cookie_*; write ${name} when text follows a variable)`, v)
+	case r.v.Kind == plugin.VarServiceID:
 		r.val = env.ServiceID
 	}
 	return r, nil
 }
 
-// appendValue appends the variable's value (or its default) to dst;
-// present is false when it has no (or an empty) value. It does not
-// allocate beyond growing dst.
+// appendValue appends the variable's value to dst, or its default when
+// the variable is missing (APISIX resolve_var: nil, not empty); present
+// reports a value or a default (APISIX counts it in n_resolved). It does
+// not allocate beyond growing dst.
 func (r *varRef) appendValue(dst []byte, c *plugin.Ctx) (_ []byte, present bool) {
-	n := len(dst)
 	switch r.v.Kind {
 	case plugin.VarConsumer:
-		dst = append(dst, c.Consumer...)
+		dst, present = append(dst, c.Consumer...), c.Consumer != ""
 	case plugin.VarRouteID:
-		dst = append(dst, c.RouteID...)
+		dst, present = append(dst, c.RouteID...), c.RouteID != ""
 	case plugin.VarServiceID:
-		dst = append(dst, r.val...)
+		dst, present = append(dst, r.val...), r.val != ""
 	default:
-		dst, _ = r.v.Append(dst, c.Req, c.RemoteAddr)
+		dst, present = r.v.Append(dst, c.Req, c.RemoteAddr)
 	}
-	if len(dst) == n && r.hasDef {
-		dst = append(dst, r.def...)
+	if !present && r.hasDef {
+		return append(dst, r.def...), true
 	}
-	return dst, len(dst) > n
+	return dst, present
 }
 
-// appendAddr appends the client address as nginx's $remote_addr writes it
-// (IPv4-mapped IPv6 addresses in their IPv4 form).
-func appendAddr(dst []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return dst
-	}
-	return a.Unmap().AppendTo(dst)
-}
+var remoteAddr = plugin.Var{Kind: plugin.VarRemoteAddr}
 
 // appendKey appends the request's key value to dst. An empty value falls
 // back to the client address (APISIX: "The value of the configured key is
@@ -475,7 +463,7 @@ func (k *keySpec) appendKey(dst []byte, c *plugin.Ctx) []byte {
 		}
 	}
 	if hasVar && !resolved || len(dst) == start {
-		dst = appendAddr(dst[:start], c.RemoteAddr)
+		dst, _ = remoteAddr.Append(dst[:start], nil, c.RemoteAddr)
 	}
 	return dst
 }

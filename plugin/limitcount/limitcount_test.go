@@ -48,7 +48,7 @@ func request(t testing.TB, raw, addr string) *plugin.Ctx {
 	return c
 }
 
-const get = "GET /hello?user=ann HTTP/1.1\r\nHost: example.com:8080\r\nX-User: bob\r\nCookie: a=1; sid=xyz\r\n\r\n"
+const get = "GET /hello?user=ann&empty= HTTP/1.1\r\nHost: example.com:8080\r\nX-User: bob\r\nCookie: a=1; sid=xyz\r\n\r\n"
 
 // headers returns the response headers plugins added, by name.
 func headers(c *plugin.Ctx) map[string]string {
@@ -182,6 +182,7 @@ func TestKeys(t *testing.T) {
 	f("var_combination", "$remote_addr $", "10.0.0.7 $")
 	f("var_combination", "$http_x_missing:$arg_user", ":ann") // one resolved: kept
 	f("var_combination", "$http_x_missing:$arg_nope", "10.0.0.7")
+	f("var_combination", "${arg_empty ?? d}|${http_x_missing ?? d}", "|d") // present but empty: no default
 	f("var_combination", "plain", "plain")
 
 	c.RemoteAddr = netip.MustParseAddr("::ffff:10.0.0.8")
@@ -241,6 +242,7 @@ func TestCompileErrors(t *testing.T) {
 	f(`{"count":3,"time_window":60,"allow_degradation":"yes"}`, `property "allow_degradation" validation failed: wrong type: expected boolean, got string`)
 	f(`{"count":3,"time_window":60,"key":"server_addr"}`, `variable "server_addr" is not supported by sluice`)
 	f(`{"count":3,"time_window":60,"key_type":"var_combination","key":"$remote_addr $post_arg.model"}`, `variable "post_arg.model" is not supported`)
+	f(`{"count":3,"time_window":60,"key_type":"var_combination","key":"$http_x_user.v1"}`, `variable "http_x_user.v1" is not supported`)
 	f(`[1]`, `invalid JSON`)
 
 	// Accepted: APISIX's fixed window, a null field, an unknown field.

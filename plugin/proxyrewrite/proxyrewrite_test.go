@@ -220,6 +220,7 @@ func TestCompileErrors(t *testing.T) {
 	f(`{"uri":1}`, `property "uri" validation failed: wrong type: expected string, got number`)
 	f(`{"uri":"/$foo"}`, `property "uri" validation failed: variable $foo is not supported by sluice (supported: `+supportedVars+`; write ${name} when text follows a variable)`)
 	f(`{"uri":"/$uri.json"}`, `property "uri" validation failed: variable $uri.json is not supported by sluice (supported: `+supportedVars+`; write ${name} when text follows a variable)`)
+	f(`{"uri":"/$arg_id.json"}`, `property "uri" validation failed: variable $arg_id.json is not supported by sluice (supported: `+supportedVars+`; write ${name} when text follows a variable)`)
 	f(`{"uri":"/$1"}`, `property "uri" validation failed: variable $1 is not supported by sluice here (regex_uri captures are available in header values)`)
 	f(`{"regex_uri":["^/a"]}`, `property "regex_uri" validation failed: expect array to have at least 2 items`)
 	f(`{"regex_uri":"^/a"}`, `property "regex_uri" validation failed: wrong type: expected array, got string`)

@@ -3,6 +3,7 @@ package proxyrewrite
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-gw/sluice/plugin"
 )
@@ -60,9 +61,12 @@ func (t tmpl) literal() bool {
 // Unknown variables are errors: a URI or header built from a variable
 // sluice does not have would silently lose it.
 func parseTemplate(s string, captures bool) (tmpl, error) {
-	parts, err := plugin.ParseTemplate(s, captures)
-	if err != nil {
-		return nil, err
+	parts := plugin.ParseTemplate(s)
+	if captures {
+		var err error
+		if parts, err = plugin.ParseTemplateCaptures(s); err != nil {
+			return nil, err
+		}
 	}
 	t := make(tmpl, 0, len(parts))
 	for _, tp := range parts {
@@ -86,6 +90,9 @@ func parseTemplate(s string, captures bool) (tmpl, error) {
 // carry here (unknown names, the body, consumer and route ids).
 func variable(name string) (plugin.Var, error) {
 	v := plugin.ParseVar(name)
+	if strings.Contains(name, ".") { // "$arg_id.json": the argument "id.json"
+		v.Kind = plugin.VarNone
+	}
 	switch v.Kind {
 	case plugin.VarNone, plugin.VarPostArg, plugin.VarConsumer, plugin.VarRouteID, plugin.VarServiceID:
 		if _, err := strconv.Atoi(name); err == nil {
