@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/model"
 )
 
@@ -168,4 +169,29 @@ func TestBodyWaitLargeChunkedBodyIsNotPeeked(t *testing.T) {
 	}
 	assert.Equal(t, "by-model", post(`{"model":"gpt-4o","messages":[]}`))
 	assert.Equal(t, "chat", post(`{"model":"gpt-4o","messages":["`+strings.Repeat("x", 70<<10)+`"]}`))
+}
+
+// FuzzBodyWait: scanning a chunked body as it arrives, in any pieces, ends
+// with the answer one scan of the whole gives; once complete it stays so.
+func FuzzBodyWait(f *testing.F) {
+	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"), uint8(3))
+	f.Add([]byte("5\r\nhel"), uint8(1))
+	f.Add([]byte("zz\r\n"), uint8(2))
+	f.Add([]byte("3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\nGET / HTTP/1.1\r\n"), uint8(5))
+	f.Fuzz(func(t *testing.T, body []byte, step uint8) {
+		whole := (&bodyWait{kind: http1.BodyChunked}).arrived(body)
+		w := &bodyWait{kind: http1.BodyChunked}
+		got, n := false, 0
+		for n < len(body) {
+			n = min(len(body), n+1+int(step))
+			done := w.arrived(body[:n])
+			if got && !done {
+				t.Fatalf("complete at some prefix, incomplete at %d", n)
+			}
+			got = done
+		}
+		if len(body) > 0 && got != whole {
+			t.Fatalf("pieces of %d: %v, whole: %v (%q)", 1+int(step), got, whole, body)
+		}
+	})
 }
