@@ -42,13 +42,13 @@ func fill() {
 	st.Inc(200)
 	st.Inc(200)
 	st.Inc(503)
-	NewHistogram("apisix_http_latency", LatencyBuckets, append([]string{"type", "request"}, lbl...)...).Update(12.5)
+	NewHistogram("apisix_http_latency", LatencyBuckets, append([]string{"type", "request"}, lbl...)...).Update(0, 12.5)
 	Counter("apisix_bandwidth", append([]string{"type", "egress"}, lbl...)...).Add(1420)
 	Counter("sluice_split_requests_total", "route", "exp-1", "rule", "0", "arm", "gpt-4o").Inc()
-	NewHistogram("sluice_split_latency_seconds", SecondsBuckets, "route", "exp-1", "rule", "0", "arm", "gpt-4o").Update(0.25)
+	NewHistogram("sluice_split_latency_seconds", SecondsBuckets, "route", "exp-1", "rule", "0", "arm", "gpt-4o").Update(0, 0.25)
 	Set.GetOrCreateGauge(Name("sluice_split_weight", "route", "exp-1", "rule", "0", "arm", "gpt-4o"), nil).Set(3)
 	Counter("sluice_llm_tokens_total", "route", "exp-1", "arm", "", "type", "prompt").Add(19)
-	NewHistogram("sluice_llm_ttft_seconds", SecondsBuckets, "route", "exp-1", "arm", "").Update(0.04)
+	NewHistogram("sluice_llm_ttft_seconds", SecondsBuckets, "route", "exp-1", "arm", "").Update(0, 0.04)
 	Counter("sluice_test_odd_label_total", "v", "a \"quoted\" \\ value\nwith newline").Inc()
 	SetConnStats(func() Conns {
 		return Conns{Active: 3, Accepted: 10, Handled: 10, Reading: 1, Writing: 1, Waiting: 1, Requests: 42}

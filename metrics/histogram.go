@@ -3,19 +3,25 @@ package metrics
 import (
 	"io"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Histogram is a classic Prometheus histogram (cumulative le buckets, _sum,
-// _count) whose Update takes no lock and does not allocate: one atomic add
-// on the value's bucket and a compare-and-swap loop on the sum. Event loops
-// share a handle; a scrape reads the counters one by one, so it may see an
-// update's bucket before its sum, never a _count that disagrees with the
-// +Inf bucket (both are the total of the bucket counters it read).
+// _count) whose Update takes no lock, does not allocate, and does not share
+// a cache line between event loops: each loop counts in its own shard (one
+// atomic add on the value's bucket, one on the sum), and a scrape adds the
+// shards up. The sum is kept in fixed point at a thousandth of the smallest
+// bound (sumScale: 1 µs for the seconds and milliseconds histograms; 2^64
+// µs is half a million years). A scrape reads the counters one by one, so
+// it may see an update's bucket before its sum, never a _count that
+// disagrees with the +Inf bucket (both are the total of the bucket
+// counters it read).
 //
 // VictoriaMetrics' PrometheusHistogram guards its counters with a mutex,
 // which the data plane must not take; its metric interface is unexported,
@@ -24,13 +30,20 @@ import (
 type Histogram struct {
 	family, labels string    // labels: the inside of {…}, "" when none
 	bounds         []float64 // upper bounds, strictly increasing
-	counts         []atomic.Uint64
-	sum            atomic.Uint64 // float64 bits
+	scale          float64   // a power of ten: sum resolution 1/scale
+	// cells holds the shards, stride cells each (a multiple of a cache
+	// line): len(bounds)+1 bucket counters, then the sum.
+	cells   []atomic.Uint64
+	stride  int
+	nshards int
 }
 
-// Update records v; NaN and negative values are dropped (a duration never
-// is one).
-func (h *Histogram) Update(v float64) {
+// cacheLine is the cells per 64-byte cache line.
+const cacheLine = 8
+
+// Update records v from event loop loop (any index: shards wrap); NaN and
+// negative values are dropped (a duration never is one).
+func (h *Histogram) Update(loop int, v float64) {
 	if math.IsNaN(v) || v < 0 {
 		return
 	}
@@ -41,13 +54,22 @@ func (h *Histogram) Update(v float64) {
 			break
 		}
 	}
-	h.counts[i].Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
+	base := (loop % h.nshards) * h.stride
+	if base < 0 {
+		base = 0
 	}
+	h.cells[base+i].Add(1)
+	h.cells[base+len(h.bounds)+1].Add(uint64(v*h.scale + 0.5))
+}
+
+// total returns cell i's count (len(bounds): +Inf, not cumulative) and
+// the sum, over every shard.
+func (h *Histogram) total(i int) uint64 {
+	var n uint64
+	for s := 0; s < h.nshards; s++ {
+		n += h.cells[s*h.stride+i].Load()
+	}
+	return n
 }
 
 // hists is the registry of histograms by series name.
@@ -68,13 +90,29 @@ func NewHistogram(family string, bounds []float64, kv ...string) *Histogram {
 	if h := hists[name]; h != nil {
 		return h
 	}
-	h := &Histogram{family: family, bounds: append([]float64(nil), bounds...),
-		counts: make([]atomic.Uint64, len(bounds)+1)}
+	h := &Histogram{family: family, bounds: append([]float64(nil), bounds...), scale: sumScale(bounds)}
+	h.nshards = runtime.GOMAXPROCS(0)
+	h.stride = (len(bounds) + 2 + cacheLine - 1) / cacheLine * cacheLine
+	n := h.nshards * h.stride
+	buf := make([]atomic.Uint64, n+cacheLine-1)
+	off := (cacheLine - int(uintptr(unsafe.Pointer(&buf[0]))/8%cacheLine)) % cacheLine
+	h.cells = buf[off : off+n : off+n] // shards start on a cache line
 	if i := strings.IndexByte(name, '{'); i >= 0 {
 		h.labels = name[i+1 : len(name)-1]
 	}
 	hists[name] = h
 	return h
+}
+
+// sumScale is the power of ten that keeps a histogram's sum to a thousandth
+// of its smallest bound (10^6 for seconds, 10^3 for milliseconds: 1 µs),
+// between 1 and 10^12.
+func sumScale(bounds []float64) float64 {
+	e := 6.0
+	if b := bounds[0]; b > 0 {
+		e = min(max(math.Ceil(3-math.Log10(b)), 0), 12)
+	}
+	return math.Pow(10, e)
 }
 
 // unregisterHistogram drops the series name from the registry; it reports
@@ -140,8 +178,8 @@ func writeHistograms(w io.Writer) {
 // appendText appends h's _bucket, _sum and _count lines.
 func (h *Histogram) appendText(b []byte) []byte {
 	var total uint64
-	for i := range h.counts {
-		total += h.counts[i].Load()
+	for i := 0; i <= len(h.bounds); i++ {
+		total += h.total(i)
 		le := "+Inf"
 		if i < len(h.bounds) {
 			le = strconv.FormatFloat(h.bounds[i], 'g', -1, 64)
@@ -168,7 +206,7 @@ func (h *Histogram) appendText(b []byte) []byte {
 		}
 		b = append(b, ' ')
 		if s == "_sum" {
-			b = strconv.AppendFloat(b, math.Float64frombits(h.sum.Load()), 'g', -1, 64)
+			b = strconv.AppendFloat(b, float64(h.total(len(h.bounds)+1))/h.scale, 'g', -1, 64)
 		} else {
 			b = strconv.AppendUint(b, total, 10)
 		}

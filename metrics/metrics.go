@@ -115,12 +115,13 @@ func NewLLM(route, arm string) *LLM {
 	}
 }
 
-// Record records one response: start and firstByte are unix nanos
-// (firstByte 0: no response byte came), prompt and completion the usage
-// object's token counts (0: none reported). It takes no lock.
-func (l *LLM) Record(start, firstByte, prompt, completion int64) {
+// Record records one response from event loop loop: start and firstByte
+// are unix nanos (firstByte 0: no response byte came), prompt and
+// completion the usage object's token counts (0: none reported). It takes
+// no lock.
+func (l *LLM) Record(loop int, start, firstByte, prompt, completion int64) {
 	if firstByte > 0 && firstByte >= start {
-		l.ttft.Update(float64(firstByte-start) / 1e9)
+		l.ttft.Update(loop, float64(firstByte-start)/1e9)
 	}
 	if prompt > 0 {
 		l.prompt.Add(int(prompt))

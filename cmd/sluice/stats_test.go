@@ -81,8 +81,8 @@ func TestStatsParseExport(t *testing.T) {
 	route := "r\"1\\x\ny" // every escape
 	metrics.Counter(statsSplitRequests, "route", route, "rule", "0", "arm", "blue").Add(5)
 	h := metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", "0", "arm", "blue")
-	h.Update(0.0015)
-	h.Update(0.3)
+	h.Update(0, 0.0015)
+	h.Update(0, 0.3)
 	buf := bytes.NewBuffer(exportOf(t, metrics.Name("", "route", route)))
 	ss, err := parseStatsText(buf.Bytes())
 	require.NoError(t, err, buf.String())
@@ -332,16 +332,16 @@ func TestStatsComputeExport(t *testing.T) {
 		return statsScrapeOf(t, string(exportOf(t, `{route="stats-compute"}`)), at)
 	}
 	req("v1").Add(1000)
-	lat("v1").Update(5)
+	lat("v1").Update(0, 5)
 	t0 := time.Unix(0, 0)
 	prev := scrape(t0)
 	for i := 0; i < 30; i++ {
 		req("v1").Inc()
-		lat("v1").Update(0.0015) // (0.001, 0.002]
+		lat("v1").Update(0, 0.0015) // (0.001, 0.002]
 	}
 	for i := 0; i < 10; i++ {
 		req("v2").Inc()
-		lat("v2").Update(0.3) // (0.2, 0.5]
+		lat("v2").Update(0, 0.3) // (0.2, 0.5]
 	}
 	rows := computeStats(prev, scrape(t0.Add(2*time.Second)))
 	require.Len(t, rows, 3)
@@ -586,7 +586,7 @@ func TestStatsOnceRealExporter(t *testing.T) {
 			} else {
 				st.Inc(200)
 			}
-			h.Update(secs)
+			h.Update(0, secs)
 		}
 	}
 	var scrapes atomic.Int64

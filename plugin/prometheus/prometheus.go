@@ -223,14 +223,14 @@ func (p *inst) Log(c *plugin.Ctx) {
 		end = c.Now
 	}
 	req := max(float64(end-c.Start)/1e6, 0)
-	ls.latReq.Update(req)
+	ls.latReq.Update(c.Loop, req)
 	gw := req
 	if c.UpstreamStart != 0 {
 		up := min(max(float64(end-c.UpstreamStart)/1e6, 0), req)
-		ls.latUp.Update(up)
+		ls.latUp.Update(c.Loop, up)
 		gw = req - up
 	}
-	ls.la.Update(gw)
+	ls.la.Update(c.Loop, gw)
 	if c.BytesIn > 0 {
 		ls.bwIn.Add(int(c.BytesIn))
 	}
@@ -241,7 +241,7 @@ func (p *inst) Log(c *plugin.Ctx) {
 	if c.Arm != nil {
 		return // traffic-split records the arm's LLM series
 	}
-	rs.llm.Record(c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
+	rs.llm.Record(c.Loop, c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
 }
 
 // newRoute creates a global rule's series of a route, on first use.

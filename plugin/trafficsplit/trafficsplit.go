@@ -435,6 +435,6 @@ func (s *split) Log(c *plugin.Ctx) {
 	}
 	a.requests.Inc()
 	a.statuses.Inc(c.Status)
-	a.latency.Update(float64(c.End-c.Start) / 1e9)
-	a.llm.Record(c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
+	a.latency.Update(c.Loop, float64(c.End-c.Start)/1e9)
+	a.llm.Record(c.Loop, c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
 }
