@@ -120,7 +120,7 @@ func TestPathsAndMethods(t *testing.T) {
 	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/1", ``)
 	assert.JSONEq(t, `{"error_msg":"missing configurations"}`, r.body)
 	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/1", `[1]`)
-	assert.JSONEq(t, `{"error_msg":"invalid configuration: wrong type: expected object, got array"}`, r.body)
+	assert.JSONEq(t, `{"error_msg":"invalid configuration: wrong type: expected object, got table"}`, r.body)
 }
 
 func TestBodyLimit(t *testing.T) {

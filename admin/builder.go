@@ -300,7 +300,7 @@ func idOf(obj map[string]json.RawMessage, r *resource) (string, bool, error) {
 	if r.byName {
 		var u string
 		if json.Unmarshal(raw, &u) != nil {
-			return "", true, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
+			return "", true, &model.Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + model.GotType(model.JSONKind(raw))}
 		}
 		return u, true, nil
 	}

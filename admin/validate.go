@@ -197,7 +197,7 @@ func decodeSSL(id string, raw []byte) (struct{}, error) {
 		}
 		var s string
 		if model.JSONKind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
-			return "", true, &model.Error{Path: []string{name}, Reason: "wrong type: expected string, got " + model.JSONKind(raw)}
+			return "", true, &model.Error{Path: []string{name}, Reason: "wrong type: expected string, got " + model.GotType(model.JSONKind(raw))}
 		}
 		return s, true, nil
 	}
@@ -208,7 +208,7 @@ func decodeSSL(id string, raw []byte) (struct{}, error) {
 		}
 		var s []string
 		if model.JSONKind(raw) != "array" || json.Unmarshal(raw, &s) != nil {
-			return nil, true, &model.Error{Path: []string{name}, Reason: "wrong type: expected array of strings, got " + model.JSONKind(raw)}
+			return nil, true, &model.Error{Path: []string{name}, Reason: "wrong type: expected array of strings, got " + model.GotType(model.JSONKind(raw))}
 		}
 		return s, true, nil
 	}

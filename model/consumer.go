@@ -21,7 +21,7 @@ func ConsumerUsername(m map[string]json.RawMessage) (string, error) {
 	}
 	var u string
 	if k := JSONKind(raw); k != "string" || json.Unmarshal(raw, &u) != nil {
-		return "", &Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + k}
+		return "", &Error{Path: []string{"username"}, Reason: "wrong type: expected string, got " + GotType(k)}
 	}
 	switch n := utf8.RuneCountInString(u); {
 	case n < 1:
@@ -54,7 +54,7 @@ func CheckConsumerKeyAuth(plugins map[string]json.RawMessage) error {
 	case !ok:
 		return bad(`property "key" is required`)
 	case JSONKind(raw) != "string" || json.Unmarshal(raw, &key) != nil:
-		return bad(`property "key" validation failed: wrong type: expected string, got ` + JSONKind(raw))
+		return bad(`property "key" validation failed: wrong type: expected string, got ` + GotType(JSONKind(raw)))
 	case key == "":
 		return bad(`property "key" validation failed: ` + tooShort(1, 0))
 	}

@@ -25,7 +25,7 @@ func TestConsumerUsername(t *testing.T) {
 	f(`{"username":"jack_1-x"}`, "jack_1-x")
 	f(`{"plugins":{}}`, ic+`property "username" is required`)
 	f(`{"username":7}`, ic+`property "username" validation failed: wrong type: expected string, got number`)
-	f(`{"username":null}`, ic+`property "username" validation failed: wrong type: expected string, got null`)
+	f(`{"username":null}`, ic+`property "username" validation failed: wrong type: expected string, got userdata`)
 	f(`{"username":""}`, ic+`property "username" validation failed: string too short, expected at least 1, got 0`)
 	f(`{"username":"`+strings.Repeat("a", 101)+`"}`, ic+`property "username" validation failed: string too long, expected at most 100, got 101`)
 	f(`{"username":"a b"}`, ic+`property "username" validation failed: failed to match pattern "^[a-zA-Z0-9_\\-]+$" with "a b"`)

@@ -92,7 +92,7 @@ func decodeStrict(data []byte, v any) error {
 	}
 	t := reflect.TypeOf(v).Elem()
 	if k := JSONKind(data); k != "object" {
-		return &Error{Reason: "wrong type: expected object, got " + k}
+		return &Error{Reason: "wrong type: expected object, got " + GotType(k)}
 	}
 	if err := checkKeys(data, t, nil); err != nil {
 		return err
@@ -144,7 +144,7 @@ func typeReason(te *json.UnmarshalTypeError) string {
 	if got == "bool" {
 		got = "boolean"
 	}
-	return "wrong type: expected " + schemaType(te.Type) + ", got " + got
+	return "wrong type: expected " + schemaType(te.Type) + ", got " + GotType(got)
 }
 
 // schemaType is the JSON schema type name of a Go type.

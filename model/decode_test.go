@@ -79,8 +79,8 @@ func TestDecodeRouteErrors(t *testing.T) {
 	f(`{"uri":`, "invalid request body: unexpected end of JSON input")
 	f(`{"uri":"/"} {}`, "invalid request body: invalid character '{' after top-level value")
 	f(``, "invalid request body: unexpected end of JSON input")
-	f(`[]`, ic+"wrong type: expected object, got array")
-	f(`null`, ic+"wrong type: expected object, got null")
+	f(`[]`, ic+"wrong type: expected object, got table")
+	f(`null`, ic+"wrong type: expected object, got userdata")
 
 	// additionalProperties=false, with exact-case keys and nested paths.
 	f(`{"uri":"/","foo":1}`, ic+"additional properties forbidden, found foo")
@@ -99,7 +99,7 @@ func TestDecodeRouteErrors(t *testing.T) {
 	f(`{"uri":"/","priority":"1"}`, ic+`property "priority" validation failed: wrong type: expected integer, got string`)
 	f(`{"uri":"/","priority":1.5}`, ic+`property "priority" validation failed: wrong type: expected integer, got number`)
 	f(`{"uri":"/","enable_websocket":"yes"}`, ic+`property "enable_websocket" validation failed: wrong type: expected boolean, got string`)
-	f(`{"uri":"/","plugins":[]}`, ic+`property "plugins" validation failed: wrong type: expected object, got array`)
+	f(`{"uri":"/","plugins":[]}`, ic+`property "plugins" validation failed: wrong type: expected object, got table`)
 	f(`{"uri":"/","labels":{"a":1}}`, ic+`property "labels" validation failed: wrong type: expected string, got number`)
 	f(`{"uri":"/","timeout":"5s"}`, ic+`property "timeout" validation failed: wrong type: expected object, got string`)
 	f(`{"uri":"/","upstream":"u1"}`, ic+`property "upstream" validation failed: wrong type: expected object, got string`)

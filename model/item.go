@@ -14,7 +14,7 @@ import (
 // Object parses raw as a JSON object; the error is jsonschema's wording.
 func Object(raw []byte) (map[string]json.RawMessage, error) {
 	if k := JSONKind(raw); k != "object" {
-		return nil, &Error{Reason: "wrong type: expected object, got " + k}
+		return nil, &Error{Reason: "wrong type: expected object, got " + GotType(k)}
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -36,7 +36,7 @@ func OnlyKeys(m map[string]json.RawMessage, allowed ...string) error {
 // PluginsMap decodes a "plugins" property: an object of objects.
 func PluginsMap(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if k := JSONKind(raw); k != "object" {
-		return nil, &Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + k}
+		return nil, &Error{Path: []string{"plugins"}, Reason: "wrong type: expected object, got " + GotType(k)}
 	}
 	var p map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &p); err != nil {
@@ -58,19 +58,19 @@ func CheckItemMeta(m map[string]json.RawMessage) error {
 	}{{"name", &name}, {"desc", &desc}} {
 		if raw, ok := m[f.key]; ok {
 			if k := JSONKind(raw); k != "string" || json.Unmarshal(raw, f.dst) != nil {
-				return &Error{Path: []string{f.key}, Reason: "wrong type: expected string, got " + k}
+				return &Error{Path: []string{f.key}, Reason: "wrong type: expected string, got " + GotType(k)}
 			}
 		}
 	}
 	var labels map[string]string
 	if raw, ok := m["labels"]; ok {
 		if JSONKind(raw) != "object" || json.Unmarshal(raw, &labels) != nil {
-			return &Error{Path: []string{"labels"}, Reason: "wrong type: expected object, got " + JSONKind(raw)}
+			return &Error{Path: []string{"labels"}, Reason: "wrong type: expected object, got " + GotType(JSONKind(raw))}
 		}
 	}
 	for _, t := range []string{"create_time", "update_time"} {
 		if raw, ok := m[t]; ok && JSONKind(raw) != "number" {
-			return &Error{Path: []string{t}, Reason: "wrong type: expected integer, got " + JSONKind(raw)}
+			return &Error{Path: []string{t}, Reason: "wrong type: expected integer, got " + GotType(JSONKind(raw))}
 		}
 	}
 	return checkMeta("", name, desc, labels)

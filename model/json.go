@@ -219,7 +219,7 @@ func parseNodes(data []byte) (Nodes, error) {
 // (encoding/json would also accept "HOST"); unknown keys are ignored.
 func parseArrayNode(data []byte) (Node, string) {
 	if k := JSONKind(data); k != "object" {
-		return Node{}, "wrong type: expected object, got " + k
+		return Node{}, "wrong type: expected object, got " + GotType(k)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -231,7 +231,7 @@ func parseArrayNode(data []byte) (Node, string) {
 		return n, `property "host" is required`
 	}
 	if k := JSONKind(raw); k != "string" {
-		return n, `property "host" validation failed: wrong type: expected string, got ` + k
+		return n, `property "host" validation failed: wrong type: expected string, got ` + GotType(k)
 	}
 	_ = json.Unmarshal(raw, &n.Host)
 	n.Host = unbracket(n.Host)
@@ -261,7 +261,7 @@ func parseArrayNode(data []byte) (Node, string) {
 	}
 	if raw, ok := m["metadata"]; ok {
 		if k := JSONKind(raw); k != "object" {
-			return n, `property "metadata" validation failed: wrong type: expected object, got ` + k
+			return n, `property "metadata" validation failed: wrong type: expected object, got ` + GotType(k)
 		}
 	}
 	return n, ""
@@ -323,7 +323,7 @@ func unbracket(h string) string {
 func jsonInt(raw json.RawMessage) (int, string) {
 	k := JSONKind(raw)
 	if k != "number" || !isJSONInteger(raw) {
-		return 0, "wrong type: expected integer, got " + k
+		return 0, "wrong type: expected integer, got " + GotType(k)
 	}
 	v, err := strconv.Atoi(string(raw))
 	if err != nil {
@@ -354,6 +354,21 @@ func JSONKind(data []byte) string {
 	default:
 		return "number"
 	}
+}
+
+// GotType is the type name APISIX's jsonschema prints after "got" for a
+// value of JSON kind k: Lua's type() of what cjson decoded, so objects and
+// arrays are "table" and null is "userdata" (cjson.null).
+func GotType(k string) string {
+	switch k {
+	case "object", "array":
+		return "table"
+	case "null", "":
+		return "userdata"
+	case "bool":
+		return "boolean"
+	}
+	return k
 }
 
 // isJSONInteger reports whether a JSON number has no fraction or exponent.

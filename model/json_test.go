@@ -116,7 +116,7 @@ func TestNodesUnmarshalErrors(t *testing.T) {
 	f(`[{"host": "a", "weight": "1"}]`, p+`failed to validate item 1: property "weight" validation failed: wrong type: expected integer, got string`)
 	f(`[{"host": "a", "weight": 1, "port": 0}]`, p+`failed to validate item 1: property "port" validation failed: expected 0 to be at least 1`)
 	f(`[{"host": "a", "weight": 1, "priority": 0.5}]`, p+`failed to validate item 1: property "priority" validation failed: wrong type: expected integer, got number`)
-	f(`[{"host": "a", "weight": 1, "metadata": []}]`, p+`failed to validate item 1: property "metadata" validation failed: wrong type: expected object, got array`)
+	f(`[{"host": "a", "weight": 1, "metadata": []}]`, p+`failed to validate item 1: property "metadata" validation failed: wrong type: expected object, got table`)
 }
 
 func TestNodesMarshalJSON(t *testing.T) {

@@ -166,7 +166,7 @@ func (r *Route) Validate() error {
 	}
 	if len(r.Vars) > 0 {
 		if k := JSONKind(r.Vars); k != "array" && k != "null" {
-			return &Error{Path: []string{"vars"}, Reason: "wrong type: expected array, got " + k}
+			return &Error{Path: []string{"vars"}, Reason: "wrong type: expected array, got " + GotType(k)}
 		}
 	}
 	if err := checkPlugins(r.Plugins); err != nil {
@@ -440,7 +440,7 @@ func checkPlugins(plugins map[string]json.RawMessage) error {
 	slices.Sort(names)
 	for _, name := range names {
 		if k := JSONKind(plugins[name]); k != "object" {
-			return &Error{Path: []string{"plugins", name}, Reason: "wrong type: expected object, got " + k}
+			return &Error{Path: []string{"plugins", name}, Reason: "wrong type: expected object, got " + GotType(k)}
 		}
 	}
 	return nil
@@ -521,7 +521,7 @@ func checkChecks(raw json.RawMessage) error {
 		return nil
 	}
 	if k != "object" {
-		return &Error{Path: []string{"checks"}, Reason: "wrong type: expected object, got " + k}
+		return &Error{Path: []string{"checks"}, Reason: "wrong type: expected object, got " + GotType(k)}
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -537,7 +537,7 @@ func checkChecks(raw json.RawMessage) error {
 			return &Error{Path: []string{"checks"}, Reason: "additional properties forbidden, found " + k}
 		}
 		if kind := JSONKind(m[k]); kind != "object" {
-			return &Error{Path: []string{"checks", k}, Reason: "wrong type: expected object, got " + kind}
+			return &Error{Path: []string{"checks", k}, Reason: "wrong type: expected object, got " + GotType(kind)}
 		}
 	}
 	if _, ok := m["active"]; !ok {

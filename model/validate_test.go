@@ -74,7 +74,7 @@ func TestRouteValidate(t *testing.T) {
 	f(`{"uri":"/","remote_addrs":["10.0.0.0/33"],"upstream_id":"u"}`, ic+`property "remote_addrs" validation failed: failed to validate item 1: object matches none of the required`)
 	f(`{"uri":"/","timeout":{"connect":0,"send":1,"read":1},"upstream_id":"u"}`, ic+`property "timeout" validation failed: property "connect" validation failed: expected 0 to be greater than 0`)
 	f(`{"uri":"/","timeout":{"connect":1,"send":1,"read":-0.5},"upstream_id":"u"}`, ic+`property "timeout" validation failed: property "read" validation failed: expected -0.5 to be greater than 0`)
-	f(`{"uri":"/","vars":{"a":1},"upstream_id":"u"}`, ic+`property "vars" validation failed: wrong type: expected array, got object`)
+	f(`{"uri":"/","vars":{"a":1},"upstream_id":"u"}`, ic+`property "vars" validation failed: wrong type: expected array, got table`)
 	f(`{"uri":"/","plugins":{"a":{},"b":true}}`, ic+`property "plugins" validation failed: property "b" validation failed: wrong type: expected object, got boolean`)
 	f(`{"uri":"/","status":2,"upstream_id":"u"}`, ic+`property "status" validation failed: matches none of the enum values`)
 	f(`{"uri":"/","id":"a/b","upstream_id":"u"}`, ic+`property "id" validation failed: object matches none of the required`)
@@ -166,7 +166,7 @@ func TestUpstreamValidate(t *testing.T) {
 	f(`{"nodes":{},"checks":{"passive":{}}}`, ic+`property "checks" validation failed: object matches none of the required: ["active"] or ["active","passive"]`)
 	f(`{"nodes":{},"checks":{"active":{},"other":{}}}`, ic+`property "checks" validation failed: additional properties forbidden, found other`)
 	f(`{"nodes":{},"checks":{"active":1}}`, ic+`property "checks" validation failed: property "active" validation failed: wrong type: expected object, got number`)
-	f(`{"nodes":{},"checks":[]}`, ic+`property "checks" validation failed: wrong type: expected object, got array`)
+	f(`{"nodes":{},"checks":[]}`, ic+`property "checks" validation failed: wrong type: expected object, got table`)
 
 	// apisix/upstream.lua check_upstream_conf, bare texts.
 	f(`{"nodes":{},"pass_host":"rewrite"}`, "`upstream_host` can't be empty when `pass_host` is `rewrite`")
@@ -191,7 +191,7 @@ func TestServiceValidate(t *testing.T) {
 	f(`{"upstream":{"nodes":{"a:1":1}},"plugins":{"key-auth":{}},"hosts":["a.com"]}`, "")
 	f(`{"upstream_id":"a b"}`, ic+`property "upstream_id" validation failed: object matches none of the required`)
 	f(`{"hosts":[]}`, ic+`property "hosts" validation failed: expect array to have at least 1 items`)
-	f(`{"plugins":{"key-auth":[]}}`, ic+`property "plugins" validation failed: property "key-auth" validation failed: wrong type: expected object, got array`)
+	f(`{"plugins":{"key-auth":[]}}`, ic+`property "plugins" validation failed: property "key-auth" validation failed: wrong type: expected object, got table`)
 	f(`{"upstream":{"nodes":{},"type":"random"}}`, ic+`property "upstream" validation failed: property "type" validation failed: type "random" is not supported by sluice`)
 	f(`{"upstream":{"nodes":{},"type":"chash"}}`, "missing key")
 	f(`{"id":"-"}`, "")

@@ -38,11 +38,12 @@ func JSONKindInt(raw []byte) string {
 	return k
 }
 
-// WrongType is plugin name's error for a value of kind got where the schema
-// wants want: `property "<prop>" validation failed: wrong type: expected
+// WrongType is plugin name's error for a value of JSON kind got where the
+// schema wants want (got is printed as APISIX does: model.GotType): `property "<prop>" validation failed: wrong type: expected
 // <want>, got <got>`, or without the property part when prop is "" (the
 // configuration itself).
 func WrongType(name, prop, want, got string) error {
+	got = model.GotType(got)
 	if prop == "" {
 		return Errorf(name, "wrong type: expected %s, got %s", want, got)
 	}

@@ -31,13 +31,13 @@ func TestJSONKind(t *testing.T) {
 
 func TestSchemaErrors(t *testing.T) {
 	const p = "failed to check the configuration of plugin x err: "
-	assert.EqualError(t, WrongType("x", "", "object", "array"), p+"wrong type: expected object, got array")
+	assert.EqualError(t, WrongType("x", "", "object", "array"), p+"wrong type: expected object, got table")
 	assert.EqualError(t, WrongType("x", "k", "string", "number"), p+`property "k" validation failed: wrong type: expected string, got number`)
 
 	_, err := Object("x", []byte(`[1]`))
-	assert.EqualError(t, err, p+"wrong type: expected object, got array")
+	assert.EqualError(t, err, p+"wrong type: expected object, got table")
 	_, err = Object("x", []byte(`null`))
-	assert.EqualError(t, err, p+"wrong type: expected object, got null")
+	assert.EqualError(t, err, p+"wrong type: expected object, got userdata")
 	m, err := Object("x", []byte(`{"s":"v","b":true,"n":1,"z":null}`))
 	require.NoError(t, err)
 
@@ -51,7 +51,7 @@ func TestSchemaErrors(t *testing.T) {
 	_, _, err = StringProp("x", m, "n")
 	assert.EqualError(t, err, p+`property "n" validation failed: wrong type: expected string, got number`)
 	_, _, err = StringProp("x", m, "z")
-	assert.EqualError(t, err, p+`property "z" validation failed: wrong type: expected string, got null`)
+	assert.EqualError(t, err, p+`property "z" validation failed: wrong type: expected string, got userdata`)
 
 	b, ok, err := BoolProp("x", m, "b")
 	require.NoError(t, err)

@@ -203,7 +203,7 @@ consumers:
 	// metadata is checked as the Admin API checks it
 	f(`
 consumers:
-  - {username: jack, desc: [a]}`, `standalone: consumers[0]: invalid configuration: property "desc" validation failed: wrong type: expected string, got array`)
+  - {username: jack, desc: [a]}`, `standalone: consumers[0]: invalid configuration: property "desc" validation failed: wrong type: expected string, got table`)
 	f(`
 consumers:
   - {username: jack, labels: {team: ""}}`, `standalone: consumers[0]: invalid configuration: property "labels" validation failed: failed to validate team (matching ".*"): string too short, expected at least 1, got 0`)
@@ -212,7 +212,7 @@ global_rules:
   - {id: g, plugins: {}, create_time: soon}`, `standalone: global_rules[0]: invalid configuration: property "create_time" validation failed: wrong type: expected integer, got string`)
 	f(`
 consumers:
-  - {username: jack, plugins: [key-auth]}`, `standalone: consumers[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got array`)
+  - {username: jack, plugins: [key-auth]}`, `standalone: consumers[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got table`)
 	f(`
 consumers:
   - {username: jack, plugins: {key-auth: {}}}`, `standalone: consumers[0]: invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" is required`)
@@ -460,7 +460,7 @@ plugin_configs:
   - {id: pc, plugins: [], extra: 1}`, `standalone: plugin_configs[0]: invalid configuration: additional properties forbidden, found extra`)
 	f(`
 global_rules:
-  - {id: g, plugins: [a]}`, `standalone: global_rules[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got array`)
+  - {id: g, plugins: [a]}`, `standalone: global_rules[0]: invalid configuration: property "plugins" validation failed: wrong type: expected object, got table`)
 	f(`
 global_rules:
   - {id: g, plugins: {prometheus: on}}`, `standalone: global_rules[0]: invalid configuration: property "plugins" validation failed: property "prometheus" validation failed: wrong type: expected object, got string`)

@@ -174,7 +174,7 @@ func TestCompileErrors(t *testing.T) {
 		require.Error(t, err, conf)
 		assert.Equal(t, "failed to check the configuration of plugin key-auth err: "+want, err.Error(), conf)
 	}
-	f(`[]`, "wrong type: expected object, got array")
+	f(`[]`, "wrong type: expected object, got table")
 	f(`{"header":1}`, `property "header" validation failed: wrong type: expected string, got number`)
 	f(`{"query":true}`, `property "query" validation failed: wrong type: expected string, got boolean`)
 	f(`{"hide_credentials":"yes"}`, `property "hide_credentials" validation failed: wrong type: expected boolean, got string`)

@@ -97,7 +97,7 @@ func TestCompileErrors(t *testing.T) {
 		require.Error(t, err, conf)
 		assert.Equal(t, "failed to check the configuration of plugin prometheus err: "+want, err.Error())
 	}
-	f(`[]`, "wrong type: expected object, got array")
+	f(`[]`, "wrong type: expected object, got table")
 	f(`"x"`, "wrong type: expected object, got string")
 	f(`{"prefer_name":"yes"}`, `property "prefer_name" validation failed: wrong type: expected boolean, got string`)
 	f(`{"prefer_name":1}`, `property "prefer_name" validation failed: wrong type: expected boolean, got integer`)

@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -206,7 +207,7 @@ func (c *conf) compileRegex(v json.RawMessage) error {
 	strs := make([]string, len(items))
 	for i, it := range items {
 		if plugin.JSONKind(it) != "string" || json.Unmarshal(it, &strs[i]) != nil {
-			return plugin.Errorf(name, `property "regex_uri" validation failed: failed to validate item %d: wrong type: expected string, got %s`, i+1, plugin.JSONKind(it))
+			return plugin.Errorf(name, `property "regex_uri" validation failed: failed to validate item %d: wrong type: expected string, got %s`, i+1, model.GotType(plugin.JSONKind(it)))
 		}
 	}
 	if len(strs)%2 != 0 {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/metrics"
+	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -116,7 +117,7 @@ func (trafficSplit) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 	if err := dec.Decode(&c); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, bad("property %q validation failed: wrong type, got %s", te.Field, te.Value)
+			return nil, bad("property %q validation failed: wrong type, got %s", te.Field, model.GotType(te.Value))
 		}
 		return nil, bad("%v", err)
 	}
