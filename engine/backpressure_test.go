@@ -231,3 +231,50 @@ func TestPipelineFloodCut(t *testing.T) {
 	assert.Less(t, grown, int64(16<<20))
 	assert.Zero(t, g.srv.Active())
 }
+
+// TestSlowReaderNotCutWhileDraining: a client that reads a paused response
+// slowly but steadily is not cut by the send timeout: the timeout is for a
+// client that takes nothing (nginx send_timeout: between two writes).
+func TestSlowReaderNotCutWhileDraining(t *testing.T) {
+	const size = 16 << 20 // well past what the kernel's socket buffers take
+	addr, want := bigUpstream(t, size)
+	g := startTestGatewayOpts(t, 1, snapshot(routeTo("big", "/big", addr)), func(o *Options) {
+		o.MaxBuffered = 2 << 20
+		o.SendTimeout = 60 * time.Millisecond // a third of what draining half the cap takes below
+	})
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10))
+	_, err = c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	// at most 64 KiB every 10 ms, from the start: the response soon fills
+	// the cap (paused), and half the cap takes longer to drain than the
+	// send timeout
+	start := time.Now()
+	r := bufio.NewReaderSize(&pacedReader{r: c, n: 64 << 10, every: 10 * time.Millisecond}, 64<<10)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	require.NoError(t, err, "cut after %d bytes; gateway log:\n%s", n, g.logs.String())
+	var got [32]byte
+	copy(got[:], h.Sum(nil))
+	assert.Equal(t, want, got, "body intact")
+	t.Logf("read %d bytes in %v", n, time.Since(start))
+}
+
+// pacedReader reads at most n bytes per call, one call per every.
+type pacedReader struct {
+	r     io.Reader
+	n     int
+	every time.Duration
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	time.Sleep(p.every)
+	if len(b) > p.n {
+		b = b[:p.n]
+	}
+	return p.r.Read(b)
+}

@@ -50,7 +50,8 @@ type exchange struct {
 	start int64 // unix nanos, request head parsed
 	sent  int64 // request fully sent upstream
 
-	deadline int64 // 0 = none; connect, send or read deadline by phase
+	deadline  int64 // 0 = none; connect, send or read deadline by phase
+	pausedOut int   // while a side is paused: bytes the other side still had to send at the last check
 
 	up        *upConn
 	counted   bool // counted in the active gauges

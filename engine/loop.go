@@ -385,6 +385,9 @@ func (l *loop) sweep() {
 	draining := l.h.draining.Load()
 	for i := 0; i < len(l.clients); i++ {
 		cl := l.clients[i]
+		if cl.c == nil && cl.state != csBusy {
+			continue // paused or being enrolled again: its exchange's deadline runs
+		}
 		switch cl.state {
 		case csIdle:
 			if draining && !cl.partial {
@@ -398,7 +401,7 @@ func (l *loop) sweep() {
 				cl.c.Close()
 			}
 		case csBusy:
-			if ex := cl.ex; ex != nil && ex.deadline != 0 && now >= ex.deadline {
+			if ex := cl.ex; ex != nil && ex.deadline != 0 && now >= ex.deadline && !l.stillSending(ex) {
 				l.timeout(ex)
 			}
 		case csClosing:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Backpressure for responses. gnet reads every readable socket and has no
@@ -38,15 +39,19 @@ func (l *loop) pauseUpstream(uc *upConn) gnet.Action {
 	}
 	uc.paused, uc.pausedFD = true, fd
 	uc.ex.deadline = l.now + int64(l.opts.SendTimeout) // nginx send_timeout
+	if cl := uc.ex.cl; cl != nil && cl.c != nil {
+		uc.ex.pausedOut = unsent(cl.c)
+	}
 	l.paused = append(l.paused, uc)
 	l.notePaused()
 	return gnet.Close
 }
 
-// detachable duplicates c's descriptor when nothing is buffered on c (so
-// closing the gnet conn loses no byte); ok is false otherwise.
+// detachable duplicates c's descriptor when nothing is buffered on c,
+// either way (so closing the gnet conn loses no byte: gnet drops what it
+// could not write at once); ok is false otherwise.
 func detachable(c gnet.Conn) (fd int, ok bool) {
-	if c.InboundBuffered() > 0 {
+	if c.InboundBuffered() > 0 || c.OutboundBuffered() > 0 {
 		return -1, false
 	}
 	if buf, _ := c.Peek(-1); len(buf) > 0 {
@@ -89,6 +94,42 @@ func (l *loop) unpause(uc *upConn) {
 		l.pausedN.Add(-1)
 	}
 	uc.paused = false
+}
+
+// unsent is what c still has to send: gnet's outbound buffer plus the
+// bytes in the socket's send queue (SIOCOUTQ), so a peer that reads is
+// seen even while the kernel's buffer, not gnet's, is draining.
+func unsent(c gnet.Conn) int {
+	n := c.OutboundBuffered()
+	if q, err := unix.IoctlGetInt(c.Fd(), unix.SIOCOUTQ); err == nil {
+		n += q
+	}
+	return n
+}
+
+// stillSending reports, for an exchange past its send deadline with one
+// side paused, whether the other side's peer took bytes since the last
+// check (nginx send_timeout runs between two successive writes, not over
+// the whole drain); it then moves the deadline on.
+func (l *loop) stillSending(ex *exchange) bool {
+	var c gnet.Conn
+	timeout := l.opts.SendTimeout
+	switch {
+	case ex.up != nil && (ex.up.paused || ex.up.resuming) && ex.cl != nil:
+		c = ex.cl.c // a response waits for the client
+	case ex.cl != nil && (ex.cl.paused || ex.cl.resuming) && ex.up != nil:
+		c, timeout = ex.up.c, orDefault(ex.ups.Timeouts.Send) // a body waits for the upstream
+	}
+	if c == nil {
+		return false
+	}
+	n := unsent(c)
+	if n >= ex.pausedOut {
+		return false
+	}
+	ex.pausedOut = n
+	ex.deadline = l.now + int64(timeout)
+	return true
 }
 
 // closePaused releases the socket of a paused upstream that will not
@@ -215,6 +256,9 @@ func (l *loop) pauseClient(cl *client) gnet.Action {
 	}
 	cl.paused, cl.pausedFD = true, int32(fd)
 	cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
+	if uc := cl.ex.up; uc != nil && uc.c != nil {
+		cl.ex.pausedOut = unsent(uc.c)
+	}
 	l.pausedClients = append(l.pausedClients, cl)
 	l.notePaused()
 	return gnet.Close
