@@ -74,10 +74,11 @@ type Keepalive struct {
 
 // TLS is the upstream TLS policy (used by package tls).
 type TLS struct {
-	Verify     bool   // verify the certificate chain and name (sluice default: true)
-	ServerName string // SNI override (pass_host rewrite's upstream_host); "" = node host
-	ClientCert []byte // PEM, for mutual TLS
-	ClientKey  []byte // PEM
+	Verify     bool     // verify the certificate chain and name (sluice default: true)
+	ServerName string   // SNI override (pass_host rewrite's upstream_host); "" = node host
+	ClientCert []byte   // PEM, for mutual TLS
+	ClientKey  []byte   // PEM
+	Identity   [32]byte // sha256 of ClientCert and ClientKey (zero: none): pools key on it, so they outlive table rebuilds
 }
 
 // Upstream is a compiled upstream. Immutable after Build.

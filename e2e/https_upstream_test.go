@@ -2,15 +2,11 @@ package e2e
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,60 +15,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/testca"
 )
-
-// testCA is a throwaway certificate authority for HTTPS upstreams.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t testing.TB, name string) *testCA {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a server certificate for localhost and 127.0.0.1.
-func (ca *testCA) issue(t testing.TB) tls.Certificate {
-	return ca.issueFor(t, x509.ExtKeyUsageServerAuth)
-}
-
-// issueFor returns a certificate for localhost and 127.0.0.1 with usage.
-func (ca *testCA) issueFor(t testing.TB, usage x509.ExtKeyUsage) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // tlsUpstream is an HTTPS upstream that counts handshakes and records SNI.
 type tlsUpstream struct {
@@ -119,14 +67,14 @@ func (u *tlsUpstream) port() int { return u.ln.Addr().(*net.TCPAddr).Port }
 // tls.verify is false, and a pooled TLS connection is reused without a
 // second handshake.
 func TestHTTPSUpstream(t *testing.T) {
-	ca := newCA(t, "sluice test CA")
-	other := newCA(t, "someone else")
-	good := startTLSUpstream(t, ca.issue(t))
-	bad := startTLSUpstream(t, other.issue(t))
+	ca := testca.New(t, "sluice test CA")
+	other := testca.New(t, "someone else")
+	good := startTLSUpstream(t, ca.Issue(t))
+	bad := startTLSUpstream(t, other.Issue(t))
 
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o644))
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 
 	https := func(id, uri, node, extra string) string {
 		return fmt.Sprintf(`  - id: %q
@@ -184,23 +132,23 @@ func TestHTTPSUpstream(t *testing.T) {
 // per request), and tls.client_cert/client_key present a client
 // certificate to an upstream that requires one.
 func TestHTTPSResumptionAndMTLS(t *testing.T) {
-	ca := newCA(t, "sluice test CA")
+	ca := testca.New(t, "sluice test CA")
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o644))
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 
 	// client certificate signed by the same CA
-	clientCert := ca.issueFor(t, x509.ExtKeyUsageClientAuth)
+	clientCert := ca.IssueFor(t, x509.ExtKeyUsageClientAuth)
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientCert.Certificate[0]})
 	keyDER, err := x509.MarshalECPrivateKey(clientCert.PrivateKey.(*ecdsa.PrivateKey))
 	require.NoError(t, err)
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	var resumed, fresh, withCert atomic.Int64
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{ca.issue(t)},
+		Certificates: []tls.Certificate{ca.Issue(t)},
 		ClientCAs:    pool,
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 	})

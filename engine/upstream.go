@@ -22,7 +22,7 @@ type poolKey struct {
 	tls    bool
 	verify bool
 	sni    string
-	cert   *byte // identity of the client certificate PEM (nil: none)
+	cert   [32]byte // the client certificate's identity (balancer.TLS.Identity; zero: none)
 }
 
 // pool is one loop's idle connections to one poolKey, most recently used
@@ -158,7 +158,7 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 	var target *sltls.Target
 	if p.key.tls {
 		target = &sltls.Target{Addr: addr.String(), ServerName: p.key.sni, Verify: p.key.verify,
-			ClientCert: u.TLS.ClientCert, ClientKey: u.TLS.ClientKey}
+			ClientCert: u.TLS.ClientCert, ClientKey: u.TLS.ClientKey, SendTimeout: orDefault(u.Timeouts.Send)}
 	}
 	dialer := l.opts.TLS
 	go func() {
@@ -211,9 +211,7 @@ func poolKeyFor(u *balancer.Upstream, i int, addr netip.AddrPort) poolKey {
 	default:
 		k.sni = u.Nodes[i].Host
 	}
-	if len(u.TLS.ClientCert) > 0 {
-		k.cert = &u.TLS.ClientCert[0]
-	}
+	k.cert = u.TLS.Identity
 	return k
 }
 

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -152,10 +153,13 @@ func (b *Builder) compileUpstream(key string, m *model.Upstream) (*balancer.Upst
 		if t.ClientCert != "" {
 			u.TLS.ClientCert = []byte(t.ClientCert)
 			u.TLS.ClientKey = []byte(t.ClientKey)
+			u.TLS.Identity = sha256.Sum256([]byte(t.ClientCert + "\x00" + t.ClientKey))
 		}
 	}
 	if u.PassHost == balancer.PassRewrite {
-		u.TLS.ServerName = m.UpstreamHost
+		// SNI and the verified name are the host alone (nginx strips the
+		// port from proxy_ssl_name); the Host header keeps it.
+		u.TLS.ServerName = sniHost(m.UpstreamHost)
 	}
 
 	u.Nodes = make([]balancer.Node, 0, len(m.Nodes))
@@ -284,3 +288,11 @@ func timeouts(t *model.Timeout) (balancer.Timeouts, error) {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// sniHost is h without a port, and an IPv6 literal without its brackets.
+func sniHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}

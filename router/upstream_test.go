@@ -89,6 +89,15 @@ func TestCompileUpstreamPassHost(t *testing.T) {
 	assert.Equal(t, balancer.PassRewrite, u.PassHost)
 	assert.Equal(t, "test.com", string(u.UpstreamHost))
 	assert.Equal(t, "test.com", u.TLS.ServerName)
+	// SNI and the verified name are the host alone; Host keeps the port
+	for host, sni := range map[string]string{"test.com:8443": "test.com", "[::1]:8443": "::1", "[::1]": "::1"} {
+		m.UpstreamHost = host
+		u, err = compile(t, m)
+		require.NoError(t, err)
+		assert.Equal(t, host, string(u.UpstreamHost))
+		assert.Equal(t, sni, u.TLS.ServerName, host)
+	}
+	m.UpstreamHost = "test.com"
 
 	m.PassHost = "node"
 	u, err = compile(t, m)
@@ -146,6 +155,16 @@ func TestCompileUpstreamFields(t *testing.T) {
 	assert.Equal(t, []byte("CERT"), u.TLS.ClientCert)
 	assert.Equal(t, []byte("KEY"), u.TLS.ClientKey)
 	assert.Equal(t, "10.0.0.3", u.Nodes[0].Host, "balancer sorts by priority")
+	// the client identity is by content: a rebuilt table keeps its pools
+	again, err := compile(t, m)
+	require.NoError(t, err)
+	assert.NotZero(t, u.TLS.Identity)
+	assert.Equal(t, u.TLS.Identity, again.TLS.Identity)
+	m.TLS.ClientKey = "OTHER"
+	other, err := compile(t, m)
+	require.NoError(t, err)
+	assert.NotEqual(t, u.TLS.Identity, other.TLS.Identity)
+	m.TLS.ClientKey = "KEY"
 
 	for typ, kind := range map[string]balancer.Kind{"roundrobin": balancer.RoundRobin, "least_conn": balancer.LeastConn, "ewma": balancer.EWMA} {
 		u, err := compile(t, &model.Upstream{Type: typ, Nodes: model.Nodes{mnode("10.0.0.1", 0, 1)}})

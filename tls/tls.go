@@ -67,6 +67,10 @@ type Target struct {
 	Verify     bool   // false = tls.verify: false (no chain or name check)
 	ClientCert []byte // PEM, for mutual TLS (with ClientKey)
 	ClientKey  []byte
+	// SendTimeout bounds one write to the upstream (the upstream's send
+	// timeout): a bridge whose upstream stopped reading ends instead of
+	// waiting for it forever; 0: 60 s.
+	SendTimeout time.Duration
 }
 
 // CertError is a handshake failure caused by the upstream's certificate
@@ -109,7 +113,11 @@ func (d *Dialer) Dial(ctx context.Context, t Target, timeout time.Duration) (*ne
 		tc.Close()
 		return nil, err
 	}
-	go bridge(tc, bridgeSide)
+	send := t.SendTimeout
+	if send <= 0 {
+		send = 60 * time.Second
+	}
+	go bridge(tc, bridgeSide, send)
 	return loopSide, nil
 }
 
@@ -175,18 +183,32 @@ func fileConn(fd int, name string) (*net.UnixConn, error) {
 
 // bridge copies between the TLS connection and the bridge end of the pair
 // until either side ends, then closes both (so the loop sees the upstream
-// close, and a loop-side close tears the TLS connection down).
-func bridge(tc *ctls.Conn, side *net.UnixConn) {
+// close, and a loop-side close tears the TLS connection down). A write to
+// the upstream that makes no progress for send fails: an upstream that
+// stops reading would otherwise hold both copies (and the loop-side
+// close, which nobody reads then) forever.
+func bridge(tc *ctls.Conn, side *net.UnixConn, send time.Duration) {
 	done := make(chan struct{}, 2)
 	cp := func(dst io.Writer, src io.Reader) {
 		buf := make([]byte, 32<<10)
 		io.CopyBuffer(dst, src, buf)
 		done <- struct{}{}
 	}
-	go cp(tc, side)
+	go cp(deadlineWriter{tc, send}, side)
 	go cp(side, tc)
 	<-done
 	tc.Close()
 	side.Close()
 	<-done
+}
+
+// deadlineWriter sets a write deadline of d before each write to c.
+type deadlineWriter struct {
+	c *ctls.Conn
+	d time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	_ = w.c.SetWriteDeadline(time.Now().Add(w.d))
+	return w.c.Write(b)
 }

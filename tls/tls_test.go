@@ -1,0 +1,94 @@
+package tls
+
+import (
+	"context"
+	ctls "crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/internal/testca"
+)
+
+// stallingUpstream is a TLS server that completes the handshake and then
+// neither reads nor writes until the test ends (one goroutine per
+// connection).
+func stallingUpstream(t *testing.T, ca *testca.CA) string {
+	ln, err := ctls.Listen("tcp", "127.0.0.1:0", &ctls.Config{Certificates: []ctls.Certificate{ca.Issue(t)}})
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if c.(*ctls.Conn).Handshake() == nil {
+					<-stop
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// An upstream that stops reading must not keep the bridge (its goroutines,
+// the TLS socket and the pair) alive after the loop side closed: a write
+// stalled longer than the send timeout ends it.
+func TestBridgeEndsWhenUpstreamStalls(t *testing.T) {
+	ca := testca.New(t, "bridge test CA")
+	addr := stallingUpstream(t, ca)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
+	d, err := NewDialer(caFile)
+	require.NoError(t, err)
+	before := runtime.NumGoroutine()
+	loop, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "localhost", Verify: true,
+		SendTimeout: 300 * time.Millisecond}, 5*time.Second)
+	require.NoError(t, err)
+
+	// write until the upstream's window and every buffer are full
+	chunk := make([]byte, 64<<10)
+	for {
+		loop.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := loop.Write(chunk); err != nil {
+			ne, ok := err.(net.Error)
+			require.True(t, ok && ne.Timeout(), "%v", err)
+			break
+		}
+	}
+	loop.Close() // the engine drops the exchange (send timeout, client gone)
+	// the bridge's goroutines end; the upstream's handler (one) stays
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+1 {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before the dial, %d 5 s after the loop side closed:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestDialVerifiesName(t *testing.T) {
+	ca := testca.New(t, "name test CA")
+	addr := stallingUpstream(t, ca)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
+	d, err := NewDialer(caFile)
+	require.NoError(t, err)
+	_, err = d.Dial(context.Background(), Target{Addr: addr, ServerName: "other.example", Verify: true}, 5*time.Second)
+	var ce *CertError
+	assert.ErrorAs(t, err, &ce)
+	c, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "localhost", Verify: true}, 5*time.Second)
+	require.NoError(t, err)
+	c.Close()
+}
