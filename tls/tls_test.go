@@ -41,16 +41,22 @@ func stallingUpstream(t *testing.T, ca *testca.CA) string {
 	return ln.Addr().String()
 }
 
-// An upstream that stops reading must not keep the bridge (its goroutines,
-// the TLS socket and the pair) alive after the loop side closed: a write
-// stalled longer than the send timeout ends it.
-func TestBridgeEndsWhenUpstreamStalls(t *testing.T) {
-	ca := testca.New(t, "bridge test CA")
-	addr := stallingUpstream(t, ca)
+// dialerAndUpstream is a Dialer trusting a fresh CA, and a stalling
+// upstream with a certificate from it.
+func dialerAndUpstream(t *testing.T) (*Dialer, string) {
+	ca := testca.New(t, "tls test CA")
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 	d, err := NewDialer(caFile)
 	require.NoError(t, err)
+	return d, stallingUpstream(t, ca)
+}
+
+// An upstream that stops reading must not keep the bridge (its goroutines,
+// the TLS socket and the pair) alive after the loop side closed: a write
+// stalled longer than the send timeout ends it.
+func TestBridgeEndsWhenUpstreamStalls(t *testing.T) {
+	d, addr := dialerAndUpstream(t)
 	before := runtime.NumGoroutine()
 	loop, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "localhost", Verify: true,
 		SendTimeout: 300 * time.Millisecond}, 5*time.Second)
@@ -79,13 +85,8 @@ func TestBridgeEndsWhenUpstreamStalls(t *testing.T) {
 }
 
 func TestDialVerifiesName(t *testing.T) {
-	ca := testca.New(t, "name test CA")
-	addr := stallingUpstream(t, ca)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
-	d, err := NewDialer(caFile)
-	require.NoError(t, err)
-	_, err = d.Dial(context.Background(), Target{Addr: addr, ServerName: "other.example", Verify: true}, 5*time.Second)
+	d, addr := dialerAndUpstream(t)
+	_, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "other.example", Verify: true}, 5*time.Second)
 	var ce *CertError
 	assert.ErrorAs(t, err, &ce)
 	c, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "localhost", Verify: true}, 5*time.Second)
