@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -15,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -212,4 +216,77 @@ func TestHTTPSResumptionAndMTLS(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode, string(b))
 	assert.Equal(t, int64(1), withCert.Load(), "client certificate presented")
+}
+
+// slowAccept delays every accepted connection: a TLS listener over it
+// starts each handshake late, as a far model API does.
+type slowAccept struct {
+	net.Listener
+	delay time.Duration
+}
+
+func (l slowAccept) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		time.Sleep(l.delay)
+	}
+	return c, err
+}
+
+// TestHTTPSUploadWhileHandshaking: a large prompt sent at full speed while
+// sluice is still in the TLS handshake with a fresh upstream connection
+// arrives whole (the client is paused, not cut as a pipelining flood).
+func TestHTTPSUploadWhileHandshaking(t *testing.T) {
+	ca := testca.New(t, "sluice test CA")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := tls.NewListener(slowAccept{raw, 700 * time.Millisecond}, &tls.Config{Certificates: []tls.Certificate{ca.Issue(t)}})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
+	routes := routesDoc(fmt.Sprintf(`  - id: "up"
+    uri: /upload
+    upstream:
+      type: roundrobin
+      scheme: https
+      pass_host: node
+      nodes:
+        "localhost:%d": 1
+`, raw.Addr().(*net.TCPAddr).Port))
+	gw := startGatewayConf(t, func(port int) string {
+		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
+			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
+	}, routes)
+
+	const size = 32 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	want := sha256.New()
+	for n := 0; n < size; n += len(chunk) {
+		want.Write(chunk)
+	}
+	c, err := net.Dial("tcp", gw.addr())
+	require.NoError(t, err)
+	defer c.Close()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		for n := 0; err == nil && n < size; n += len(chunk) {
+			_, err = c.Write(chunk)
+		}
+		sent <- err
+	}()
+	require.NoError(t, <-sent, "the upload was cut")
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, fmt.Sprintf("%d %x", size, want.Sum(nil)), string(got), "body intact")
 }

@@ -71,7 +71,8 @@ type exchange struct {
 	bodyTotal int64 // body bytes received (client_max_body_size)
 	reqDone   bool  // request completely forwarded
 
-	head []byte // copy of the client's request head; ex.req points into it
+	head  []byte // copy of the client's request head; ex.req points into it
+	stash []byte // body bytes taken off the client while its upstream was connecting (client paused)
 	out  []byte // upstream head (+ kept body) being sent
 
 	// response
@@ -523,11 +524,65 @@ func (l *loop) pumpBody(ex *exchange) {
 	if uc == nil || ex.reqDone {
 		return
 	}
+	if len(ex.stash) > 0 {
+		l.pumpStash(ex)
+		return
+	}
+	if cl.c == nil {
+		return // paused
+	}
 	buf, _ := cl.c.Peek(-1)
 	if len(buf) == 0 {
 		return
 	}
-	n := 0
+	n, ok := l.takeBody(ex, buf)
+	if !ok || n == 0 {
+		return
+	}
+	gen := ex.gen
+	uc.c.Write(buf[:n])
+	if cl.closed || cl.c == nil {
+		return
+	}
+	cl.c.Discard(n)
+	l.bodySent(ex, uc, gen)
+}
+
+// pumpStash sends the body bytes kept aside while the upstream was
+// connecting, then lets the client be read again.
+func (l *loop) pumpStash(ex *exchange) {
+	cl, uc := ex.cl, ex.up
+	n, ok := l.takeBody(ex, ex.stash)
+	if !ok {
+		return
+	}
+	gen := ex.gen
+	uc.c.Write(ex.stash[:n])
+	ex.stash = nil
+	if ex.gen != gen {
+		return
+	}
+	if cl.paused {
+		l.resumeClientNow(cl)
+	}
+	l.bodySent(ex, uc, gen)
+}
+
+// bodySent moves ex on after body bytes went to uc.
+func (l *loop) bodySent(ex *exchange, uc *upConn, gen uint64) {
+	if ex.gen != gen || ex.up != uc || uc.dead {
+		return
+	}
+	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+	if ex.reqDone {
+		l.requestSent(ex)
+	}
+}
+
+// takeBody counts the request body bytes at the start of buf (all of
+// them, up to the body's end) and reports how many go upstream; ok is
+// false when ex failed (a bad chunk, a body over client_max_body_size).
+func (l *loop) takeBody(ex *exchange, buf []byte) (n int, ok bool) {
 	switch ex.bodyKind {
 	case http1.BodyLength:
 		n = len(buf)
@@ -558,25 +613,46 @@ func (l *loop) pumpBody(ex *exchange) {
 		}
 		if l.opts.MaxBody > 0 && ex.bodyTotal > l.opts.MaxBody {
 			l.fail(ex, 413, "request body too large")
-			return
+			return 0, false
 		}
 	}
-	if n == 0 {
-		return
+	return n, true
+}
+
+// stashBody takes the request body buffered on cl (its upstream still
+// connecting) into ex.stash and pauses cl, so nobody reads it until the
+// upstream takes the stash (pumpStash). It returns gnet.None, changing
+// nothing, when the buffer holds more than the body (pipelined requests
+// would be lost) or the body is not chunked or sized.
+func (l *loop) stashBody(cl *client) gnet.Action {
+	ex := cl.ex
+	buf, _ := cl.c.Peek(-1)
+	switch ex.bodyKind {
+	case http1.BodyLength:
+		if int64(len(buf)) > ex.bodyLeft {
+			return gnet.None
+		}
+	case http1.BodyChunked:
+		ch := ex.bodyChunk // a copy: the scan must not move the real one
+		for rest := buf; len(rest) > 0; {
+			k, _, done, err := ch.Next(rest)
+			if err != nil || done {
+				return gnet.None // the body ends here (or is bad): not a stash's job
+			}
+			if k == 0 {
+				break
+			}
+			rest = rest[k:]
+		}
+	default:
+		return gnet.None
 	}
-	gen := ex.gen
-	uc.c.Write(buf[:n])
-	if cl.closed || cl.c == nil {
-		return
+	ex.stash = append(ex.stash[:0], buf...)
+	cl.c.Discard(len(buf))
+	if a := l.pauseClient(cl); a != gnet.None {
+		return a
 	}
-	cl.c.Discard(n)
-	if ex.gen != gen || ex.up != uc || uc.dead {
-		return
-	}
-	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
-	if ex.reqDone {
-		l.requestSent(ex)
-	}
+	return gnet.None // cannot happen: the buffer is empty now
 }
 
 // timeout handles ex's deadline passing.

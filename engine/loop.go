@@ -248,6 +248,14 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 				return l.pauseClient(cl)
 			}
 		} else if max := l.opts.MaxBuffered; max > 0 && ex != nil {
+			// A body arriving while its upstream connection is still being
+			// set up (a dial, a TLS handshake): keep it aside and stop
+			// reading the client until the upstream takes it.
+			if ex.phase == exConnecting && cl.c.InboundBuffered() > max {
+				if a := l.stashBody(cl); a != gnet.None {
+					return a
+				}
+			}
 			// Pipelined bytes wait in gnet's buffer while a response is
 			// pending; they cannot be paused (pausing needs an empty
 			// buffer), so a client that piles up more than 2 caps is cut.

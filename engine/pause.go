@@ -255,7 +255,9 @@ func (l *loop) pauseClient(cl *client) gnet.Action {
 		return gnet.None
 	}
 	cl.paused, cl.pausedFD = true, int32(fd)
-	cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
+	if cl.ex.phase != exConnecting { // (a stashed body: the connect deadline runs)
+		cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
+	}
 	if uc := cl.ex.up; uc != nil && uc.c != nil {
 		cl.ex.pausedOut = unsent(uc.c)
 	}
@@ -291,6 +293,10 @@ func (l *loop) resumeClients() {
 		ex := cl.ex
 		if ex == nil || ex.up == nil {
 			l.dropPausedClient(cl) // swaps the last into i
+			continue
+		}
+		if len(ex.stash) > 0 {
+			i++ // its upstream is still connecting: pumpStash resumes it
 			continue
 		}
 		if uc := ex.up; uc.c != nil && uc.c.OutboundBuffered() > limit {
