@@ -704,6 +704,13 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		l.dropPausedClient(cl) // mid-upload: nothing useful can be said
 		return
 	}
+	if cl.resuming {
+		// mid-upload too, the socket on its way back into the loop: close
+		// it once there (clientResumed), rather than read the rest of the
+		// body as the next request
+		cl.closed = true
+		return
+	}
 	if cl.closed || cl.c == nil {
 		return
 	}
