@@ -416,6 +416,10 @@ func (l *loop) sweep() {
 			if cl.c.OutboundBuffered() == 0 || now >= cl.deadline {
 				cl.c.Close()
 			}
+		case csTunnel:
+			if now >= cl.deadline {
+				cl.c.Close() // idle both ways: clientClosed closes the upstream too
+			}
 		case csLinger:
 			if !cl.shutWR && cl.c.OutboundBuffered() == 0 {
 				l.shutdownWrite(cl)

@@ -13,7 +13,11 @@ func (l *loop) startTunnel(ex *exchange, buf []byte, n int) bool {
 	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
 	l.wbuf = append(l.wbuf, buf[n:]...)
 	uc.c.Discard(len(buf))
-	// hand the two connections to each other and end the exchange
+	// hand the two connections to each other and end the exchange; the
+	// tunnel closes after the upstream's read timeout with no byte either
+	// way (nginx proxy_read_timeout on an upgraded connection)
+	uc.tunnelIdle = int64(orDefault(ex.ups.Timeouts.Read))
+	cl.deadline = l.now + uc.tunnelIdle
 	ex.up = nil
 	uc.ex = nil
 	uc.tunnel = cl
@@ -42,6 +46,7 @@ func (l *loop) tunnelFromClient(cl *client) gnet.Action {
 	if len(buf) == 0 {
 		return gnet.None
 	}
+	cl.deadline = l.now + uc.tunnelIdle
 	uc.c.Write(buf)
 	if cl.closed {
 		return gnet.None
@@ -60,6 +65,7 @@ func (l *loop) tunnelFromUpstream(uc *upConn) gnet.Action {
 	if len(buf) == 0 {
 		return gnet.None
 	}
+	cl.deadline = l.now + uc.tunnelIdle
 	cl.write(buf)
 	if uc.dead {
 		return gnet.None

@@ -35,19 +35,20 @@ type pool struct {
 
 // upConn is one upstream connection, owned by the loop that dialed it.
 type upConn struct {
-	c        gnet.Conn
-	l        *loop
-	p        *pool
-	ex       *exchange // nil while idle or dialing for nobody
-	exGen    uint64    // ex.gen when the dial started
-	requests int       // requests sent on this connection
-	idleAt   int64     // unix nanos it went idle
-	dead     bool      // closed or being closed: ignore further events
-	inPool   bool
-	tunnel   *client // set once upgraded
-	paused   bool    // out of gnet for backpressure; pausedFD holds the socket
-	resuming bool    // being enrolled again after a pause
-	pausedFD int
+	c          gnet.Conn
+	l          *loop
+	p          *pool
+	ex         *exchange // nil while idle or dialing for nobody
+	exGen      uint64    // ex.gen when the dial started
+	requests   int       // requests sent on this connection
+	idleAt     int64     // unix nanos it went idle
+	dead       bool      // closed or being closed: ignore further events
+	inPool     bool
+	tunnel     *client // set once upgraded
+	tunnelIdle int64   // nanos a tunnel may carry no byte before it is closed
+	paused     bool    // out of gnet for backpressure; pausedFD holds the socket
+	resuming   bool    // being enrolled again after a pause
+	pausedFD   int
 }
 
 func (l *loop) pool(key poolKey, u *balancer.Upstream) *pool {
