@@ -73,7 +73,7 @@ type exchange struct {
 
 	head  []byte // copy of the client's request head; ex.req points into it
 	stash []byte // body bytes taken off the client while its upstream was connecting (client paused)
-	out  []byte // upstream head (+ kept body) being sent
+	out   []byte // upstream head (+ kept body) being sent
 
 	// response
 	resp        http1.Response
