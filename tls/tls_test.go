@@ -2,8 +2,8 @@ package tls
 
 import (
 	"context"
-	"errors"
 	ctls "crypto/tls"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
