@@ -38,11 +38,9 @@ func (l *loop) pauseUpstream(uc *upConn) gnet.Action {
 		return gnet.None // keep buffering rather than fail the stream
 	}
 	uc.paused, uc.pausedFD = true, fd
-	if ex := uc.ex; ex != nil { // (a tunnel has none: its idle deadline runs)
-		ex.deadline = l.now + int64(l.opts.SendTimeout) // nginx send_timeout
-		if cl := ex.cl; cl != nil && cl.c != nil {
-			ex.pausedOut = unsent(cl.c)
-		}
+	uc.ex.deadline = l.now + int64(l.opts.SendTimeout) // nginx send_timeout
+	if cl := uc.ex.cl; cl != nil && cl.c != nil {
+		uc.ex.pausedOut = unsent(cl.c)
 	}
 	l.paused = append(l.paused, uc)
 	l.notePaused()
@@ -152,17 +150,6 @@ func (l *loop) resumePaused() {
 	limit := l.opts.MaxBuffered / 2
 	for i := 0; i < len(l.paused); {
 		uc := l.paused[i]
-		if cl := uc.tunnel; cl != nil {
-			switch {
-			case cl.closed || cl.c == nil:
-				l.closePaused(uc) // swaps the last into i
-			case cl.c.OutboundBuffered() > limit:
-				i++
-			default:
-				l.resumeUpstreamNow(uc)
-			}
-			continue
-		}
 		ex := uc.ex
 		if ex == nil || ex.up != uc || ex.cl == nil || ex.cl.closed || ex.cl.c == nil {
 			l.closePaused(uc) // swaps the last into i
@@ -172,27 +159,19 @@ func (l *loop) resumePaused() {
 			i++
 			continue
 		}
+		fd := uc.pausedFD
+		uc.pausedFD = -1
+		l.unpause(uc)
+		uc.resuming = true
 		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Read))
-		l.resumeUpstreamNow(uc)
+		l.reenroll(fd, uc, func() {
+			uc.resuming = false
+			uc.dead = true
+			if ex := uc.ex; ex != nil && ex.up == uc {
+				l.fail(ex, 502, "upstream lost while paused")
+			}
+		})
 	}
-}
-
-// resumeUpstreamNow starts enrolling a paused upstream connection again.
-func (l *loop) resumeUpstreamNow(uc *upConn) {
-	fd := uc.pausedFD
-	uc.pausedFD = -1
-	l.unpause(uc)
-	uc.resuming = true
-	l.reenroll(fd, uc, func() {
-		uc.resuming = false
-		uc.dead = true
-		if ex := uc.ex; ex != nil && ex.up == uc {
-			l.fail(ex, 502, "upstream lost while paused")
-		}
-		if cl := uc.tunnel; cl != nil && !cl.closed && cl.c != nil {
-			l.closeAfterFlush(cl)
-		}
-	})
 }
 
 // reenroll hands a paused socket back to this loop with ctx as the gnet
@@ -276,13 +255,11 @@ func (l *loop) pauseClient(cl *client) gnet.Action {
 		return gnet.None
 	}
 	cl.paused, cl.pausedFD = true, int32(fd)
-	if ex := cl.ex; ex != nil { // (a tunnel has none: its idle deadline runs)
-		if ex.phase != exConnecting { // (a stashed body: the connect deadline runs)
-			ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
-		}
-		if uc := ex.up; uc != nil && uc.c != nil {
-			ex.pausedOut = unsent(uc.c)
-		}
+	if cl.ex.phase != exConnecting { // (a stashed body: the connect deadline runs)
+		cl.ex.deadline = l.now + int64(orDefault(cl.ex.ups.Timeouts.Send))
+	}
+	if uc := cl.ex.up; uc != nil && uc.c != nil {
+		cl.ex.pausedOut = unsent(uc.c)
 	}
 	l.pausedClients = append(l.pausedClients, cl)
 	l.notePaused()
@@ -313,17 +290,6 @@ func (l *loop) resumeClients() {
 	limit := l.opts.MaxBuffered / 2
 	for i := 0; i < len(l.pausedClients); {
 		cl := l.pausedClients[i]
-		if cl.state == csTunnel {
-			switch uc := cl.tunnelUp; {
-			case uc == nil || uc.dead || l.now >= cl.deadline:
-				l.dropPausedClient(cl) // upstream gone, or idle past its timeout
-			case uc.c != nil && uc.c.OutboundBuffered() > limit:
-				i++
-			default:
-				l.resumeClientNow(cl)
-			}
-			continue
-		}
 		ex := cl.ex
 		if ex == nil || ex.up == nil {
 			l.dropPausedClient(cl) // swaps the last into i
@@ -366,13 +332,6 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 	cl.resuming = false
 	if cl.closed {
 		c.Close()
-		return
-	}
-	if uc := cl.tunnelUp; uc != nil && uc.c != nil && uc.c.InboundBuffered() > 0 {
-		// upstream bytes that came while the client was away
-		if l.tunnelFromUpstream(uc) == gnet.Close && uc.c != nil {
-			_ = l.el.Close(uc.c)
-		}
 		return
 	}
 	ex := cl.ex

@@ -7,8 +7,6 @@ import (
 // startTunnel completes a WebSocket upgrade: the 101 head goes to the
 // client, and from here on both connections carry raw bytes both ways
 // until either closes. The upstream connection is never pooled again.
-// Backpressure works as for bodies (pause.go): the fast side is taken out
-// of the loop while more than MaxBuffered waits for the slow one.
 func (l *loop) startTunnel(ex *exchange, buf []byte, n int) bool {
 	cl, uc := ex.cl, ex.up
 	ex.respStarted = true
@@ -54,18 +52,11 @@ func (l *loop) tunnelFromClient(cl *client) gnet.Action {
 		return gnet.None
 	}
 	cl.c.Discard(len(buf))
-	if max := l.opts.MaxBuffered; max > 0 && uc.c != nil && uc.c.OutboundBuffered() > max {
-		return l.pauseClient(cl) // the upstream reads slower than the client sends
-	}
 	return gnet.None
 }
 
 func (l *loop) tunnelFromUpstream(uc *upConn) gnet.Action {
 	cl := uc.tunnel
-	if cl != nil && !cl.closed && (cl.paused || cl.resuming) {
-		l.resumeClientNow(cl) // the bytes wait in uc's buffer; clientResumed relays them
-		return gnet.None
-	}
 	if cl == nil || cl.closed || cl.c == nil {
 		uc.dead = true
 		return gnet.Close
@@ -80,8 +71,5 @@ func (l *loop) tunnelFromUpstream(uc *upConn) gnet.Action {
 		return gnet.None
 	}
 	uc.c.Discard(len(buf))
-	if max := l.opts.MaxBuffered; max > 0 && !cl.closed && cl.c != nil && cl.c.OutboundBuffered() > max {
-		return l.pauseUpstream(uc) // the client reads slower than the upstream sends
-	}
 	return gnet.None
 }

@@ -258,7 +258,7 @@ func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
 	}
 	if uc.resuming {
 		uc.resuming = false
-		if uc.tunnel == nil && (ex == nil || ex.up != uc) {
+		if ex == nil || ex.up != uc {
 			uc.dead = true
 			c.Close()
 		}
