@@ -244,6 +244,9 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
+		if r.URL.Path == "/slow" {
+			time.Sleep(1500 * time.Millisecond) // a model thinking longer than the send timeout
+		}
 		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 	})}
 	go srv.Serve(ln)
@@ -251,6 +254,7 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
+	port := raw.Addr().(*net.TCPAddr).Port
 	routes := routesDoc(fmt.Sprintf(`  - id: "up"
     uri: /upload
     upstream:
@@ -259,7 +263,16 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
       pass_host: node
       nodes:
         "localhost:%d": 1
-`, raw.Addr().(*net.TCPAddr).Port))
+  - id: "slow"
+    uri: /slow
+    upstream:
+      type: roundrobin
+      scheme: https
+      pass_host: node
+      timeout: {connect: 5, send: 0.5, read: 5}
+      nodes:
+        "127.0.0.1:%d": 1
+`, port, port)) // (another pool key than /upload's: a fresh, slow handshake)
 	gw := startGatewayConf(t, func(port int) string {
 		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
 			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
@@ -289,4 +302,22 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 	got, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, fmt.Sprintf("%d %x", size, want.Sum(nil)), string(got), "body intact")
+
+	// a prompt the stash holds whole: once sent, the response is waited
+	// for with the read timeout (5 s), not the send timeout (0.5 s)
+	body := bytes.Repeat([]byte("p"), 1<<20+100<<10) // just over the 1 MiB cap: stashed whole
+	sum := sha256.Sum256(body)
+	c2, err := net.Dial("tcp", gw.addr())
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = fmt.Fprintf(c2, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+	require.NoError(t, err)
+	_, err = c2.Write(body)
+	require.NoError(t, err)
+	c2.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	require.NoError(t, err)
+	got, _ = io.ReadAll(resp.Body)
+	assert.Equal(t, 200, resp.StatusCode, string(got))
+	assert.Equal(t, fmt.Sprintf("%d %x", len(body), sum), string(got))
 }

@@ -566,6 +566,9 @@ func (l *loop) pumpStash(ex *exchange) {
 		l.resumeClientNow(cl)
 	}
 	l.bodySent(ex, uc, gen)
+	if cl.c != nil && !cl.closed && ex.gen == gen && ex.phase == exSending {
+		l.pumpBody(ex) // not paused after all: what came meanwhile
+	}
 }
 
 // bodySent moves ex on after body bytes went to uc.
@@ -626,6 +629,11 @@ func (l *loop) takeBody(ex *exchange, buf []byte) (n int, ok bool) {
 // would be lost) or the body is not chunked or sized.
 func (l *loop) stashBody(cl *client) gnet.Action {
 	ex := cl.ex
+	if cl.c.OutboundBuffered() > 0 || len(ex.stash) > 0 {
+		// the client could not be paused (its queued bytes would be
+		// lost), or a stash is already waiting (its pause failed)
+		return gnet.None
+	}
 	buf, _ := cl.c.Peek(-1)
 	switch ex.bodyKind {
 	case http1.BodyLength:
@@ -649,10 +657,7 @@ func (l *loop) stashBody(cl *client) gnet.Action {
 	}
 	ex.stash = append(ex.stash[:0], buf...)
 	cl.c.Discard(len(buf))
-	if a := l.pauseClient(cl); a != gnet.None {
-		return a
-	}
-	return gnet.None // cannot happen: the buffer is empty now
+	return l.pauseClient(cl) // both buffers are empty: it pauses
 }
 
 // timeout handles ex's deadline passing.

@@ -245,7 +245,16 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 		}
 		if ex := cl.ex; ex != nil && ex.phase == exSending && ex.up != nil && ex.up.c != nil {
 			if max := l.opts.MaxBuffered; max > 0 && ex.up.c.OutboundBuffered() > max {
-				return l.pauseClient(cl)
+				if a := l.pauseClient(cl); a != gnet.None {
+					return a
+				}
+				// cannot pause (bytes still queued to the client): past
+				// two caps, cut rather than buffer without bound
+				if n := ex.up.c.OutboundBuffered(); n > pipelineLimitFactor*max {
+					l.opts.Logger.Warn("upload outran its upstream and the client cannot be paused; closing", "route", ex.route.ID, "buffered", n)
+					l.fail(ex, 502, "upstream does not read the request body")
+					return gnet.None
+				}
 			}
 		} else if max := l.opts.MaxBuffered; max > 0 && ex != nil {
 			// A body arriving while its upstream connection is still being

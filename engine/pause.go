@@ -338,7 +338,9 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 	if ex == nil {
 		return
 	}
-	ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+	if ex.phase == exSending { // (a body sent whole meanwhile waits for its response: the read deadline runs)
+		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+	}
 	// An upstream that answered while the client was away: relay now (its
 	// buffered bytes would not raise another OnTraffic).
 	if uc := ex.up; uc != nil && uc.c != nil && uc.c.InboundBuffered() > 0 {
