@@ -321,3 +321,47 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode, string(got))
 	assert.Equal(t, fmt.Sprintf("%d %x", len(body), sum), string(got))
 }
+
+// TestHTTPSUploadToFailingUpstream: when the upstream connection fails
+// while a large upload is held back (its handshake never completes), the
+// client gets a 502 with an error_msg, not a reset.
+func TestHTTPSUploadToFailingUpstream(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { raw.Close() })
+	go func() {
+		for {
+			c, err := raw.Accept()
+			if err != nil {
+				return
+			}
+			time.Sleep(700 * time.Millisecond) // then hang up mid-handshake
+			c.Close()
+		}
+	}()
+	routes := routesDoc(fmt.Sprintf(`  - id: "dead"
+    uri: /upload
+    upstream:
+      type: roundrobin
+      scheme: https
+      nodes:
+        "127.0.0.1:%d": 1
+`, raw.Addr().(*net.TCPAddr).Port))
+	gw := startGateway(t, 1, "", routes)
+	c, err := net.Dial("tcp", gw.addr())
+	require.NoError(t, err)
+	defer c.Close()
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 32<<20)
+		for n := 0; err == nil && n < 32<<20; n += len(chunk) {
+			_, err = c.Write(chunk)
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err, "the client got no answer")
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, 502, resp.StatusCode, string(b))
+	assert.Contains(t, string(b), "error_msg")
+}

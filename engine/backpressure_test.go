@@ -281,9 +281,10 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 }
 
 // TestEarlyAnswerToPausedUpload: an upstream that answers a paused upload
-// early and closes at once (413, Connection: close) either reaches the
-// client or ends its connection; the rest of the body is never read as a
-// next request (a 431 or a hang).
+// early and closes at once (413, Connection: close): the client gets that
+// answer, or a 502 when it was lost while the client was away, or its
+// connection ends; the rest of the body is never read as a next request
+// (a 431 or a hang).
 func TestEarlyAnswerToPausedUpload(t *testing.T) {
 	up := acceptEach(t, func(c net.Conn) {
 		c.(*net.TCPConn).SetReadBuffer(16 << 10)
@@ -308,7 +309,9 @@ func TestEarlyAnswerToPausedUpload(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err == nil {
-			assert.Equal(t, 413, resp.StatusCode, "round %d", i)
+			// the answer, or (when it was lost with the upstream's buffer
+			// while the client was away) sluice's 502; never a 431
+			assert.Contains(t, []int{413, 502}, resp.StatusCode, "round %d", i)
 			resp.Body.Close()
 		} else {
 			var ne net.Error

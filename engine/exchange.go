@@ -705,15 +705,22 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
 	}
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
-	if cl.paused {
-		l.dropPausedClient(cl) // mid-upload: nothing useful can be said
-		return
-	}
-	if cl.resuming {
-		// mid-upload too, the socket on its way back into the loop: close
-		// it once there (clientResumed), rather than read the rest of the
-		// body as the next request
-		cl.closed = true
+	if cl.paused || cl.resuming {
+		// mid-upload, the client out of the loop: the answer waits until
+		// it is back (clientResumed), then the rest of the body is
+		// drained and the connection closed, never read as a request
+		if started {
+			cl.closed = cl.resuming // closed once back
+			if cl.paused {
+				l.dropPausedClient(cl)
+			}
+			return
+		}
+		if l.pendingAnswer == nil {
+			l.pendingAnswer = map[*client][]byte{}
+		}
+		l.pendingAnswer[cl] = append([]byte(nil), l.wbuf...)
+		l.resumeClientNow(cl)
 		return
 	}
 	if cl.closed || cl.c == nil {

@@ -40,7 +40,10 @@ type loop struct {
 	clients     []*client // open clients, for the sweep; client.slot is its index
 	freeClients []*client
 	freeWaits   []*bodyWait
-	freeEx      []*exchange
+	// pendingAnswer holds the error response of a client whose exchange
+	// failed while it was paused (mid-upload), until it is back in the loop
+	pendingAnswer map[*client][]byte
+	freeEx        []*exchange
 
 	wbuf   []byte // scratch for heads written to clients
 	keyBuf []byte // scratch for a chash key (router.HashKey.Append)
@@ -227,6 +230,7 @@ func (l *loop) clientClosed(cl *client) {
 	l.open.Store(int64(len(l.clients)))
 	cl.c = nil
 	l.endWait(cl)
+	delete(l.pendingAnswer, cl)
 	l.freeClients = append(l.freeClients, cl)
 }
 

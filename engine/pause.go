@@ -334,6 +334,13 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 		c.Close()
 		return
 	}
+	if msg, ok := l.pendingAnswer[cl]; ok {
+		// its exchange failed while it was away: answer, then drain
+		delete(l.pendingAnswer, cl)
+		l.wbuf = append(l.wbuf[:0], msg...)
+		l.writeFinal(cl, false, false)
+		return
+	}
 	ex := cl.ex
 	if ex == nil {
 		return
