@@ -710,9 +710,10 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		// it is back (clientResumed), then the rest of the body is
 		// drained and the connection closed, never read as a request
 		if started {
-			cl.closed = cl.resuming // closed once back
 			if cl.paused {
 				l.dropPausedClient(cl)
+			} else {
+				cl.closed = true // closed once back in the loop
 			}
 			return
 		}

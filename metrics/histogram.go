@@ -54,10 +54,7 @@ func (h *Histogram) Update(loop int, v float64) {
 			break
 		}
 	}
-	base := (loop % h.nshards) * h.stride
-	if base < 0 {
-		base = 0
-	}
+	base := int(uint(loop)%uint(h.nshards)) * h.stride
 	h.cells[base+i].Add(1)
 	h.cells[base+len(h.bounds)+1].Add(uint64(v*h.scale + 0.5))
 }

@@ -141,9 +141,6 @@ func typeReason(te *json.UnmarshalTypeError) string {
 		return "object matches none of the required"
 	}
 	got, _, _ := strings.Cut(te.Value, " ") // "number 1.5" -> "number"
-	if got == "bool" {
-		got = "boolean"
-	}
 	return "wrong type: expected " + schemaType(te.Type) + ", got " + GotType(got)
 }
 

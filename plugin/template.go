@@ -16,6 +16,10 @@ type TemplatePart struct {
 	Capture int // $N, ${N}: capture group N; -1 otherwise
 }
 
+// Literal reports whether p is literal text (not a variable, with or
+// without a default, nor a capture).
+func (p TemplatePart) Literal() bool { return p.Capture < 0 && p.Var == "" && !p.HasDef }
+
 var (
 	// APISIX core.utils.resolve_var: (?<!\\)\$(\{\s*([^}]+?)\s*\}|([\w\.]+))
 	tmplName    = regexp.MustCompile(`^[\w.]+`)

@@ -36,7 +36,7 @@ func compileHashKey(u *balancer.Upstream) HashKey {
 	case balancer.HashVarsCombinations:
 		k := HashKey{}
 		for _, p := range plugin.ParseTemplate(u.HashKey) {
-			if p.Var == "" && !p.HasDef {
+			if p.Literal() {
 				k.segs = append(k.segs, hashSeg{lit: []byte(p.Lit)})
 				continue
 			}

@@ -395,7 +395,7 @@ func compileKey(keyType, key string, env *plugin.Env) (keySpec, error) {
 	}
 	ks := keySpec{}
 	for _, p := range plugin.ParseTemplate(key) {
-		if p.Var == "" && !p.HasDef {
+		if p.Literal() {
 			ks.segs = append(ks.segs, segment{lit: []byte(p.Lit)})
 			continue
 		}

@@ -61,19 +61,21 @@ func (t tmpl) literal() bool {
 // Unknown variables are errors: a URI or header built from a variable
 // sluice does not have would silently lose it.
 func parseTemplate(s string, captures bool) (tmpl, error) {
-	parts := plugin.ParseTemplate(s)
+	var parts []plugin.TemplatePart
 	if captures {
 		var err error
 		if parts, err = plugin.ParseTemplateCaptures(s); err != nil {
 			return nil, err
 		}
+	} else {
+		parts = plugin.ParseTemplate(s)
 	}
 	t := make(tmpl, 0, len(parts))
 	for _, tp := range parts {
 		switch {
 		case tp.Capture >= 0:
 			t = append(t, part{kind: vCapture, group: tp.Capture})
-		case tp.Var == "" && !tp.HasDef:
+		case tp.Literal():
 			t = append(t, part{kind: vLit, lit: []byte(tp.Lit)})
 		default:
 			v, err := variable(tp.Var)
