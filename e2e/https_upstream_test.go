@@ -218,6 +218,20 @@ func TestHTTPSResumptionAndMTLS(t *testing.T) {
 	assert.Equal(t, int64(1), withCert.Load(), "client certificate presented")
 }
 
+// upload sends POST /upload with a body of size bytes (chunk repeated) on
+// c from a goroutine; the channel reports how the writing ended.
+func upload(c net.Conn, size int, chunk []byte) <-chan error {
+	sent := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		for n := 0; err == nil && n < size; n += len(chunk) {
+			_, err = c.Write(chunk)
+		}
+		sent <- err
+	}()
+	return sent
+}
+
 // slowAccept delays every accepted connection: a TLS listener over it
 // starts each handshake late, as a far model API does.
 type slowAccept struct {
@@ -287,15 +301,7 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 	c, err := net.Dial("tcp", gw.addr())
 	require.NoError(t, err)
 	defer c.Close()
-	sent := make(chan error, 1)
-	go func() {
-		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
-		for n := 0; err == nil && n < size; n += len(chunk) {
-			_, err = c.Write(chunk)
-		}
-		sent <- err
-	}()
-	require.NoError(t, <-sent, "the upload was cut")
+	require.NoError(t, <-upload(c, size, chunk), "the upload was cut")
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
@@ -351,13 +357,7 @@ func TestHTTPSUploadToFailingUpstream(t *testing.T) {
 	c, err := net.Dial("tcp", gw.addr())
 	require.NoError(t, err)
 	defer c.Close()
-	go func() {
-		chunk := bytes.Repeat([]byte("x"), 64<<10)
-		_, err := fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 32<<20)
-		for n := 0; err == nil && n < 32<<20; n += len(chunk) {
-			_, err = c.Write(chunk)
-		}
-	}()
+	upload(c, 32<<20, bytes.Repeat([]byte("x"), 64<<10))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err, "the client got no answer")

@@ -99,13 +99,7 @@ func TestSlowClientBoundedMemory(t *testing.T) {
 	g := startTestGateway(t, 1, snapshot(routeTo("big", "/big", addr)))
 	before := heapInUse()
 
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	// a small receive window, so the kernel does not absorb the body
-	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10))
-	_, err = c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
-	require.NoError(t, err)
+	c := dialBig(t, g.addr)
 	time.Sleep(700 * time.Millisecond) // the client reads nothing meanwhile
 	grown := int64(heapInUse()) - int64(before)
 	t.Logf("gateway heap grew %d KiB while the client did not read", grown>>10)
@@ -211,11 +205,7 @@ func TestPipelineFloodCut(t *testing.T) {
 	}()
 	g := startTestGateway(t, 1, snapshot(routeTo("slow", "/slow", ln.Addr().String())))
 	before := heapInUse()
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
-	require.NoError(t, err)
+	c := dialSend(t, g.addr, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	junk := []byte(strings.Repeat("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 2048)) // ~60 KiB
 	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	sent := 0
@@ -243,12 +233,7 @@ func TestSlowReaderNotCutWhileDraining(t *testing.T) {
 		o.MaxBuffered = 2 << 20
 		o.SendTimeout = 60 * time.Millisecond // a third of what draining half the cap takes below
 	})
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10))
-	_, err = c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
-	require.NoError(t, err)
+	c := dialBig(t, g.addr)
 	// at most 64 KiB every 10 ms, from the start: the response soon fills
 	// the cap (paused), and half the cap takes longer to drain than the
 	// send timeout

@@ -54,11 +54,7 @@ func headServer(t *testing.T) (string, <-chan string) {
 func TestBodyWaitOnlyForRoutesThatReadIt(t *testing.T) {
 	addr, heads := headServer(t)
 	g := startTestGateway(t, 1, bodyRoutes(addr))
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
-	require.NoError(t, err)
+	dialSend(t, g.addr, "POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
 	select {
 	case h := <-heads:
 		assert.Equal(t, "POST /other HTTP/1.1", h)
@@ -124,18 +120,14 @@ func TestBodyWaitParsesHeadTwice(t *testing.T) {
 	testHookParse.Store(&hook)
 	defer testHookParse.Store(nil)
 
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "POST /chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-	require.NoError(t, err)
+	c := dialSend(t, g.addr, "POST /chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 	body := `{"model":"gpt-4o","messages":[]}`
 	for i := 0; i < len(body); i++ {
 		time.Sleep(2 * time.Millisecond) // separate packets (TCP_NODELAY)
-		_, err = fmt.Fprintf(c, "1\r\n%c\r\n", body[i])
+		_, err := fmt.Fprintf(c, "1\r\n%c\r\n", body[i])
 		require.NoError(t, err)
 	}
-	_, err = io.WriteString(c, "0\r\n\r\n")
+	_, err := io.WriteString(c, "0\r\n\r\n")
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)

@@ -79,11 +79,7 @@ func TestHeadAndFirstEventInOneWrite(t *testing.T) {
 	testHookClientWrite.Store(&hook)
 	defer testHookClientWrite.Store(nil)
 
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
-	require.NoError(t, err)
+	c := dialSend(t, g.addr, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	buf := make([]byte, 4096)

@@ -71,6 +71,32 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+// dialSend connects to the gateway at addr and sends req; the connection
+// closes with the test.
+func dialSend(t testing.TB, addr, req string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = io.WriteString(c, req)
+	require.NoError(t, err)
+	return c
+}
+
+// dialBig asks addr for GET /big with a 64 KiB receive window, so the
+// kernel does not absorb the response and the gateway's own buffering
+// shows.
+func dialBig(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10))
+	_, err = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	return c
+}
+
 func startTestGateway(t testing.TB, loops int, snap *model.Snapshot) *testGateway {
 	t.Helper()
 	return startTestGatewayOpts(t, loops, snap, nil)

@@ -40,11 +40,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 	rt.Upstream.Timeout = &model.Timeout{Read: 0.4}
 	g := startTestGateway(t, 1, snapshot(rt))
 
-	c, err := net.Dial("tcp", g.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-	require.NoError(t, err)
+	c := dialSend(t, g.addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, &http.Request{Method: "GET"})
 	require.NoError(t, err)
