@@ -3,11 +3,9 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -65,6 +63,17 @@ func startTLSUpstream(t testing.TB, cert tls.Certificate) *tlsUpstream {
 
 func (u *tlsUpstream) port() int { return u.ln.Addr().(*net.TCPAddr).Port }
 
+// startGatewayTrusting starts the gateway with ca's certificate as
+// apisix.ssl.ssl_trusted_certificate.
+func startGatewayTrusting(t testing.TB, ca *testca.CA, routes string) *gateway {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
+	return startGatewayConf(t, func(port int) string {
+		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
+			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
+	}, routes)
+}
+
 // TestHTTPSUpstream: scheme https with pass_host node — SNI and Host are
 // the node's, the certificate is verified against
 // ssl_trusted_certificate, an untrusted one is a 502 that says so unless
@@ -75,10 +84,6 @@ func TestHTTPSUpstream(t *testing.T) {
 	other := testca.New(t, "someone else")
 	good := startTLSUpstream(t, ca.Issue(t))
 	bad := startTLSUpstream(t, other.Issue(t))
-
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 
 	https := func(id, uri, node, extra string) string {
 		return fmt.Sprintf(`  - id: %q
@@ -96,10 +101,7 @@ func TestHTTPSUpstream(t *testing.T) {
 		https("bad", "/bad", fmt.Sprintf("localhost:%d", bad.port()), ""),
 		https("noverify", "/noverify", fmt.Sprintf("localhost:%d", bad.port()), "      tls:\n        verify: false\n"),
 	)
-	gw := startGatewayConf(t, func(port int) string {
-		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
-			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
-	}, routes)
+	gw := startGatewayTrusting(t, ca, routes)
 
 	for i := 0; i < 3; i++ {
 		req, _ := http.NewRequest("POST", gw.url("/chat/completions"), strings.NewReader(`{"model":"gpt-4"}`))
@@ -137,16 +139,9 @@ func TestHTTPSUpstream(t *testing.T) {
 // certificate to an upstream that requires one.
 func TestHTTPSResumptionAndMTLS(t *testing.T) {
 	ca := testca.New(t, "sluice test CA")
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 
 	// client certificate signed by the same CA
-	clientCert := ca.IssueFor(t, x509.ExtKeyUsageClientAuth)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientCert.Certificate[0]})
-	keyDER, err := x509.MarshalECPrivateKey(clientCert.PrivateKey.(*ecdsa.PrivateKey))
-	require.NoError(t, err)
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	certPEM, keyPEM := testca.PEM(t, ca.IssueFor(t, x509.ExtKeyUsageClientAuth))
 
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
@@ -194,10 +189,7 @@ func TestHTTPSResumptionAndMTLS(t *testing.T) {
         client_key: |
           %s
 `, port, port, indent(string(certPEM)), indent(string(keyPEM))))
-	gw := startGatewayConf(t, func(p int) string {
-		return strings.Replace(gatewayConfig(p, 1, ""), "  enable_admin: false\n",
-			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
-	}, routes)
+	gw := startGatewayTrusting(t, ca, routes)
 
 	for i := 0; i < 3; i++ {
 		resp, err := client.Get(gw.url("/resume"))
@@ -266,8 +258,6 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.PEM, 0o644))
 	port := raw.Addr().(*net.TCPAddr).Port
 	routes := routesDoc(fmt.Sprintf(`  - id: "up"
     uri: /upload
@@ -287,10 +277,7 @@ func TestHTTPSUploadWhileHandshaking(t *testing.T) {
       nodes:
         "127.0.0.1:%d": 1
 `, port, port)) // (another pool key than /upload's: a fresh, slow handshake)
-	gw := startGatewayConf(t, func(port int) string {
-		return strings.Replace(gatewayConfig(port, 1, ""), "  enable_admin: false\n",
-			"  enable_admin: false\n  ssl:\n    ssl_trusted_certificate: "+caFile+"\n", 1)
-	}, routes)
+	gw := startGatewayTrusting(t, ca, routes)
 
 	const size = 32 << 20
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB

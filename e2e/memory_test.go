@@ -56,15 +56,29 @@ func slowCopy(dst io.Writer, src io.Reader, rate int) (int64, error) {
 }
 
 // TestSlowPeersBoundedRSS: with a client reading a fast 32 MiB response at
-// 8 MiB/s, and with an upstream reading a fast 64 MiB upload at 16 MiB/s,
-// the gateway's RSS stays within 16 MiB of where it started (gnet alone
-// would have buffered the whole body).
+// 8 MiB/s, with an upstream reading a fast 64 MiB upload at 16 MiB/s, and
+// with a WebSocket client reading a fast 32 MiB stream at 8 MiB/s, the
+// gateway's RSS stays within 16 MiB of where it started (gnet alone would
+// have buffered the whole body).
 func TestSlowPeersBoundedRSS(t *testing.T) {
 	const size, rate = 32 << 20, 8 << 20
 	chunk := []byte(strings.Repeat("z", 64<<10))
 	ln, err := netListen()
 	require.NoError(t, err)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" { // a tunnel streaming size bytes
+			c, _, ok := switchProtocols(w)
+			if !ok {
+				return
+			}
+			defer c.Close()
+			for n := 0; n < size; n += len(chunk) {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+			return
+		}
 		if r.Method == "POST" {
 			n, _ := slowCopy(io.Discard, r.Body, 2*rate) // a slow reader upstream
 			fmt.Fprint(w, n)
@@ -81,7 +95,8 @@ func TestSlowPeersBoundedRSS(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	race := sluiceBin
 	sluiceBin = sluiceBinPlain // RSS of a race build measures the detector
-	gw := startGateway(t, 1, "", routesDoc(route("1", "/*", "", ln.Addr().String())))
+	gw := startGateway(t, 1, "", routesDoc(route("1", "/*", "", ln.Addr().String()),
+		route("ws", "/ws", "    enable_websocket: true\n", ln.Addr().String())))
 	sluiceBin = race
 	pid := gw.cmd.Process.Pid
 
@@ -138,6 +153,29 @@ func TestSlowPeersBoundedRSS(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(upSize), string(b))
 		t.Logf("RSS %d KiB before, peak %d KiB (+%d KiB) while an upstream read %d MiB at %d MiB/s",
 			base, peak, peak-base, upSize>>20, 2*rate>>20)
+		assert.Less(t, peak-base, 16<<10)
+	})
+	t.Run("slow WebSocket client", func(t *testing.T) {
+		base := rssKiB(t, pid)
+		c, err := net.Dial("tcp", gw.addr())
+		require.NoError(t, err)
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		fmt.Fprint(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		done := make(chan struct{})
+		peakc := make(chan int)
+		go func() { peakc <- watch(done) }()
+		r := bufio.NewReader(c)
+		resp, err := http.ReadResponse(r, &http.Request{Method: "GET"})
+		require.NoError(t, err)
+		require.Equal(t, 101, resp.StatusCode)
+		n, err := slowCopy(io.Discard, r, rate)
+		close(done)
+		peak := <-peakc
+		require.NoError(t, err)
+		assert.Equal(t, int64(size), n)
+		t.Logf("RSS %d KiB before, peak %d KiB (+%d KiB) while a WebSocket client read %d MiB at %d MiB/s",
+			base, peak, peak-base, size>>20, rate>>20)
 		assert.Less(t, peak-base, 16<<10)
 	})
 }

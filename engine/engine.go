@@ -172,7 +172,7 @@ func (s *Server) ConnStats() ConnStats {
 	var st ConnStats
 	for _, l := range *s.h.loops.Load() {
 		st.Accepted += l.accepted.Load()
-		st.Open += l.open.Load()
+		st.Open += l.open.Load() + l.tunnels.Load()
 		st.Writing += l.active.Load()
 		st.Requests += l.requests.Load()
 	}
@@ -207,6 +207,7 @@ wait:
 	if e := eng.Stop(stopCtx); e != nil && err == nil {
 		err = e
 	}
+	s.h.tunnels.closeAll()
 	<-s.done
 	return err
 }

@@ -27,6 +27,7 @@ type handler struct {
 	ticks atomic.Int64
 
 	pauseSignal chan struct{} // a loop paused its first upstream (see pause.go)
+	tunnels     tunnelSet     // WebSocket tunnels handed off the loops
 	stopResume  context.CancelFunc
 }
 

@@ -59,7 +59,9 @@ type loop struct {
 
 	paused        []*upConn    // upstreams taken out of gnet for backpressure
 	pausedClients []*client    // clients taken out of gnet for backpressure
-	pausedN       atomic.Int64 // len(paused)+len(pausedClients), read by the resume goroutine
+	handoffs      []*client    // WebSocket tunnels waiting for their buffers to drain (tunnel.go)
+	pausedN       atomic.Int64 // len(paused)+len(pausedClients)+len(handoffs), read by the resume goroutine
+	tunnels       atomic.Int64 // WebSocket tunnels running off the loop (ConnStats)
 	resumeQueued  atomic.Bool
 	resumeFn      gnet.RunnableFunc
 }
@@ -142,7 +144,7 @@ const (
 	csBusy                 // an exchange is in flight
 	csLinger               // error sent; reading and dropping input until close or deadline
 	csClosing              // waiting for the outbound buffer to drain, then close
-	csTunnel               // upgraded (WebSocket): raw bytes both ways
+	csTunnel               // upgraded (WebSocket), until handed off to its tunnel (tunnel.go)
 )
 
 // client is one accepted connection. It is kept small (80 bytes): an idle
@@ -206,9 +208,19 @@ func (l *loop) clientClosed(cl *client) {
 		return
 	}
 	cl.closed = true
-	if uc := cl.tunnelUp; uc != nil {
+	if len(l.handoffs) > 0 {
+		l.forgetHandoff(cl) // (also when an upstream close moved it to csClosing)
+	}
+	if uc := cl.tunnelUp; uc != nil { // a tunnel not yet handed off
 		cl.tunnelUp = nil
 		uc.tunnel = nil
+		// what the client sent before it closed still goes to the
+		// upstream (best effort: gnet writes it once more on close)
+		if cl.c != nil && uc.c != nil && !uc.dead {
+			if buf, _ := cl.c.Peek(-1); len(buf) > 0 {
+				uc.c.Write(buf)
+			}
+		}
 		l.dropUpstream(uc)
 	}
 	if ex := cl.ex; ex != nil {
@@ -284,8 +296,8 @@ func (l *loop) clientTraffic(cl *client) (action gnet.Action) {
 			}
 		}
 		return gnet.None
-	case csTunnel:
-		return l.tunnelFromClient(cl)
+	case csTunnel: // waiting to be handed off
+		return l.tunnelTraffic(cl, cl.c)
 	default: // csLinger, csClosing: drop what arrives
 		cl.c.Discard(-1)
 		return gnet.None
@@ -431,7 +443,7 @@ func (l *loop) sweep() {
 			}
 		case csTunnel:
 			if now >= cl.deadline {
-				cl.c.Close() // idle both ways: clientClosed closes the upstream too
+				cl.c.Close() // the 101 was not taken: clientClosed closes the upstream too
 			}
 		case csLinger:
 			if !cl.shutWR && cl.c.OutboundBuffered() == 0 {

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"net"
-	"os"
 	"syscall"
 	"time"
 
@@ -147,6 +145,7 @@ func (l *loop) closePaused(uc *upConn) {
 func (l *loop) resumePaused() {
 	l.tick()
 	l.resumeClients()
+	l.retryHandoffs()
 	limit := l.opts.MaxBuffered / 2
 	for i := 0; i < len(l.paused); {
 		uc := l.paused[i]
@@ -180,9 +179,7 @@ func (l *loop) resumePaused() {
 func (l *loop) reenroll(fd int, ctx any, failed func()) {
 	el := l.el
 	go func() {
-		f := os.NewFile(uintptr(fd), "paused")
-		nc, err := net.FileConn(f) // duplicates fd
-		f.Close()
+		nc, err := fdConn(fd, "paused")
 		if err == nil {
 			var ch <-chan gnet.RegisteredResult
 			ch, err = el.Enroll(gnet.NewContext(context.Background(), ctx), nc)

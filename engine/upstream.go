@@ -44,10 +44,12 @@ type upConn struct {
 	idleAt     int64     // unix nanos it went idle
 	dead       bool      // closed or being closed: ignore further events
 	inPool     bool
-	tunnel     *client // set once upgraded
-	tunnelIdle int64   // nanos a tunnel may carry no byte before it is closed
-	paused     bool    // out of gnet for backpressure; pausedFD holds the socket
-	resuming   bool    // being enrolled again after a pause
+	tunnel     *client       // set once upgraded, until handed off
+	tunnelIdle time.Duration // a tunnel may carry no byte this long
+	tunnelSend time.Duration // a tunnel's write to the upstream may make no progress this long
+	handedOff  bool          // its socket now belongs to a tunnel: close the gnet conn
+	paused     bool          // out of gnet for backpressure; pausedFD holds the socket
+	resuming   bool          // being enrolled again after a pause
 	pausedFD   int
 }
 
@@ -291,9 +293,14 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 	}
 	wasDead := uc.dead
 	uc.dead = true
-	if cl := uc.tunnel; cl != nil {
+	if cl := uc.tunnel; cl != nil { // a tunnel not yet handed off
 		uc.tunnel = nil
 		if !cl.closed && cl.c != nil {
+			// what the upstream sent before it closed (a last message, a
+			// WebSocket Close frame) still goes out
+			if buf, _ := uc.c.Peek(-1); len(buf) > 0 {
+				cl.write(buf)
+			}
 			l.closeAfterFlush(cl)
 		}
 		return
@@ -328,8 +335,8 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 // upstreamTraffic relays what an upstream sent.
 func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 	l.tick()
-	if uc.tunnel != nil {
-		return l.tunnelFromUpstream(uc)
+	if cl := uc.tunnel; cl != nil {
+		return l.tunnelTraffic(cl, uc.c)
 	}
 	ex := uc.ex
 	if ex == nil || uc.dead {
@@ -371,6 +378,9 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 			// ex.resp's slices point into buf: the head is written before
 			// anything is discarded (gnet's buffers are pooled).
 			if !l.startResponse(ex, buf, n) {
+				if uc.handedOff {
+					return gnet.Close
+				}
 				return gnet.None
 			}
 			continue

@@ -68,3 +68,12 @@ func (ca *CA) IssueFor(t testing.TB, usage x509.ExtKeyUsage) tls.Certificate {
 	require.NoError(t, err)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// PEM returns cert's leaf and its ECDSA key PEM-encoded, as
+// tls.client_cert / tls.client_key take them.
+func PEM(t testing.TB, cert tls.Certificate) (certPEM, keyPEM []byte) {
+	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
