@@ -31,8 +31,15 @@ type Dialer struct {
 	cache ctls.ClientSessionCache
 
 	mu    sync.Mutex
-	certs map[string]*clientIdentity // by PEM pair
+	certs map[string]*clientIdentity // by PEM pair, at most maxIdentities
+	uses  uint64                     // a clock for clientIdentity.used
 }
+
+// maxIdentities bounds the parsed client certificates a Dialer keeps:
+// certificates rotated through the Admin API would otherwise stay in
+// memory for good. Past it the least recently used is dropped (it costs a
+// parse and its sessions if it comes back). A variable for tests.
+var maxIdentities = 256
 
 // clientIdentity is one client certificate and the session cache used with
 // it: sessions are never shared between identities (a session resumed
@@ -40,6 +47,7 @@ type Dialer struct {
 type clientIdentity struct {
 	cert  ctls.Certificate
 	cache ctls.ClientSessionCache
+	used  uint64 // Dialer.uses when last dialed with
 }
 
 // NewDialer returns a Dialer that verifies against the CA bundle in
@@ -143,13 +151,32 @@ func (d *Dialer) config(t Target) (*ctls.Config, error) {
 				return nil, fmt.Errorf("tls: client_cert/client_key: %w", err)
 			}
 			id = &clientIdentity{cert: pair, cache: ctls.NewLRUClientSessionCache(256)}
+			if len(d.certs) >= maxIdentities {
+				d.evictOldest()
+			}
 			d.certs[key] = id
 		}
+		d.uses++
+		id.used = d.uses
 		d.mu.Unlock()
 		cfg.Certificates = []ctls.Certificate{id.cert}
 		cfg.ClientSessionCache = id.cache
 	}
 	return cfg, nil
+}
+
+// evictOldest drops the least recently used client identity (under mu;
+// a linear scan, run only when a new identity would pass the bound).
+func (d *Dialer) evictOldest() {
+	var oldest string
+	var at uint64
+	first := true
+	for k, id := range d.certs {
+		if first || id.used < at {
+			oldest, at, first = k, id.used, false
+		}
+	}
+	delete(d.certs, oldest)
 }
 
 // socketPair returns the two ends of a connected AF_UNIX stream pair.

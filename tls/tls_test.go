@@ -3,6 +3,7 @@ package tls
 import (
 	"context"
 	ctls "crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -96,4 +97,31 @@ func TestDialVerifiesName(t *testing.T) {
 	c, err := d.Dial(context.Background(), Target{Addr: addr, ServerName: "localhost", Verify: true}, 5*time.Second)
 	require.NoError(t, err)
 	c.Close()
+}
+
+// TestClientIdentitiesBounded: rotated client certificates do not pile up
+// in the Dialer: past maxIdentities the least recently used goes, and one
+// in use stays.
+func TestClientIdentitiesBounded(t *testing.T) {
+	defer func(n int) { maxIdentities = n }(maxIdentities)
+	maxIdentities = 2
+	d, err := NewDialer("")
+	require.NoError(t, err)
+	ca := testca.New(t, "client CA")
+	var pems [3][2][]byte
+	for i := range pems {
+		pems[i][0], pems[i][1] = testca.PEM(t, ca.IssueFor(t, x509.ExtKeyUsageClientAuth))
+	}
+	use := func(i int) *ctls.Config {
+		cfg, err := d.config(Target{ClientCert: pems[i][0], ClientKey: pems[i][1]})
+		require.NoError(t, err)
+		return cfg
+	}
+	first := use(0)
+	use(1)
+	assert.Same(t, first.ClientSessionCache, use(0).ClientSessionCache, "identity 0 was parsed again")
+	use(2) // evicts 1, the least recently used
+	assert.Len(t, d.certs, 2)
+	assert.Same(t, first.ClientSessionCache, use(0).ClientSessionCache, "the identity in use was evicted")
+	assert.Len(t, d.certs, 2)
 }
