@@ -454,7 +454,11 @@ func (l *loop) sweep() {
 			}
 		}
 	}
-	for _, p := range l.pools {
+	for key, p := range l.pools {
 		p.expire(now)
+		if len(p.idle) == 0 && now-p.usedAt >= int64(poolRetireAfter) {
+			p.retired = true // connections still out close when released
+			delete(l.pools, key)
+		}
 	}
 }

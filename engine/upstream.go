@@ -28,10 +28,18 @@ type poolKey struct {
 // pool is one loop's idle connections to one poolKey, most recently used
 // last (LIFO: the warmest connection is reused first).
 type pool struct {
-	key  poolKey
-	idle []*upConn
-	ka   balancer.Keepalive
+	key     poolKey
+	idle    []*upConn
+	ka      balancer.Keepalive
+	usedAt  int64 // unix nanos it was last asked for a connection
+	retired bool  // dropped from the loop's map: connections released to it close
 }
+
+// poolRetireAfter is how long an empty pool may go unused before the
+// sweep drops it (node addresses change with DNS and with the Admin API;
+// their pools would otherwise stay in the map for good). A variable for
+// tests.
+var poolRetireAfter = 10 * time.Minute
 
 // upConn is one upstream connection, owned by the loop that dialed it.
 type upConn struct {
@@ -60,6 +68,7 @@ func (l *loop) pool(key poolKey, u *balancer.Upstream) *pool {
 		l.pools[key] = p
 	}
 	p.ka = u.Keepalive
+	p.usedAt = l.now
 	return p
 }
 
@@ -118,7 +127,7 @@ func (l *loop) release(uc *upConn) {
 	if reqs <= 0 {
 		reqs = 1000
 	}
-	if uc.dead || uc.requests >= reqs || len(p.idle) >= size || uc.c.InboundBuffered() > 0 {
+	if uc.dead || p.retired || uc.requests >= reqs || len(p.idle) >= size || uc.c.InboundBuffered() > 0 {
 		l.dropUpstream(uc)
 		return
 	}
