@@ -528,8 +528,8 @@ func (l *loop) pumpBody(ex *exchange) {
 		l.pumpStash(ex)
 		return
 	}
-	if cl.c == nil {
-		return // paused
+	if cl.c == nil || uc.c == nil {
+		return // paused (c == nil), or the upstream closed with its answer salvaged
 	}
 	buf, _ := cl.c.Peek(-1)
 	if len(buf) == 0 {

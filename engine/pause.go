@@ -347,7 +347,11 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 	}
 	// An upstream that answered while the client was away: relay now (its
 	// buffered bytes would not raise another OnTraffic).
-	if uc := ex.up; uc != nil && uc.c != nil && uc.c.InboundBuffered() > 0 {
+	switch uc := ex.up; {
+	case uc == nil:
+	case uc.salvaged: // it closed meanwhile
+		l.relaySalvaged(uc)
+	case uc.c != nil && uc.c.InboundBuffered() > 0:
 		if l.upstreamTraffic(uc) == gnet.Close && uc.c != nil {
 			_ = l.el.Close(uc.c)
 		}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
@@ -56,6 +58,8 @@ type upConn struct {
 	tunnelIdle time.Duration // a tunnel may carry no byte this long
 	tunnelSend time.Duration // a tunnel's write to the upstream may make no progress this long
 	handedOff  bool          // its socket now belongs to a tunnel: close the gnet conn
+	salvaged   bool          // closed while its client was away, its answer kept in early
+	early      []byte        // (salvaged) what it sent before it closed, not yet relayed
 	paused     bool          // out of gnet for backpressure; pausedFD holds the socket
 	resuming   bool          // being enrolled again after a pause
 	pausedFD   int
@@ -290,6 +294,24 @@ func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
 	l.sendHead(ex)
 }
 
+// peek returns what uc has buffered and nobody relayed yet.
+func (uc *upConn) peek() []byte {
+	if uc.salvaged {
+		return uc.early
+	}
+	buf, _ := uc.c.Peek(-1)
+	return buf
+}
+
+// discard drops n relayed bytes from what peek returns.
+func (uc *upConn) discard(n int) {
+	if uc.salvaged {
+		uc.early = uc.early[n:]
+		return
+	}
+	uc.c.Discard(n)
+}
+
 // upstreamClosed runs when an upstream connection closed (by either side).
 func (l *loop) upstreamClosed(uc *upConn, err error) {
 	l.tick()
@@ -319,6 +341,50 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 	if ex == nil || ex.up != uc || wasDead {
 		return
 	}
+	if !ex.respStarted {
+		// An upstream that answers an upload early (a 413, a 401) and
+		// closes: its answer may sit in gnet's buffer (the client was away,
+		// paused for backpressure) or still in the socket (sending the
+		// body failed first). Relay that answer instead of a 502: now, or
+		// once the client is back.
+		if early := salvage(uc.c); len(early) > 0 {
+			uc.early, uc.salvaged, uc.ex = early, true, ex
+			uc.c = nil // gnet releases it after this callback
+			if cl := ex.cl; cl.paused || cl.resuming {
+				return
+			}
+			l.relaySalvaged(uc)
+			return
+		}
+	}
+	l.upstreamLost(ex)
+}
+
+// salvageMax bounds what salvage reads from a closing socket.
+const salvageMax = 64 << 10
+
+// salvage returns a copy of what c has buffered and of what its socket
+// still holds (up to salvageMax), when c is closing.
+func salvage(c gnet.Conn) []byte {
+	buf, _ := c.Peek(-1)
+	out := append([]byte(nil), buf...)
+	for len(out) < len(buf)+salvageMax {
+		if cap(out)-len(out) < 4096 {
+			out = slices.Grow(out, 16<<10)
+		}
+		n, err := unix.Read(c.Fd(), out[len(out):cap(out)])
+		if n <= 0 || err != nil {
+			break
+		}
+		out = out[:len(out)+n]
+	}
+	return out
+}
+
+// upstreamLost ends ex, whose upstream connection is gone, as its state
+// allows: a body until close is complete, a request on a pooled connection
+// the upstream had closed is sent again, anything else fails.
+func (l *loop) upstreamLost(ex *exchange) {
 	ex.up = nil
 	if ex.phase == exRelaying && ex.respKind == http1.BodyUntilClose {
 		l.finishResponse(ex, false)
@@ -363,9 +429,29 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 		l.resumeClientNow(cl)
 		return gnet.None
 	}
+	return l.relay(uc)
+}
+
+// relaySalvaged relays the answer of an upstream that closed while its
+// client was away, once the client is back, then ends the exchange as the
+// close does if the answer was not complete.
+func (l *loop) relaySalvaged(uc *upConn) {
+	l.relay(uc)
+	if ex := uc.ex; ex != nil && ex.up == uc {
+		uc.ex = nil
+		l.upstreamLost(ex)
+	}
+	uc.early = nil
+}
+
+// relay parses the response head and relays the body from what uc has
+// buffered, until it runs dry or the exchange ends.
+func (l *loop) relay(uc *upConn) gnet.Action {
+	ex := uc.ex
+	cl := ex.cl
 	defer l.recoverClient(cl)
 	for {
-		buf, _ := uc.c.Peek(-1)
+		buf := uc.peek()
 		if len(buf) == 0 {
 			return gnet.None
 		}
@@ -380,7 +466,7 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 				return gnet.None
 			}
 			if ex.resp.Status < 200 && ex.resp.Status != 101 {
-				uc.c.Discard(n)
+				uc.discard(n)
 				ex.resp.Status = 0 // interim (100, 103): dropped
 				continue
 			}
@@ -400,7 +486,7 @@ func (l *loop) upstreamTraffic(uc *upConn) gnet.Action {
 		if ex.up != uc {
 			return gnet.None
 		}
-		if max := l.opts.MaxBuffered; max > 0 && cl.c.OutboundBuffered() > max {
+		if max := l.opts.MaxBuffered; max > 0 && !uc.salvaged && cl.c.OutboundBuffered() > max {
 			return l.pauseUpstream(uc)
 		}
 	}
@@ -414,7 +500,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	r := &ex.resp
 	rest := buf[n:]
 	if r.Status == 101 {
-		if !ex.upgrade {
+		if !ex.upgrade || uc.salvaged {
 			l.fail(ex, 502, "upstream switched protocols unasked")
 			return false
 		}
@@ -452,7 +538,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		l.bodyFilter(ex, rest[:k])
 		l.wbuf = append(l.wbuf, rest[:k]...)
 		ex.respLeft = 0
-		uc.c.Discard(n + k)
+		uc.discard(n + k)
 		cl.write(l.wbuf)
 		if cl.closed {
 			return false
@@ -468,7 +554,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		if k > 0 {
 			l.bodyFilter(ex, rest[:k])
 			l.wbuf = append(l.wbuf, rest[:k]...)
-			uc.c.Discard(n + k)
+			uc.discard(n + k)
 			cl.write(l.wbuf)
 			if cl.closed {
 				return false
@@ -480,7 +566,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 			return true
 		}
 	}
-	uc.c.Discard(n)
+	uc.discard(n)
 	cl.write(l.wbuf)
 	if cl.closed {
 		return false
@@ -509,7 +595,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if cl.closed {
 			return false
 		}
-		uc.c.Discard(n)
+		uc.discard(n)
 		ex.respLeft -= int64(n)
 		if ex.respLeft == 0 {
 			l.finishResponse(ex, true)
@@ -533,7 +619,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if n == 0 {
 			return false
 		}
-		uc.c.Discard(n)
+		uc.discard(n)
 		if done {
 			l.finishResponse(ex, true)
 			return false
@@ -545,7 +631,7 @@ func (l *loop) relayBody(ex *exchange, buf []byte) bool {
 		if cl.closed {
 			return false
 		}
-		uc.c.Discard(len(buf))
+		uc.discard(len(buf))
 		return true
 	}
 }
