@@ -294,3 +294,35 @@ func TestTunnelPendingKeepsLastBytes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hi\nbye\n", string(rest))
 }
+
+// TestUpgradeOnlyToWebSocket: the upstream is asked for websocket alone,
+// whatever else the client listed, and a 101 to another protocol (h2c
+// would make the tunnel an unrouted HTTP/2 connection) is refused.
+func TestUpgradeOnlyToWebSocket(t *testing.T) {
+	asked := make(chan string, 2)
+	up := acceptEach(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		asked <- req.Header.Get("Upgrade")
+		proto := "websocket"
+		if req.URL.Path == "/h2c" {
+			proto = "h2c"
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+proto+"\r\nConnection: Upgrade\r\n\r\n")
+		time.Sleep(time.Second)
+	})
+	g := tunnelGateway(t, up)
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{{"/ws", 101}, {"/h2c", 502}} {
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+		require.NoError(t, err, tc.path)
+		assert.Equal(t, tc.status, resp.StatusCode, tc.path)
+		assert.Equal(t, "websocket", <-asked, tc.path)
+	}
+}

@@ -294,6 +294,8 @@ func (l *loop) upstreamOpened(uc *upConn, c gnet.Conn) {
 	l.sendHead(ex)
 }
 
+var wsUpgradeName = []byte("upgrade")
+
 // peek returns what uc has buffered and nobody relayed yet.
 func (uc *upConn) peek() []byte {
 	if uc.salvaged {
@@ -500,7 +502,7 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 	r := &ex.resp
 	rest := buf[n:]
 	if r.Status == 101 {
-		if !ex.upgrade || uc.salvaged {
+		if !ex.upgrade || uc.salvaged || !listHas(r.Header(wsUpgradeName), wsToken) {
 			l.fail(ex, 502, "upstream switched protocols unasked")
 			return false
 		}

@@ -56,8 +56,10 @@ func trimOWS(b []byte) []byte {
 
 // isHopByHop reports whether a header must not be forwarded (RFC 9110
 // §7.6.1) — connection-specific fields and those the gateway sets itself.
-// conn is the message's Connection value, whose tokens name more.
-func isHopByHop(name, conn []byte) bool {
+// The message's Connection fields (conn, the last of fields of them in hs)
+// name more. (Framing fields are never forwarded: sluice writes its own,
+// so a Connection field cannot strip them.)
+func isHopByHop(name, conn []byte, hs []http1.Header, fields int) bool {
 	switch len(name) {
 	case 2:
 		if http1.FoldEq(name, "te") {
@@ -76,23 +78,50 @@ func isHopByHop(name, conn []byte) bool {
 			return true
 		}
 	}
-	if conn != nil && len(name) > 0 {
-		for v := conn; len(v) > 0; {
-			i := 0
-			for i < len(v) && v[i] != ',' {
-				i++
-			}
-			t := trimOWS(v[:i])
-			if len(t) == len(name) && http1.EqualFold(t, name) {
-				return true
-			}
-			if i == len(v) {
-				break
-			}
-			v = v[i+1:]
+	if fields <= 1 {
+		return listHas(conn, name)
+	}
+	for i := range hs { // several Connection fields: each names some
+		if h := &hs[i]; len(h.Name) == 10 && http1.FoldEq(h.Name, "connection") && listHas(h.Value, name) {
+			return true
 		}
 	}
 	return false
+}
+
+// listHas reports whether the comma-separated list v has the token t
+// (ASCII case-insensitive).
+func listHas(v, t []byte) bool {
+	for len(v) > 0 && len(t) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		if e := trimOWS(v[:i]); len(e) == len(t) && http1.EqualFold(e, t) {
+			return true
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+	return false
+}
+
+// appendFraming writes the Content-Length or Transfer-Encoding a message
+// is sent with, from how it was parsed: the peer's own framing fields are
+// never forwarded (a Connection field naming them, or several
+// Content-Length fields, must not change what the next hop reads).
+func appendFraming(dst []byte, chunked bool, length int64) []byte {
+	switch {
+	case chunked:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case length >= 0:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, length, 10)
+		dst = append(dst, crlf...)
+	}
+	return dst
 }
 
 // appendUpstreamHead writes the request head sent upstream: the request
@@ -156,14 +185,13 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 			if http1.FoldEq(n, "expect") {
 				continue
 			}
-		case 7:
-			if ex.upgrade && http1.FoldEq(n, "upgrade") {
-				dst = appendHeader(dst, h)
-				continue
-			}
 		case 9:
 			if http1.FoldEq(n, "x-real-ip") {
 				continue
+			}
+		case 14:
+			if http1.FoldEq(n, "content-length") {
+				continue // appendFraming
 			}
 		case 15:
 			if http1.FoldEq(n, "x-forwarded-for") {
@@ -175,15 +203,16 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 				continue
 			}
 		case 17:
-			if http1.FoldEq(n, "x-forwarded-proto") {
-				continue
+			if http1.FoldEq(n, "x-forwarded-proto") || http1.FoldEq(n, "transfer-encoding") {
+				continue // (transfer-encoding: appendFraming)
 			}
 		}
-		if isHopByHop(n, r.Connection) {
+		if isHopByHop(n, r.Connection, r.Headers, r.ConnFields) {
 			continue
 		}
 		dst = appendHeader(dst, h)
 	}
+	dst = appendFraming(dst, r.Body == http1.BodyChunked, r.ContentLength)
 	for i := range ops {
 		if op := &ops[i]; op.Kind != plugin.HeaderRemove && !shadowed(ops[i+1:], op) {
 			dst = append(dst, op.Name...)
@@ -193,6 +222,10 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 		}
 	}
 	if ex.upgrade {
+		// only the protocol the route allows, whatever else the client
+		// listed (h2c would turn the tunnel into an unrouted HTTP/2
+		// connection)
+		dst = append(dst, "Upgrade: websocket\r\n"...)
 		dst = append(dst, connUpgrade...)
 	}
 	ip := ex.rreq.RemoteAddr.Unmap()
@@ -277,18 +310,25 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 				dst = appendHeader(dst, h)
 				continue
 			}
+		case 14:
+			if http1.FoldEq(n, "content-length") {
+				continue // below
+			}
 		case 17:
 			if http1.FoldEq(n, "transfer-encoding") {
 				if !ex.decode {
-					dst = appendHeader(dst, h)
+					dst = appendHeader(dst, h) // (its codings: the last is chunked)
 				}
 				continue
 			}
 		}
-		if isHopByHop(n, r.Connection) {
+		if isHopByHop(n, r.Connection, r.Headers, r.ConnFields) {
 			continue
 		}
 		dst = appendHeader(dst, h)
+	}
+	if !r.Chunked { // the length the body is relayed with (or a HEAD's, a 304's)
+		dst = appendFraming(dst, false, r.ContentLength)
 	}
 	dst = append(dst, ex.pc.RespHeaders()...)
 	dst = append(dst, l.server...)

@@ -90,7 +90,8 @@ type Request struct {
 	KeepAlive     bool     // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
 	Expect100     bool     // "Expect: 100-continue" on HTTP/1.1 (any other expectation is a 417 error)
 	Upgrade       bool     // HTTP/1.1 "Connection: upgrade" together with an Upgrade header
-	Connection    []byte   // raw value of the last Connection field (its tokens name hop-by-hop fields; walk Headers when there are several); nil if absent
+	Connection    []byte   // raw value of the last Connection field (its tokens name hop-by-hop fields); nil if absent
+	ConnFields    int      // how many Connection fields there are (more than one: walk Headers for their tokens)
 	HeadLen       int      // length of the head in bytes, as returned by ParseRequest
 }
 
@@ -104,5 +105,6 @@ type Response struct {
 	Chunked       bool   // Transfer-Encoding ends in chunked
 	Close         bool   // "Connection: close", or HTTP/1.0 without "Connection: keep-alive"
 	Connection    []byte // raw value of the last Connection field; nil if absent
+	ConnFields    int    // how many Connection fields there are (more than one: walk Headers for their tokens)
 	HeadLen       int    // length of the head in bytes, as returned by ParseResponse
 }

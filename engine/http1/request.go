@@ -214,6 +214,7 @@ func (r *Request) interpret(authority []byte) error {
 		case 10:
 			if FoldEq(name, "connection") {
 				r.Connection = v
+				r.ConnFields++
 				conn |= connectionTokens(v)
 			}
 		case 14:

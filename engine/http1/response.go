@@ -78,6 +78,7 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 		case 10:
 			if FoldEq(name, "connection") {
 				r.Connection = v
+				r.ConnFields++
 				conn |= connectionTokens(v)
 			}
 		case 14:

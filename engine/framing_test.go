@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// seenRequest is what a recording upstream read: the head's fields as
+// sent (textproto keeps repeated fields) and the body.
+type seenRequest struct {
+	path   string
+	header textproto.MIMEHeader
+	body   string
+}
+
+// recordingUpstream answers every request with "ok" and reports each one
+// it read on the returned channel.
+func recordingUpstream(t *testing.T) (string, <-chan seenRequest) {
+	seen := make(chan seenRequest, 16)
+	addr := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(req.Body)
+			h := textproto.MIMEHeader(req.Header.Clone())
+			if len(req.TransferEncoding) > 0 { // net/http moves it out of Header
+				h["Transfer-Encoding"] = req.TransferEncoding
+			}
+			seen <- seenRequest{path: req.URL.Path, header: h, body: string(b)}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	return addr, seen
+}
+
+// TestFramingNotNominable: a Connection field naming Content-Length or
+// Transfer-Encoding must not strip the framing the upstream reads the body
+// with — otherwise the body becomes a second request that skipped routing
+// and plugins (request smuggling). The upstream gets one request, framed
+// as sluice parsed it, and several Content-Length fields arrive as one.
+func TestFramingNotNominable(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	smuggled := "GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, tc := range []struct{ name, req, wantBody string }{
+		{"connection names content-length",
+			fmt.Sprintf("POST /a HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: %d\r\n\r\n%s", len(smuggled), smuggled), smuggled},
+		{"connection names transfer-encoding",
+			fmt.Sprintf("POST /a HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled), smuggled},
+		{"repeated content-length",
+			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nhi", "hi"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialSend(t, g.addr, tc.req)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err)
+			assert.Equal(t, 200, resp.StatusCode)
+			got := <-seen
+			assert.Equal(t, "/a", got.path)
+			assert.Equal(t, tc.wantBody, got.body)
+			assert.LessOrEqual(t, len(got.header["Content-Length"]), 1, "one Content-Length: %v", got.header["Content-Length"])
+			select {
+			case extra := <-seen:
+				t.Fatalf("the upstream read a second request: %s", extra.path)
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// TestSeveralConnectionFields: every Connection field's tokens name
+// hop-by-hop fields, not only the last one's.
+func TestSeveralConnectionFields(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	c := dialSend(t, g.addr, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: X-Secret\r\nConnection: keep-alive\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	got := <-seen
+	assert.Empty(t, got.header.Get("X-Secret"), "a field the first Connection field names was forwarded")
+	assert.Equal(t, "2", got.header.Get("X-Kept"))
+}
+
+// TestResponseFramingNotNominable: an upstream response whose Connection
+// field names Content-Length still reaches the client with its length, so
+// the client (or a proxy in front) knows where it ends and the next begins.
+func TestResponseFramingNotNominable(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(r); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello")
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	c := dialSend(t, g.addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i := 0; i < 2; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, "response %d", i)
+		assert.EqualValues(t, 5, resp.ContentLength, "response %d", i)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		assert.Equal(t, "hello", string(b))
+	}
+}
