@@ -60,7 +60,7 @@ func TestChunksWithTheHead(t *testing.T) {
 // wake-up), before anything else of the stream exists.
 func TestHeadAndFirstEventInOneWrite(t *testing.T) {
 	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-	first := "e\r\ndata: first\n\n\r\n"
+	first := "d\r\ndata: first\n\n\r\n"
 	release := make(chan struct{})
 	up := serveRequests(t, func(c net.Conn) bool {
 		c.Write([]byte(head + first)) // one write: one read at the gateway

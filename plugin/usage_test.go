@@ -154,7 +154,7 @@ func TestUsageScannerChunked(t *testing.T) {
 	body := `{"usage":{"prompt_tokens":12,"completion_tokens":34}}`
 	f("one chunk", fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body), 12, 34)
 	f("upper hex", fmt.Sprintf("%X\r\n%s\r\n0\r\n\r\n", len(body), body), 12, 34)
-	f("LF only", fmt.Sprintf("%x\n%s\n0\n\n", len(body), body), 12, 34)
+	f("LF only (bad framing: nothing read)", fmt.Sprintf("%x\n%s\n0\n\n", len(body), body), -1, -1)
 	// The framing splits a key and a number: stripped, they still match.
 	var split string
 	for _, p := range []string{`{"usage":{"prompt`, `_tokens":1`, `2`, `,"completion_tokens"`, `:7}}`} {

@@ -16,19 +16,20 @@ type Chunked struct {
 
 // Scanner states. The zero state expects the first byte of a size line.
 const (
-	csSize      uint8 = iota // hex digits of the chunk size
-	csSizeBWS                // white space after the size
-	csExt                    // chunk extensions, skipped up to CRLF
-	csSizeLF                 // CR seen at the end of the size line
-	csData                   // remaining bytes of chunk data
-	csDataCR                 // CRLF (or LF) after the data
-	csDataLF                 // CR seen after the data
-	csTrailer                // start of a trailer line, or the final empty line
-	csTrailerLn              // inside a trailer field line
-	csTrailerLF              // CR seen inside a trailer line
-	csEndLF                  // CR of the final empty line seen
-	csDone                   // the body has ended
-	csFailed                 // an error was found; err repeats it
+	csSize        uint8 = iota // hex digits of the chunk size
+	csSizeBWS                  // white space after the size (a ";" must follow)
+	csExt                      // chunk extensions, skipped up to CRLF
+	csSizeLF                   // CR seen at the end of the size line
+	csData                     // remaining bytes of chunk data
+	csDataCR                   // CRLF after the data
+	csDataLF                   // CR seen after the data
+	csTrailer                  // start of a trailer line, or the final empty line
+	csTrailerName              // a trailer field's name, up to its colon
+	csTrailerLn                // a trailer field's value
+	csTrailerLF                // CR seen at the end of a trailer line
+	csEndLF                    // CR of the final empty line seen
+	csDone                     // the body has ended
+	csFailed                   // an error was found; err repeats it
 )
 
 // Reset readies c for a new body.
@@ -42,15 +43,16 @@ func (c *Chunked) Reset() { *c = Chunked{} }
 // n == 0 with err == nil means more bytes are needed (or, once done, that
 // there is nothing more to scan). Call it in a loop until n == 0 or done.
 //
-// Rules: a size is 1-16 hex digits that fit an int64, optionally followed by
-// SP/HT and ";" extensions; the size line, extensions included, is at most
-// 4096 bytes; lines end in CRLF or a bare LF, except that a line with
-// extensions must end in CRLF (a bare LF inside an extension is where
-// lenient parsers disagree: "chunk-extension smuggling"). Chunk data must be
-// followed by CRLF or LF. Trailer lines are skipped, may not hold a NUL or a
-// bare CR, and total at most 32 KiB. Errors are *Error with Status 400; an
-// error found after a data run is reported on the next call, so data is
-// never lost with the error. Next does not allocate; data borrows buf.
+// Rules (RFC 9112 §7.1, strictly: the body is relayed as it came, so the
+// next hop must read the framing exactly as sluice did): a size is 1-16
+// hex digits that fit an int64, optionally followed by ";" extensions
+// (white space only before a ";"); the size line, extensions included, is
+// at most 4096 bytes; every line ends in CRLF (a bare LF is where lenient
+// parsers disagree); chunk data is followed by CRLF. Trailer lines must be
+// field lines (a token, a colon, a value without control bytes) and total
+// at most 32 KiB. Errors are *Error with Status 400; an error found after
+// a data run is reported on the next call, so data is never lost with the
+// error. Next does not allocate; data borrows buf.
 func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 	switch c.state {
 	case csDone:
@@ -89,15 +91,13 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 				return c.fail(i, data, ErrBadChunkSize)
 			}
 			switch b {
-			case '\n':
-				c.endSizeLine()
 			case '\r':
 				c.state = csSizeLF
 			case ';':
 				c.state = csExt
 			case ' ', '\t':
 				c.state = csSizeBWS
-			default:
+			default: // a bare LF too
 				return c.fail(i, data, ErrBadChunkSize)
 			}
 
@@ -107,13 +107,9 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 			}
 			switch b {
 			case ' ', '\t':
-			case '\n':
-				c.endSizeLine()
-			case '\r':
-				c.state = csSizeLF
 			case ';':
 				c.state = csExt
-			default:
+			default: // white space is only allowed before an extension
 				return c.fail(i, data, ErrBadChunkSize)
 			}
 
@@ -135,14 +131,10 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 			c.endSizeLine()
 
 		case csDataCR:
-			switch b {
-			case '\r':
-				c.state = csDataLF
-			case '\n':
-				c.state = csSize
-			default:
+			if b != '\r' {
 				return c.fail(i, data, ErrBadChunkEnd)
 			}
+			c.state = csDataLF
 
 		case csDataLF:
 			if b != '\n' {
@@ -150,24 +142,29 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 			}
 			c.state = csSize
 
-		case csTrailer, csTrailerLn:
-			switch b {
-			case '\n':
-				if c.state == csTrailer {
-					c.state = csDone // the empty line ends the body
-					return i + 1, data, true, nil
-				}
-				c.state = csTrailer
-			case '\r':
-				if c.state == csTrailer {
-					c.state = csEndLF
-				} else {
-					c.state = csTrailerLF
-				}
-			case 0:
-				return c.fail(i, data, ErrBadTrailer)
+		case csTrailer:
+			switch {
+			case b == '\r':
+				c.state = csEndLF
+			case class[b]&cTchar != 0:
+				c.state = csTrailerName
 			default:
+				return c.fail(i, data, ErrBadTrailer)
+			}
+			if c.trailers++; c.trailers > maxTrailer {
+				return c.fail(i, data, ErrTrailerTooLarge)
+			}
+
+		case csTrailerName, csTrailerLn:
+			switch {
+			case c.state == csTrailerName && b == ':':
 				c.state = csTrailerLn
+			case c.state == csTrailerName && class[b]&cTchar != 0:
+			case c.state == csTrailerLn && b == '\r':
+				c.state = csTrailerLF
+			case c.state == csTrailerLn && class[b]&cValue != 0:
+			default: // CR or LF in a name, NUL, other CTL; white space before the colon
+				return c.fail(i, data, ErrBadTrailer)
 			}
 			if c.trailers++; c.trailers > maxTrailer {
 				return c.fail(i, data, ErrTrailerTooLarge)

@@ -79,15 +79,12 @@ func TestChunkedValid(t *testing.T) {
 		name, in, payload string
 	}{
 		{"simple", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world"},
-		{"lf only", "5\nhello\n0\n\n", "hello"},
 		{"hex upper lower", "a\r\n0123456789\r\nB\r\n0123456789A\r\n0\r\n\r\n", "01234567890123456789A"},
 		{"leading zeros", "0005\r\nhello\r\n000\r\n\r\n", "hello"},
 		{"16 digits", "0000000000000003\r\nabc\r\n0\r\n\r\n", "abc"},
 		{"extension", "5;name=value\r\nhello\r\n0;last\r\n\r\n", "hello"},
 		{"extension quoted", "5 ; a=\"b;c\"\t;d\r\nhello\r\n0\r\n\r\n", "hello"},
-		{"bws before crlf", "5 \t\r\nhello\r\n0\r\n\r\n", "hello"},
 		{"trailers", "5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Other: a b\r\n\r\n", "hello"},
-		{"trailers lf", "5\nhello\n0\nX-Sum: 1\n\n", "hello"},
 		{"empty body", "0\r\n\r\n", ""},
 		{"binary data", "4\r\n\r\n\x00\n\r\n0\r\n\r\n", "\r\n\x00\n"},
 		{"sse", "e\r\ndata: {\"a\":1}\n\r\n10\r\ndata: [DONE]\n\n\r\n\r\n0\r\n\r\n", "data: {\"a\":1}\ndata: [DONE]\n\n\r\n"},
@@ -116,6 +113,16 @@ func TestChunkedErrors(t *testing.T) {
 		want              error
 	}{
 		{"empty size", "\r\n", "", ErrBadChunkSize},
+		// a bare LF anywhere in the framing: lenient parsers disagree there
+		{"lf after size", "5\nhello\r\n0\r\n\r\n", "", ErrBadChunkSize},
+		{"lf after data", "5\r\nhello\n0\r\n\r\n", "hello", ErrBadChunkEnd},
+		{"lf in trailer", "0\r\nX-Sum: 1\n\r\n", "", ErrBadTrailer},
+		{"lf final line", "0\r\n\n", "", ErrBadTrailer},
+		{"bws before crlf", "5 \t\r\nhello\r\n0\r\n\r\n", "", ErrBadChunkSize},
+		{"trailer without colon", "0\r\nfoo\r\n\r\n", "", ErrBadTrailer},
+		{"trailer space before colon", "0\r\nX :1\r\n\r\n", "", ErrBadTrailer},
+		{"trailer ctl", "0\r\nX: a\x01\r\n\r\n", "", ErrBadTrailer},
+		{"trailer folded", "0\r\nX: a\r\n b\r\n\r\n", "", ErrBadTrailer},
 		{"non hex", "g\r\n", "", ErrBadChunkSize},
 		{"sign", "+5\r\nhello\r\n0\r\n\r\n", "", ErrBadChunkSize},
 		{"negative", "-5\r\n", "", ErrBadChunkSize},

@@ -29,6 +29,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
@@ -265,6 +266,11 @@ func (a *arm) rewrite(where string, raw json.RawMessage) error {
 		if rc.URI[0] != '/' {
 			return bad(`%s.uri: failed to match pattern "^/" with %q`, where, rc.URI)
 		}
+		if i := badPathByte(rc.URI); i >= 0 {
+			// it goes into the request line as it is: a space or CRLF
+			// would split it into another request
+			return bad("%s.uri: %q at byte %d: a path only (no query), with anything but letters, digits and -._~!$&'()*+,;=:@/ percent-encoded", where, rc.URI[i], i)
+		}
 		a.uri = []byte(rc.URI)
 	}
 	if len(rc.Headers) > 0 && string(rc.Headers) != "null" {
@@ -275,6 +281,27 @@ func (a *arm) rewrite(where string, raw json.RawMessage) error {
 		a.ops = ops
 	}
 	return nil
+}
+
+// badPathByte returns the index of the first byte of p that may not stand
+// raw in a URI path (RFC 3986 pchar and '/'; '%' only before two hex
+// digits), or -1.
+func badPathByte(p string) int {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // headerOps reads headers as proxy-rewrite does: {add, set, remove} (in

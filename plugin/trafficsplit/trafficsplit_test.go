@@ -266,6 +266,14 @@ func TestCompileErrors(t *testing.T) {
 	err = f.build(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1}},"rewrite":{"uri":"v1"}}]`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `uri: failed to match pattern "^/"`)
+	// the uri goes into the request line as it is: nothing that could
+	// split it (a space, CRLF) or start a query or fragment
+	for _, uri := range []string{`/v2 HTTP/1.1\r\nHost: internal\r\n\r\nGET /admin`, `/v2?x=1`, `/v2#f`, `/a%2`, `/caf\u00e9`} {
+		err = f.build(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1}},"rewrite":{"uri":"` + uri + `"}}]`))
+		require.Error(t, err, uri)
+		assert.Contains(t, err.Error(), "a path only", uri)
+	}
+	f.mustBuild(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1}},"rewrite":{"uri":"/v1/chat%20x/~a.b_c-d;p=1:@!$&'()*+,"}}]`))
 	err = f.build(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1},"bogus":1}}]`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "bogus")
