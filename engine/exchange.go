@@ -147,6 +147,17 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 
+	if http1.NeedsNormalize(r.Path) {
+		// route on (and send upstream) the path as the upstream will read
+		// it; detach copies it into the exchange with the head
+		l.pathBuf = append(l.pathBuf[:0], r.Path...)
+		k, ok := http1.NormalizePath(l.pathBuf)
+		if !ok {
+			l.answer(cl, ex, n, 400, "invalid path")
+			return true
+		}
+		r.Path = l.pathBuf[:k:k]
+	}
 	t := l.table()
 	if t == nil {
 		l.answer(cl, ex, n, 503, "no routing table yet")

@@ -121,3 +121,45 @@ func TestResponseFramingNotNominable(t *testing.T) {
 		assert.Equal(t, "hello", string(b))
 	}
 }
+
+// TestPathNormalized: routes match, and the upstream receives, the path as
+// the upstream will read it, so a permissive route cannot be used to reach
+// what another route guards (/public/../admin, /%61dmin); a dot segment
+// behind an encoded slash or above the root is a 400.
+func TestPathNormalized(t *testing.T) {
+	pub, pubSeen := recordingUpstream(t)
+	adm, admSeen := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("pub", "/public/*", pub), routeTo("adm", "/admin/*", adm)))
+	for _, tc := range []struct {
+		target, want string
+		admin        bool
+		status       int
+	}{
+		{"/public/a", "/public/a", false, 200},
+		{"/public/../admin/x?q=1", "/admin/x", true, 200},
+		{"/public/%2e%2E/admin/x", "/admin/x", true, 200},
+		{"/%61dmin/x", "/admin/x", true, 200},
+		{"/public//a/./b", "/public/a/b", false, 200},
+		{"/public/..%2Fadmin/x", "", false, 400},
+		{"/../admin/x", "", false, 400},
+	} {
+		c := dialSend(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.target)
+		assert.Equal(t, tc.status, resp.StatusCode, tc.target)
+		if tc.status != 200 {
+			continue
+		}
+		seen := pubSeen
+		if tc.admin {
+			seen = admSeen
+		}
+		select {
+		case got := <-seen:
+			assert.Equal(t, tc.want, got.path, tc.target)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: not at the expected upstream", tc.target)
+		}
+	}
+}
