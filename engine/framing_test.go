@@ -163,3 +163,38 @@ func TestPathNormalized(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP10ClientAndCodedChunks: an HTTP/1.0 client gets a chunked body
+// de-chunked; a transfer coding under the chunks (gzip) could not be
+// told to it, so that answer is a 502 rather than unlabelled gzip bytes.
+func TestHTTP10ClientAndCodedChunks(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			te := "chunked"
+			if req.URL.Path == "/gz" {
+				te = "gzip, chunked"
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: "+te+"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{{"/plain", "hello", 200}, {"/gz", "", 502}} {
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.0\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.path)
+		assert.Equal(t, tc.status, resp.StatusCode, tc.path)
+		b, _ := io.ReadAll(resp.Body)
+		if tc.status == 200 {
+			assert.Equal(t, tc.body, string(b), tc.path)
+		}
+	}
+}

@@ -509,6 +509,12 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		return l.startTunnel(ex, buf, n)
 	}
 	ex.respKind = r.BodyKind(ex.headReq)
+	if ex.decode && ex.respKind == http1.BodyChunked && r.TECodings > 1 {
+		// an HTTP/1.0 client gets the body de-chunked, and no header could
+		// tell it about the coding left under the chunks (gzip, ...)
+		l.fail(ex, 502, "upstream transfer coding cannot be sent to an HTTP/1.0 client")
+		return false
+	}
 	ex.respLeft = 0
 	if ex.respKind == http1.BodyLength {
 		ex.respLeft = r.ContentLength

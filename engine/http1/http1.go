@@ -103,6 +103,7 @@ type Response struct {
 	Headers       []Header
 	ContentLength int64  // -1 when absent
 	Chunked       bool   // Transfer-Encoding ends in chunked
+	TECodings     int    // transfer codings listed (more than 1 with Chunked: another coding under it, such as gzip)
 	Close         bool   // "Connection: close", or HTTP/1.0 without "Connection: keep-alive"
 	Connection    []byte // raw value of the last Connection field; nil if absent
 	ConnFields    int    // how many Connection fields there are (more than one: walk Headers for their tokens)

@@ -102,6 +102,7 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 					c, v, more = cutElem(v)
 					if len(c) > 0 {
 						r.Chunked = FoldEq(c, "chunked")
+						r.TECodings++
 					}
 				}
 			}
