@@ -480,6 +480,12 @@ var notFoundBody = map[string]string{"message": "Key not found"}
 // commit validates value as res/id, builds the table it gives, stores it
 // and publishes the table.
 func (s *Server) commit(r *resource, id string, value []byte) reply {
+	if path := maskedInput(r.name, value); path != "" {
+		// what GET shows in place of a secret, sent back as if it were
+		// one (a GET → edit → PUT round trip): storing it would make
+		// "******" the real key
+		return errReply(http.StatusBadRequest, fmt.Sprintf("%s: %q is the mask GET shows in place of a secret; send the secret itself", path, mask))
+	}
 	obj, err := decodeItem(r.name, id, value)
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())

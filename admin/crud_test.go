@@ -315,6 +315,34 @@ func TestSecretsMasked(t *testing.T) {
 	b = e.must(http.StatusOK, "GET", "/apisix/admin/upstreams", "").body
 	assert.NotContains(t, b, "PRIVATE KEY")
 	assert.Contains(t, b, `"client_key":"******"`)
+
+	// a field name spelled with a JSON escape is still masked
+	e.must(http.StatusOK, "PUT", "/apisix/admin/routes/1", `{"uri":"/a","upstream":{"nodes":{"127.0.0.1:1":1}},
+		"plugins":{"limit-count":{"count":1,"time_window":1,"key":"remote_addr","policy":"redis","redis_host":"127.0.0.1","redis_\u0070assword":"TOPSECRET"}}}`)
+	for _, path := range []string{"/apisix/admin/routes/1", "/apisix/admin/routes"} {
+		assert.NotContains(t, e.must(http.StatusOK, "GET", path, "").body, "TOPSECRET", path)
+	}
+}
+
+// TestMaskNotStoredAsSecret: the mask GET shows in place of a secret, sent
+// back by a GET → edit → PUT round trip, is refused instead of becoming
+// the secret (a consumer whose key-auth key is "******").
+func TestMaskNotStoredAsSecret(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/consumers/jack", `{"plugins":{"key-auth":{"key":"auth-one"}}}`)
+	got := e.must(http.StatusOK, "GET", "/apisix/admin/consumers/jack", "").value(t)
+	delete(got, "create_time") // (PUT refuses the timestamps, as APISIX)
+	delete(got, "update_time")
+	back, _ := json.Marshal(got)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/consumers/jack", string(back))
+	assert.Contains(t, r.body, "plugins.key-auth.key")
+	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/1", `{"uri":"/a","upstream":{"nodes":{"127.0.0.1:1":1}},
+		"plugins":{"limit-count":{"count":1,"time_window":1,"policy":"redis","redis_host":"127.0.0.1","redis_password":"******"}}}`)
+	assert.Contains(t, r.body, "redis_password")
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/1", `{"uri":"/a","upstream":{"nodes":{"127.0.0.1:1":1}},
+		"plugins":{"limit-count":{"count":1,"time_window":1,"policy":"redis","redis_host":"127.0.0.1","redis_password":"hunter2"}}}`)
+	e.must(http.StatusBadRequest, "PATCH", "/apisix/admin/routes/1/plugins/limit-count/redis_password", `"******"`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/2", `{"uri":"/b","desc":"******","upstream":{"nodes":{"127.0.0.1:1":1}}}`) // not a secret field
 }
 
 func TestGlobalRulesAndPluginConfigs(t *testing.T) {

@@ -68,6 +68,9 @@ func masked(res string, raw []byte) json.RawMessage {
 }
 
 func hasSecretHint(raw []byte) bool {
+	if bytes.Contains(raw, []byte(`\u`)) {
+		return true // an escaped name ("redis_\u0070assword") could hide one
+	}
 	for _, h := range secretHints {
 		if bytes.Contains(raw, h) {
 			return true
@@ -96,4 +99,60 @@ func maskDeep(v any) {
 			maskDeep(e)
 		}
 	}
+}
+
+// maskedInput returns the path of a secret field of item raw (resource
+// res) whose value is the mask, or "".
+func maskedInput(res string, raw []byte) string {
+	if !bytes.Contains(raw, []byte(mask)) {
+		return ""
+	}
+	v, err := decodeAny(raw)
+	if err != nil {
+		return ""
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	if res == "consumers" {
+		if plugins, ok := m["plugins"].(map[string]any); ok {
+			for name, conf := range plugins {
+				if c, ok := conf.(map[string]any); ok {
+					for k, v := range c {
+						if v == mask && consumerSecrets[k] {
+							return "plugins." + name + "." + k
+						}
+					}
+				}
+			}
+		}
+	}
+	return maskedPath(m, "")
+}
+
+// maskedPath finds a secret-named field holding the mask at any depth.
+func maskedPath(v any, at string) string {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			p := k
+			if at != "" {
+				p = at + "." + k
+			}
+			if e == mask && isSecretName(k) {
+				return p
+			}
+			if r := maskedPath(e, p); r != "" {
+				return r
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if r := maskedPath(e, at); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
 }
