@@ -57,10 +57,15 @@ func checkKeyAuth(t *testing.T, base, path, key string, up *upstream) {
 	assert.Equal(t, invalidKeyBody, body)
 	assert.Equal(t, hits, up.count(), "a refused request never reaches the upstream")
 
-	resp, body = authGet(t, base, "GET", path, "apikey: "+key)
+	// the client's own consumer headers are replaced: the upstream learns
+	// who authenticated from sluice (APISIX attach_consumer), not the client
+	resp, body = authGet(t, base, "GET", path, "apikey: "+key, "X-Consumer-Username: admin", "X-Consumer-Custom-ID: 0")
 	require.Equal(t, 200, resp.StatusCode, body)
 	r, _ := up.lastRequest()
 	assert.Equal(t, key, r.Header.Get("apikey"), "without hide_credentials the key goes upstream")
+	assert.Len(t, r.Header.Values("X-Consumer-Username"), 1)
+	assert.NotContains(t, []string{"", "admin"}, r.Header.Get("X-Consumer-Username"), "the consumer's name, not the client's")
+	assert.Empty(t, r.Header.Values("X-Consumer-Custom-ID"))
 
 	resp, body = authGet(t, base, "GET", path+"?apikey="+key+"&a=1")
 	require.Equal(t, 200, resp.StatusCode, body)

@@ -36,7 +36,7 @@ type conf struct {
 	header  []byte            // header carrying the key; matched case-insensitively, '_' = '-'
 	query   []byte            // query argument carrying the key when the header is absent
 	hide    bool              // hide_credentials: strip the key from the upstream request
-	keys    map[string]string // consumer key → username
+	keys    map[string]*identity // consumer key → who it is
 	missing plugin.Result     // 401 Missing API key in request
 	invalid plugin.Result     // 401 Invalid API key in request
 }
@@ -88,7 +88,7 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 		return nil, plugin.Errorf(name, `property "anonymous_consumer" validation failed: not supported by sluice`)
 	}
 
-	c.keys = make(map[string]string)
+	c.keys = make(map[string]*identity)
 	for _, cs := range env.Consumers {
 		ka, ok := cs.Plugins[name]
 		if !ok {
@@ -101,7 +101,7 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 			continue // the Admin API and the standalone loader refuse these
 		}
 		if _, dup := c.keys[kc.Key]; !dup {
-			c.keys[kc.Key] = cs.Username
+			c.keys[kc.Key] = newIdentity(cs.Username)
 		}
 	}
 
@@ -110,6 +110,24 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 	c.missing = plugin.Result{Status: 401, Body: []byte(`{"message":"Missing API key in request"}`), Headers: hdr}
 	c.invalid = plugin.Result{Status: 401, Body: []byte(`{"message":"Invalid API key in request"}`), Headers: hdr}
 	return c, nil
+}
+
+// identity is an authenticated consumer and the headers that tell the
+// upstream who it is (APISIX attach_consumer): X-Consumer-Username set,
+// X-Credential-Identifier and X-Consumer-Custom-ID removed (sluice has no
+// separate credentials and no custom_id label), so a client cannot send
+// its own values to an upstream that trusts them.
+type identity struct {
+	user string
+	ops  []plugin.HeaderOp
+}
+
+func newIdentity(user string) *identity {
+	return &identity{user: user, ops: []plugin.HeaderOp{
+		{Kind: plugin.HeaderSet, Name: []byte("X-Consumer-Username"), Value: []byte(user)},
+		{Kind: plugin.HeaderRemove, Name: []byte("X-Credential-Identifier")},
+		{Kind: plugin.HeaderRemove, Name: []byte("X-Consumer-Custom-ID")},
+	}}
 }
 
 // Rewrite authenticates the request: the header wins over the query
@@ -126,11 +144,12 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 	} else if key = c.Req.Arg(k.query); key == nil {
 		return k.missing
 	}
-	user, ok := k.keys[string(key)] // no allocation: the compiler converts in place
+	id, ok := k.keys[string(key)] // no allocation: the compiler converts in place
 	if !ok {
 		return k.invalid
 	}
-	c.Consumer = user
+	c.Consumer = id.user
+	c.HeaderOps = append(c.HeaderOps, id.ops...)
 	if k.hide {
 		if hi >= 0 {
 			c.HeaderOps = append(c.HeaderOps, plugin.HeaderOp{Kind: plugin.HeaderRemove, Name: c.Req.Headers[hi].Name})

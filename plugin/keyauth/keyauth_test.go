@@ -56,7 +56,11 @@ func TestRewrite(t *testing.T) {
 		res := k.Rewrite(c)
 		assert.Equal(t, status, res.Status, head)
 		assert.Equal(t, user, c.Consumer, head)
-		assert.Empty(t, c.HeaderOps, head)
+		if status == 0 {
+			assert.Equal(t, identityOps(user), c.HeaderOps, head)
+		} else {
+			assert.Empty(t, c.HeaderOps, head)
+		}
 		assert.Nil(t, c.Query, head)
 	}
 	f("GET / HTTP/1.1\r\nHost: a\r\napikey: auth-one", 0, "jack")
@@ -112,16 +116,17 @@ func TestHideCredentials(t *testing.T) {
 
 	c := newCtx(t, "GET /p?apikey=zzz HTTP/1.1\r\nHost: a\r\nApiKey: auth-one")
 	require.Zero(t, k.Rewrite(c).Status)
-	require.Len(t, c.HeaderOps, 1)
-	assert.Equal(t, plugin.HeaderRemove, c.HeaderOps[0].Kind)
-	assert.Equal(t, "ApiKey", string(c.HeaderOps[0].Name))
+	require.Len(t, c.HeaderOps, 4) // who it is, then the key removed
+	assert.Equal(t, identityOps("jack"), c.HeaderOps[:3])
+	assert.Equal(t, plugin.HeaderRemove, c.HeaderOps[3].Kind)
+	assert.Equal(t, "ApiKey", string(c.HeaderOps[3].Name))
 	assert.Nil(t, c.Query, "the query is untouched when the header carried the key")
 
 	f := func(target, want string) {
 		t.Helper()
 		c := newCtx(t, "GET "+target+" HTTP/1.1\r\nHost: a")
 		require.Zero(t, k.Rewrite(c).Status, target)
-		assert.Empty(t, c.HeaderOps)
+		assert.Equal(t, identityOps("jack"), c.HeaderOps)
 		require.NotNil(t, c.Query, target)
 		assert.Equal(t, want, string(c.Query), target)
 	}
@@ -141,7 +146,17 @@ func TestHideCredentials(t *testing.T) {
 	c = newCtx(t, "GET /p?apikey=auth-one HTTP/1.1\r\nHost: a")
 	require.Zero(t, k.Rewrite(c).Status)
 	assert.Nil(t, c.Query)
-	assert.Empty(t, c.HeaderOps)
+	assert.Equal(t, identityOps("jack"), c.HeaderOps)
+}
+
+// identityOps are the header edits that tell the upstream the consumer
+// (APISIX attach_consumer), replacing whatever the client sent.
+func identityOps(user string) []plugin.HeaderOp {
+	return []plugin.HeaderOp{
+		{Kind: plugin.HeaderSet, Name: []byte("X-Consumer-Username"), Value: []byte(user)},
+		{Kind: plugin.HeaderRemove, Name: []byte("X-Credential-Identifier")},
+		{Kind: plugin.HeaderRemove, Name: []byte("X-Consumer-Custom-ID")},
+	}
 }
 
 func TestHideQueryAfterOtherScratch(t *testing.T) {
