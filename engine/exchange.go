@@ -89,6 +89,7 @@ type exchange struct {
 	pending bool       // a plugin step runs off the loop (Ctx.Defer)
 	logged  bool       // the Log phase ran
 	plain   []byte     // de-chunked request body for plugins
+	uri     []byte     // a plugin-built upstream path, normalised
 	usage   plugin.UsageScanner
 	// scanUsage: the response may carry LLM usage (JSON/SSE, not compressed)
 	scanUsage bool
@@ -110,11 +111,11 @@ func (l *loop) newExchange() *exchange {
 }
 
 func (ex *exchange) reset() {
-	gen, out, body, head, plain := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0]
+	gen, out, body, head, plain, uri := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0], ex.uri[:0]
 	rh, sh := ex.req.Headers[:0], ex.resp.Headers[:0]
 	pc := ex.pc
 	pc.Reset()
-	*ex = exchange{gen: gen, out: out, body: body, head: head, plain: plain, pc: pc}
+	*ex = exchange{gen: gen, out: out, body: body, head: head, plain: plain, uri: uri, pc: pc}
 	ex.req.Headers = rh
 	ex.resp.Headers = sh
 	ex.rreq.Request = &ex.req
@@ -317,6 +318,17 @@ func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 // proceed sends ex to its upstream: the split arm a plugin chose, or the
 // route's.
 func (l *loop) proceed(ex *exchange) {
+	if uri := ex.pc.URI; uri != nil && http1.NeedsNormalize(uri) {
+		// a rewrite built from request variables ($arg_x = "../../admin")
+		// must not put back what the request path's normalisation took out
+		ex.uri = append(ex.uri[:0], uri...)
+		k, ok := http1.NormalizeBuiltPath(ex.uri)
+		if !ok {
+			l.fail(ex, 400, "invalid path after rewrite")
+			return
+		}
+		ex.pc.URI = ex.uri[:k:k]
+	}
 	u := ex.pc.Upstream
 	if u == nil {
 		u = ex.route.Upstream

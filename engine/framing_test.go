@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -196,5 +197,33 @@ func TestHTTP10ClientAndCodedChunks(t *testing.T) {
 		if tc.status == 200 {
 			assert.Equal(t, tc.body, string(b), tc.path)
 		}
+	}
+}
+
+// TestRewriteCannotClimb: a proxy-rewrite uri built from request values
+// ("/v1/models/$arg_model/chat") cannot be steered out of its prefix with
+// dot segments in those values; other values pass.
+func TestRewriteCannotClimb(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	rt := routeTo("m", "/models", up)
+	rt.Plugins = map[string]json.RawMessage{"proxy-rewrite": json.RawMessage(`{"uri":"/v1/models/$arg_model/chat"}`)}
+	g := startTestGateway(t, 1, snapshot(rt))
+	for _, tc := range []struct{ query, want string }{
+		{"model=gpt-4o", "/v1/models/gpt-4o/chat"},
+		{"model=../../admin", ""},
+		{"model=..", ""},
+		{"model=%2e%2e", ""},
+		{"model=a%2F..%2F..%2Fadmin", ""},
+	} {
+		c := dialSend(t, g.addr, "GET /models?"+tc.query+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.query)
+		if tc.want == "" {
+			assert.Equal(t, 400, resp.StatusCode, tc.query)
+			continue
+		}
+		require.Equal(t, 200, resp.StatusCode, tc.query)
+		assert.Equal(t, tc.want, (<-seen).path, tc.query)
 	}
 }

@@ -34,8 +34,24 @@ func NeedsNormalize(p []byte) bool {
 // slash among them, are kept as they are. A path not starting with '/'
 // ("*") is left alone.
 func NormalizePath(p []byte) (n int, ok bool) {
+	n, _, ok = normalizePath(p)
+	return n, ok
+}
+
+// NormalizeBuiltPath is NormalizePath for a path a rewrite built from
+// request values: a "." or ".." segment there came from the client
+// ("/models/$arg_model" with model=../../admin), so it is refused (ok
+// false) rather than resolved.
+func NormalizeBuiltPath(p []byte) (n int, ok bool) {
+	n, dots, ok := normalizePath(p)
+	return n, ok && !dots
+}
+
+// normalizePath is NormalizePath that also reports whether a dot segment
+// was removed.
+func normalizePath(p []byte) (n int, dots, ok bool) {
 	if len(p) == 0 || p[0] != '/' {
-		return len(p), true
+		return len(p), false, true
 	}
 	// 1. decode unreserved characters
 	w := 0
@@ -67,18 +83,20 @@ func NormalizePath(p []byte) (n int, ok bool) {
 		seg := p[i+1 : j]
 		last := j == len(p)
 		if hidesDotSegment(seg) {
-			return 0, false
+			return 0, true, false
 		}
 		switch {
 		case len(seg) == 0 && !last: // "//": merged
 		case len(seg) == 1 && seg[0] == '.':
+			dots = true
 			if last {
 				p[w] = '/'
 				w++
 			}
 		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
+			dots = true
 			if w == 0 {
-				return 0, false // above the root
+				return 0, true, false // above the root
 			}
 			for w--; w > 0 && p[w] != '/'; w-- { // drop the previous segment
 			}
@@ -97,7 +115,7 @@ func NormalizePath(p []byte) (n int, ok bool) {
 		p[0] = '/'
 		w = 1
 	}
-	return w, true
+	return w, dots, true
 }
 
 // hidesDotSegment reports whether seg, split at encoded slashes and
