@@ -33,12 +33,12 @@ func (keyAuth) Priority() int { return 2500 } // apisix/plugins/key-auth.lua
 
 // conf is a compiled key-auth configuration.
 type conf struct {
-	header  []byte            // header carrying the key; matched case-insensitively, '_' = '-'
-	query   []byte            // query argument carrying the key when the header is absent
-	hide    bool              // hide_credentials: strip the key from the upstream request
+	header  []byte               // header carrying the key; matched case-insensitively, '_' = '-'
+	query   []byte               // query argument carrying the key when the header is absent
+	hide    bool                 // hide_credentials: strip the key from the upstream request
 	keys    map[string]*identity // consumer key → who it is
-	missing plugin.Result     // 401 Missing API key in request
-	invalid plugin.Result     // 401 Invalid API key in request
+	missing plugin.Result        // 401 Missing API key in request
+	invalid plugin.Result        // 401 Invalid API key in request
 }
 
 var _ plugin.Rewriter = (*conf)(nil)
