@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -122,6 +123,14 @@ func DecodeConsumer(m map[string]json.RawMessage) (*Consumer, error) {
 	if raw, ok := m["plugins"]; ok {
 		if c.Plugins, err = PluginsMap(raw); err != nil {
 			return nil, err
+		}
+	}
+	for name := range c.Plugins {
+		if name != "key-auth" {
+			// APISIX merges a consumer's other plugins (a per-consumer
+			// limit-count) into the route; sluice does not, and a limit
+			// silently off is worse than a refused one
+			return nil, errors.New("invalid plugins configuration: plugin " + name + " on a consumer is not supported by sluice (only key-auth); configure it on the route")
 		}
 	}
 	if err := CheckConsumerKeyAuth(c.Plugins); err != nil {

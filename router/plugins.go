@@ -175,6 +175,9 @@ func (s *build) compileSet(set pluginSet, env *plugin.Env) ([]plugin.Entry, erro
 			// APISIX: "unknown plugin [name]"
 			return nil, fmt.Errorf("%w [%s]", ErrUnknownPlugin, n)
 		}
+		if err := checkMeta(n, set[n]); err != nil {
+			return nil, err
+		}
 		if disabled(set[n]) {
 			continue
 		}
@@ -188,6 +191,25 @@ func (s *build) compileSet(set pluginSet, env *plugin.Env) ([]plugin.Entry, erro
 		out = append(out, plugin.Entry{Name: n, Priority: p.Priority(), Instance: inst})
 	}
 	return out, nil
+}
+
+// checkMeta refuses the parts of APISIX's `_meta` sluice does not
+// implement (priority, filter, error_response, pre_function): silently
+// ignored, a plugin would run in another order or on requests its filter
+// excludes.
+func checkMeta(name string, raw json.RawMessage) error {
+	var c struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return nil // the plugin's own compile reports the shape
+	}
+	for k := range c.Meta {
+		if k != "disable" {
+			return fmt.Errorf("failed to check the configuration of plugin %s err: property \"_meta.%s\" is not supported by sluice", name, k)
+		}
+	}
+	return nil
 }
 
 // disabled reports APISIX's `"_meta": {"disable": true}`.

@@ -144,6 +144,14 @@ func TestPluginErrors(t *testing.T) {
 	snap := model.NewSnapshot()
 	snap.Routes = []*model.Route{r}
 	assert.Equal(t, []string{"test-low"}, chainOf(t, snap, "/a"))
+
+	// the rest of _meta is not implemented: refused, not silently ignored
+	for _, meta := range []string{`{"priority":9999}`, `{"filter":[["arg_x","==","1"]]}`, `{"disable":false,"error_response":"x"}`} {
+		r.Plugins = plugins("test-low", `{"_meta":`+meta+`}`)
+		err = build(r, nil)
+		require.Error(t, err, meta)
+		assert.Contains(t, err.Error(), "is not supported by sluice", meta)
+	}
 }
 
 func withNode(addr string) func(*model.Route) {

@@ -166,14 +166,13 @@ consumers:
   - username: rose_2
     plugins:
       key-auth: {key: auth-two}
-      limit-count: {count: 2, time_window: 60}
   - username: nobody
 #END
 `))
 	require.NoError(t, err)
 	require.Len(t, snap.Consumers, 3)
 	assert.JSONEq(t, `{"key":"auth-one"}`, string(snap.Consumers["jack"].Plugins["key-auth"]))
-	assert.JSONEq(t, `{"count":2,"time_window":60}`, string(snap.Consumers["rose_2"].Plugins["limit-count"]))
+	assert.JSONEq(t, `{"key":"auth-two"}`, string(snap.Consumers["rose_2"].Plugins["key-auth"]))
 	assert.Equal(t, &model.Consumer{Username: "nobody"}, snap.Consumers["nobody"])
 
 	snap, err = Parse([]byte("consumers:\n#END\n"))
@@ -188,6 +187,14 @@ consumers:
 	f(`
 consumers:
   - {plugins: {}}`, `standalone: consumers[0]: invalid configuration: property "username" is required`)
+	// a consumer's other plugins would be merged into the route by APISIX;
+	// sluice refuses them rather than ignore them
+	f(`
+consumers:
+  - username: rose
+    plugins:
+      key-auth: {key: auth-two}
+      limit-count: {count: 2, time_window: 60}`, `standalone: consumers[0]: invalid plugins configuration: plugin limit-count on a consumer is not supported by sluice (only key-auth); configure it on the route`)
 	f(`
 consumers:
   - {username: 7}`, `standalone: consumers[0]: invalid configuration: property "username" validation failed: wrong type: expected string, got number`)

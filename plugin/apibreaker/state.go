@@ -1,7 +1,6 @@
 package apibreaker
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"weak"
@@ -41,10 +40,6 @@ type store struct {
 	sweeping  atomic.Bool  // an eviction pass is running
 	maxSec    int64        // max_breaker_sec: a trip older than this is over
 }
-
-// seed keys the Host + URI hash per process, so that colliding names cannot
-// be precomputed.
-var seed = rand.Uint64()
 
 // stores maps scope + canonical configuration to its live store. An entry
 // holds its store weakly; when the last table using the store is collected,
@@ -87,7 +82,7 @@ func dropStore(r storeRef) {
 // core.request.get_host(ctx) .. ctx.var.uri. It does not allocate.
 func key(r *http1.Request) uint64 {
 	var d xxhash.Digest
-	d.ResetWithSeed(seed)
+	d.ResetWithSeed(plugin.HashSeed)
 	h := plugin.StripPort(r.Host)
 	var buf [64]byte
 	for len(h) > 0 {

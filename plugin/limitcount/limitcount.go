@@ -72,7 +72,7 @@ func (in *instance) Access(c *plugin.Ctx) plugin.Result {
 		c.Scratch = c.Scratch[:start]
 		return res
 	}
-	h := xxhash.Sum64(key)
+	h := plugin.Hash(key) // (seeded: a client cannot aim at another key's counter)
 	c.Scratch = c.Scratch[:start]
 	remaining, reset, ok := in.local.incoming(h, c.Now)
 	if in.show {
