@@ -364,3 +364,30 @@ func TestStartAndShutdown(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorContains(t, s2.Start(), "admin: listen on")
 }
+
+// TestUnresolvableHostDoesNotBlock: a stored upstream whose host name does
+// not resolve (DNS down at boot, a name gone) neither keeps the gateway
+// from starting nor blocks writes of other items: its nodes are left out
+// (502 for its routes) until the name resolves, which the DNS refresh
+// picks up. A write that brings a name that does not resolve is still
+// refused, naming it.
+func TestUnresolvableHostDoesNotBlock(t *testing.T) {
+	mem := newMemStore()
+	mem.putQuiet("/apisix/routes/r", `{"id":"r","uri":"/r","upstream":{"nodes":{"svc.example:80":1}}}`)
+	e := newEnv(t, envOpt{store: mem, opts: []Option{WithDNSRefresh(50 * time.Millisecond)}})
+	nodes := func() int {
+		rt := e.pub.Load().Match(newRequest(t, "GET", "/r"))
+		require.NotNil(t, rt)
+		return len(rt.Upstream.Nodes)
+	}
+	assert.Equal(t, 0, nodes(), "started, with the node left out")
+	assert.Contains(t, e.log.String(), "host names do not resolve")
+
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/other", `{"uri":"/o","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/other", "")
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/z", `{"uri":"/z","upstream":{"nodes":{"nowhere.invalid:80":1}}}`)
+	assert.Contains(t, r.body, `resolve host \"nowhere.invalid\"`)
+
+	e.dns.set("svc.example", "10.0.0.7")
+	waitFor(t, 2*time.Second, "the node once its name resolves", func() bool { return nodes() == 1 })
+}

@@ -43,6 +43,35 @@ type Builder struct {
 	// upstreams is looked up once); it is dropped when Build returns, so
 	// every Build re-resolves (DNS re-resolution is done by rebuilding).
 	dns map[string][]netip.Addr
+	// tolerant (BuildTolerant): a node whose host does not resolve is
+	// left out, its host recorded in skipped, instead of failing Build
+	tolerant bool
+	skipped  []string
+}
+
+// UnresolvedError is a Build failure because a node's host name did not
+// resolve.
+type UnresolvedError struct {
+	Host string
+	Err  error
+}
+
+func (e *UnresolvedError) Error() string { return fmt.Sprintf("resolve host %q: %v", e.Host, e.Err) }
+func (e *UnresolvedError) Unwrap() error { return e.Err }
+
+// BuildTolerant is Build that leaves out the nodes whose host name does
+// not resolve instead of failing (an upstream left without nodes answers
+// 502, as one configured without any), and returns those hosts. A gateway
+// must start, and keep taking writes, while one upstream's DNS is down;
+// the periodic re-resolution brings the nodes back.
+func (b *Builder) BuildTolerant(snap *model.Snapshot) (*Table, []string, error) {
+	b.tolerant, b.skipped = true, nil
+	defer func() { b.tolerant, b.skipped = false, nil }()
+	t, err := b.Build(snap)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, slices.Compact(slices.Sorted(slices.Values(b.skipped))), nil
 }
 
 // build is the state of one Build call.

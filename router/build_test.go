@@ -159,6 +159,37 @@ func TestBuildGenerationAndRegistry(t *testing.T) {
 	assert.Equal(t, "10.0.0.9:80", n2.Addrs[0].String())
 }
 
+// TestBuildTolerant: nodes whose host does not resolve are left out and
+// named, the rest of the upstream keeps working; an upstream left without
+// nodes still builds (502 at request time). Build itself stays strict.
+func TestBuildTolerant(t *testing.T) {
+	snap := &model.Snapshot{
+		Routes: []*model.Route{
+			route("r1", "/a", func(r *model.Route) { r.UpstreamID = "1" }),
+			route("r2", "/b", func(r *model.Route) { r.UpstreamID = "2" }),
+		},
+		Upstreams: map[string]*model.Upstream{
+			"1": upstreamTo(mnode("api.example", 0, 1), mnode("gone.example", 0, 1)),
+			"2": upstreamTo(mnode("gone.example", 0, 1)),
+		},
+	}
+	b := &Builder{Resolver: fakeResolver{"api.example": {"10.0.0.1"}}}
+	_, err := b.Build(snap)
+	var ue *UnresolvedError
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, "gone.example", ue.Host)
+	tbl, skipped, err := b.BuildTolerant(snap)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"gone.example"}, skipped)
+	byID := map[string]int{}
+	for _, u := range tbl.Upstreams {
+		byID[u.Key] = len(u.Nodes)
+	}
+	assert.Equal(t, map[string]int{"upstreams/1": 1, "upstreams/2": 0}, byID)
+	_, err = b.Build(snap)
+	require.Error(t, err, "Build is strict again after BuildTolerant")
+}
+
 func TestPublisher(t *testing.T) {
 	var p Publisher
 	assert.Nil(t, p.Load())

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -165,6 +166,11 @@ func (b *Builder) compileUpstream(key string, m *model.Upstream) (*balancer.Upst
 	u.Nodes = make([]balancer.Node, 0, len(m.Nodes))
 	for i, mn := range m.Nodes {
 		n, err := b.node(key, &mn, defPort)
+		var ue *UnresolvedError
+		if b.tolerant && errors.As(err, &ue) {
+			b.skipped = append(b.skipped, ue.Host)
+			continue
+		}
 		if err != nil {
 			return nil, errf("nodes[%d]: %w", i, err)
 		}
@@ -246,7 +252,7 @@ func (b *Builder) resolve(host string) ([]netip.Addr, error) {
 	defer cancel()
 	res, err := b.Resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return nil, fmt.Errorf("resolve host %q: %w", host, err)
+		return nil, &UnresolvedError{Host: host, Err: err}
 	}
 	addrs := make([]netip.Addr, 0, len(res))
 	for _, a := range res {
@@ -257,7 +263,7 @@ func (b *Builder) resolve(host string) ([]netip.Addr, error) {
 	slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
 	addrs = slices.Compact(addrs)
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("resolve host %q: no addresses", host)
+		return nil, &UnresolvedError{Host: host, Err: errors.New("no addresses")}
 	}
 	if b.dns != nil {
 		b.dns[host] = addrs

@@ -28,9 +28,12 @@ type rebuilder struct {
 func (r *rebuilder) apply(s *model.Snapshot) (*router.Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, err := r.b.Build(s)
+	t, skipped, err := r.b.BuildTolerant(s) // (a DNS outage must not keep the gateway down)
 	if err != nil {
 		return nil, err
+	}
+	if len(skipped) > 0 {
+		r.log.Warn("host names do not resolve; their nodes are left out until they do", "hosts", skipped)
 	}
 	r.pub.Store(t)
 	r.last = s
