@@ -113,7 +113,10 @@ func mkdirDurable(dir string) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory (a variable for tests).
+var syncDir = syncDirOS
+
+func syncDirOS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -169,8 +172,14 @@ func (s *Embedded) load() error {
 	}
 	s.f = f
 	if torn {
-		s.log.Warn("store: dropped an incomplete record at the end of the log (a crash during a write that had not returned)",
-			"file", s.path, "offset", end, "bytes", int64(len(data))-end)
+		// keep what is cut off beside the log: it is an unacknowledged
+		// write in every case we know, but nothing is destroyed on a guess
+		aside := fmt.Sprintf("%s.torn-%d", s.path, end)
+		if err := os.WriteFile(aside, data[end:], 0o600); err != nil {
+			return fmt.Errorf("store: keep the torn tail of %s aside: %w", s.path, err)
+		}
+		s.log.Warn("store: dropped an incomplete record at the end of the log (a crash during a write that had not returned); its bytes are kept aside",
+			"file", s.path, "offset", end, "bytes", int64(len(data))-end, "kept", aside)
 		if err := f.Truncate(end); err != nil {
 			return fmt.Errorf("store: truncate torn record in %s at offset %d: %w", s.path, end, err)
 		}
@@ -364,11 +373,13 @@ func (s *Embedded) compact() error {
 		return s.failed
 	}
 	before := s.size
-	if err := s.writeSnapshot(); err != nil {
-		return err
+	werr := s.writeSnapshot()
+	if werr != nil && !errors.Is(werr, errDirSync) {
+		return werr
 	}
-	// The rename is done (and the directory fsync'd): the snapshot is the
-	// log now, and s.f points at the old inode. Switch.
+	// The rename is done: the snapshot is the log now, and s.f points at
+	// the old, unlinked inode. Switch — also when the directory fsync
+	// failed, or later writes would go to a file nobody reads again.
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.failed = fmt.Errorf("%w: reopen %s after compaction: %w", ErrUnavailable, s.path, err)
@@ -384,8 +395,12 @@ func (s *Embedded) compact() error {
 	s.f = f
 	s.size = fi.Size()
 	s.log.Debug("store: compacted the log", "file", s.path, "before", before, "after", s.size)
-	return nil
+	return werr
 }
+
+// errDirSync marks a snapshot that was renamed over the log but whose
+// directory fsync failed.
+var errDirSync = errors.New("sync directory")
 
 // writeSnapshot writes every live item (and the revision) to a temporary
 // file, fsyncs it, renames it over the log and fsyncs the directory.
@@ -428,7 +443,7 @@ func (s *Embedded) writeSnapshot() error {
 	if err := syncDir(s.dir); err != nil {
 		// The rename happened; whether it survives a crash is unknown,
 		// but either file holds every acknowledged write.
-		return fmt.Errorf("store: snapshot: sync directory %s: %w", s.dir, err)
+		return fmt.Errorf("store: snapshot: %w %s: %w", errDirSync, s.dir, err)
 	}
 	return nil
 }

@@ -224,6 +224,10 @@ func TestEmbeddedTornLastRecord(t *testing.T) {
 			fi, err := os.Stat(filepath.Join(dir, logName))
 			require.NoError(t, err)
 			assert.Equal(t, lastStart, fi.Size(), "the torn tail is cut off")
+			aside, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%s.torn-%d", logName, lastStart)))
+			require.NoError(t, err, "the cut-off bytes are kept aside")
+			full, _ := os.ReadFile(filepath.Join(src, logName))
+			assert.Equal(t, mutate(append([]byte(nil), full...))[lastStart:], aside)
 			assert.Equal(t, int64(n-1), s.Revision())
 
 			// Writing after recovery, and reopening, works.
@@ -259,6 +263,10 @@ func TestEmbeddedCorruptMiddle(t *testing.T) {
 		},
 		"length huge": func(b []byte) []byte {
 			b[second+3] = 0x7f
+			return b
+		},
+		"length runs past the end": func(b []byte) []byte { // bit 20: 1 MiB more
+			b[second+2] ^= 0x10
 			return b
 		},
 		"garbage in the middle": func(b []byte) []byte {
@@ -347,6 +355,28 @@ func TestEmbeddedCompaction(t *testing.T) {
 	_, err = s2.Put(ctx, "/apisix/routes/0", []byte(`{}`))
 	require.NoError(t, err)
 	assert.Equal(t, rev+1, s2.Revision())
+}
+
+// TestEmbeddedCompactionDirSyncFails: a compaction whose rename happened
+// but whose directory fsync failed still switches to the new log, so the
+// writes acknowledged after it are not appended to the old, unlinked file.
+func TestEmbeddedCompactionDirSyncFails(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	_, err := s.Put(ctx, "/apisix/routes/1", []byte(`{"a":1}`))
+	require.NoError(t, err)
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	syncDir = func(string) error { return errors.New("EIO") }
+	require.Error(t, s.Compact())
+	syncDir = syncDirOS
+	_, err = s.Put(ctx, "/apisix/routes/2", []byte(`{"b":2}`))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	s2 := openTest(t, dir)
+	list, err := s2.List(ctx, "/apisix/routes/")
+	require.NoError(t, err)
+	assert.Len(t, list, 2, "the write after the failed compaction survived")
 }
 
 func TestEmbeddedStaleSnapshotIgnored(t *testing.T) {

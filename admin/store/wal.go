@@ -130,7 +130,11 @@ func scanLog(file string, data []byte, fn func(off int64, op *logOp) error) (end
 		}
 		if recHeader+n > int64(len(rest)) {
 			// The record runs past the end of the file: the last append
-			// did not complete.
+			// did not complete — unless a complete record follows, and
+			// then this length is damaged, not torn.
+			if at := nextRecord(rest[1:]); at >= 0 {
+				return off, false, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf("bad record length %d (a complete record follows at offset %d)", n, off+1+int64(at))}
+			}
 			return off, true, nil
 		}
 		payload := rest[recHeader : recHeader+n]
@@ -165,6 +169,22 @@ func scanLog(file string, data []byte, fn func(off int64, op *logOp) error) (end
 		off += recHeader + n
 	}
 	return off, false, nil
+}
+
+// nextRecord returns the offset in b of the first complete record (a
+// plausible length and a matching checksum), or -1.
+func nextRecord(b []byte) int {
+	for i := 0; i+recHeader <= len(b); i++ {
+		n := int(binary.LittleEndian.Uint32(b[i:]))
+		if n == 0 || n > maxRecord || i+recHeader+n > len(b) {
+			continue
+		}
+		crc := crc32.Checksum(b[i:i+4], castagnoli)
+		if crc32.Update(crc, castagnoli, b[i+recHeader:i+recHeader+n]) == binary.LittleEndian.Uint32(b[i+4:]) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isZero(b []byte) bool {
