@@ -154,6 +154,13 @@ func TestKeyNotRequired(t *testing.T) {
 	assert.NoDirExists(t, "data")
 	require.Len(t, c.Warnings, 1)
 	assert.Contains(t, c.Warnings[0], "config.yaml:3: WARNING: deployment.admin.admin_key_required is false")
+
+	// a quoted "false" is a string: APISIX keeps keys required then, so
+	// sluice refuses it rather than turn key checking off
+	for _, v := range []string{`"false"`, `'false'`, `"FALSE"`} {
+		requireErrAt(t, "deployment:\n  admin:\n    admin_key_required: "+v+"\n", 3,
+			"deployment.admin.admin_key_required: want an unquoted true or false")
+	}
 }
 
 func TestNoKeyFileWithoutWritableAdmin(t *testing.T) {

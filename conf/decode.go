@@ -673,6 +673,13 @@ func (d *decoder) admin(n *yaml.Node, path string) {
 		pp := join(path, p.key)
 		switch p.key {
 		case "admin_key_required":
+			// APISIX turns key checking off only for a YAML boolean false
+			// (a quoted "false" is a string, and keeps keys required):
+			// sluice refuses the string rather than read it either way
+			if v := d.resolve(p.v); v.Kind == yaml.ScalarNode && v.Tag != "!!bool" && !isNull(v) {
+				d.failf(p.v, "%s: want an unquoted true or false, got the string %q", pp, v.Value)
+				break
+			}
 			if d.boolean(p.v, pp, &ad.AdminKeyRequired) {
 				d.keyRequiredNode = p.k
 			}

@@ -197,12 +197,20 @@ func parseCIDR(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8 or an IP address, got %q", s)
 		}
+		if a := p.Addr(); a.Is4In6() {
+			// clients are matched unmapped: ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8 or an IP address, got %q (an IPv4-mapped prefix shorter than /96)", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(t)
 	if err != nil || a.Zone() != "" {
 		return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8 or an IP address, got %q", s)
 	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 

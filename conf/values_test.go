@@ -96,12 +96,15 @@ func TestParseCIDR(t *testing.T) {
 		"::1":          "::1/128",
 		"0.0.0.0/0":    "0.0.0.0/0",
 		"::/0":         "::/0",
+		// clients are matched unmapped, so mapped entries are too
+		"::ffff:10.0.0.0/104": "10.0.0.0/8",
+		"::ffff:10.1.2.3":     "10.1.2.3/32",
 	} {
 		p, err := parseCIDR(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, p.String(), in)
 	}
-	for _, s := range []string{"", "localhost", "10.0.0.0/33", "fe80::1%eth0", "1.2.3"} {
+	for _, s := range []string{"", "localhost", "10.0.0.0/33", "fe80::1%eth0", "1.2.3", "::ffff:0.0.0.0/90"} {
 		_, err := parseCIDR(s)
 		assert.Error(t, err, s)
 	}
