@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	_ "github.com/sluice-gw/sluice/plugin/all" // proxy-rewrite (alloc_test.go, which also imports it, is left out under -race)
 )
 
 // seenRequest is what a recording upstream read: the head's fields as
