@@ -346,6 +346,24 @@ func argValue(list, name []byte, fold bool) []byte {
 	return nil
 }
 
+// AppendUnescapeArg appends the decoded form of a query argument's raw
+// name or value v to dst: %XX decoded, '+' read as a space (as nginx's
+// ngx.req.get_uri_args does); a '%' not followed by two hex digits stays.
+func AppendUnescapeArg(dst, v []byte) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '+':
+			dst = append(dst, ' ')
+		case c == '%' && i+2 < len(v) && unhex[v[i+1]] < 16 && unhex[v[i+2]] < 16:
+			dst = append(dst, unhex[v[i+1]]<<4|unhex[v[i+2]])
+			i += 2
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
 // CutArg returns the first '&'-separated argument of list and the rest.
 func CutArg(list []byte) (arg, rest []byte) {
 	if i := bytes.IndexByte(list, '&'); i >= 0 {

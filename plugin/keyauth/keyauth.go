@@ -143,6 +143,12 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 		key = c.Req.Headers[hi].Value
 	} else if key = c.Req.Arg(k.query); key == nil {
 		return k.missing
+	} else if bytes.IndexByte(key, '%') >= 0 || bytes.IndexByte(key, '+') >= 0 {
+		// a query carries the key encoded (?apikey=a%2Bb%2F: "a+b/"), as
+		// APISIX reads it decoded
+		start := len(c.Scratch)
+		c.Scratch = http1.AppendUnescapeArg(c.Scratch, key)
+		key = c.Scratch[start:]
 	}
 	id, ok := k.keys[string(key)] // no allocation: the compiler converts in place
 	if !ok {

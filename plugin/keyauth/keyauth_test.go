@@ -17,6 +17,24 @@ var consumers = []plugin.Consumer{
 	{Username: "rose", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-two"}`), "limit-count": json.RawMessage(`{}`)}},
 	{Username: "zed", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-one"}`)}}, // duplicate: jack wins
 	{Username: "nokey", Plugins: map[string]json.RawMessage{"basic-auth": json.RawMessage(`{"username":"x"}`)}},
+	{Username: "b64", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"a+b/c= d"}`)}},
+}
+
+// TestQueryKeyDecoded: a key in the query is read decoded, as APISIX reads
+// it (%XX decoded, '+' a space); a header carries it as it is.
+func TestQueryKeyDecoded(t *testing.T) {
+	k := compile(t, `{}`)
+	for _, head := range []string{
+		"GET /?apikey=a%2Bb%2Fc%3D+d HTTP/1.1\r\nHost: a",
+		"GET /?apikey=a%2bb/c=%20d HTTP/1.1\r\nHost: a",
+		"GET / HTTP/1.1\r\nHost: a\r\napikey: a+b/c= d",
+	} {
+		c := newCtx(t, head)
+		assert.Zero(t, k.Rewrite(c).Status, head)
+		assert.Equal(t, "b64", c.Consumer, head)
+	}
+	c := newCtx(t, "GET /?apikey=a+b/c=+d HTTP/1.1\r\nHost: a") // '+' is a space: not the key
+	assert.Equal(t, 401, k.Rewrite(c).Status)
 }
 
 func compile(t testing.TB, js string) *conf {
