@@ -287,3 +287,36 @@ func TestKeyAuthThenProxyRewrite(t *testing.T) {
 	assert.Equal(t, 401, resp.StatusCode)
 	assert.Equal(t, missingKeyBody, body)
 }
+
+// TestHiddenKeyStaysHidden: a rewrite that copies request values
+// ($args, $arg_apikey, $http_apikey) after key-auth's hide_credentials
+// reads the request as key-auth left it, so the key does not come back
+// (APISIX rewrites its args and clears the header's cached variable).
+func TestHiddenKeyStaysHidden(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	gw := startGateway(t, 1, "", `consumers:
+  - username: jack
+    plugins:
+      key-auth: {key: auth-one}
+`+routesDoc(route("1", "/combo", `    plugins:
+      proxy-rewrite:
+        uri: /new?$args
+        headers:
+          set:
+            X-Orig-Key: "k=$http_apikey"
+            X-Orig-Arg: "a=$arg_apikey"
+      key-auth:
+        hide_credentials: true
+`, up.addr())))
+	resp, body := authGet(t, gw.url(""), "GET", "/combo?apikey=auth-one&a=1")
+	require.Equal(t, 200, resp.StatusCode, body)
+	// ($args, then the request's args appended, as APISIX does for a uri with '?')
+	assert.Equal(t, "/new?a=1&a=1", resp.Header.Get("X-Upstream-Path"))
+	r, _ := up.lastRequest()
+	assert.Equal(t, "a=", r.Header.Get("X-Orig-Arg"), "the hidden argument's value came back")
+	resp, body = authGet(t, gw.url(""), "GET", "/combo?b=2", "apikey: auth-one")
+	require.Equal(t, 200, resp.StatusCode, body)
+	r, _ = up.lastRequest()
+	assert.Equal(t, "k=", r.Header.Get("X-Orig-Key"), "the hidden header's value came back")
+	assert.NotContains(t, r.URL.RawQuery, "auth-one")
+}

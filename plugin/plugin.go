@@ -253,6 +253,25 @@ type HeaderOp struct {
 	Value []byte
 }
 
+// EditedHeader reports whether an earlier plugin set or removed the
+// request header an nginx variable suffix names ($http_apikey after
+// key-auth's hide_credentials), and its value then (nil when removed).
+// APISIX clears its cached variable on such an edit, so later readers see
+// the edit, not the client's value. An add leaves the first value as is.
+func (c *Ctx) EditedHeader(varName []byte) (value []byte, edited bool) {
+	for i := len(c.HeaderOps) - 1; i >= 0; i-- {
+		op := &c.HeaderOps[i]
+		if op.Kind == HeaderAdd || !http1.VarNameEq(op.Name, varName) {
+			continue
+		}
+		if op.Kind == HeaderRemove {
+			return nil, true
+		}
+		return op.Value, true
+	}
+	return nil, false
+}
+
 // Header edit kinds.
 const (
 	HeaderSet uint8 = iota + 1

@@ -305,6 +305,24 @@ func (r *Request) HeaderVar(name []byte) []byte {
 	return nil
 }
 
+// VarNameEq reports whether header name h is the one an nginx variable
+// suffix names ("x_canary" for X-Canary: '_' matches '-', any case).
+func VarNameEq(h, name []byte) bool {
+	if len(h) != len(name) {
+		return false
+	}
+	for j := range h {
+		if varFold[h[j]] != varFold[name[j]] {
+			return false
+		}
+	}
+	return true
+}
+
+// ArgValueFold is ArgValue with the name compared ASCII
+// case-insensitively (nginx $arg_NAME).
+func ArgValueFold(list, name []byte) []byte { return argValue(list, name, true) }
+
 // HeaderVarIndex is HeaderVar's match as an index into r.Headers, or -1.
 func (r *Request) HeaderVarIndex(name []byte) int {
 	for i := range r.Headers {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -131,6 +132,25 @@ func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte
 		if dst, ok = p.v.Append(dst, c.Req, c.RemoteAddr); ok {
 			v = dst[start:]
 		}
+	case c.Query != nil && (p.v.Kind == plugin.VarArgs || p.v.Kind == plugin.VarArg || p.v.Kind == plugin.VarIsArgs):
+		// an earlier plugin rewrote the query (key-auth hide_credentials
+		// took the key out): read the rewritten one, as APISIX does
+		switch p.v.Kind {
+		case plugin.VarArgs:
+			v = c.Query
+		case plugin.VarArg:
+			v = http1.ArgValueFold(c.Query, p.v.Name)
+		default:
+			v = empty
+			if len(c.Query) > 0 {
+				v = qmark
+			}
+		}
+	case p.v.Kind == plugin.VarHeader:
+		var edited bool
+		if v, edited = c.EditedHeader(p.v.Name); !edited {
+			v = p.v.RequestValue(c.Req)
+		}
 	default:
 		v = p.v.RequestValue(c.Req)
 	}
@@ -140,7 +160,10 @@ func (p *part) value(c *plugin.Ctx, path []byte, locs []int, dst []byte) ([]byte
 	return v, dst
 }
 
-var empty = []byte{}
+var (
+	empty = []byte{}
+	qmark = []byte("?")
+)
 
 // uriBuilder writes an upstream URI into dst, percent-encoding as APISIX
 // does after resolving: the path (up to the first '?' of the template
