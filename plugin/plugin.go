@@ -175,6 +175,9 @@ type Env struct {
 	Rotation func(key string, weights []int) *Rotation
 	// Attr is plugin_attr.<name> from config.yaml (nil when absent).
 	Attr func(name string) json.RawMessage
+	// Shared is one map for the whole build, for checks across routes
+	// (limit-count's group: every route in it must configure the same).
+	Shared map[string]any
 }
 
 // Errorf formats a compile error the Admin API shows as APISIX does:

@@ -76,10 +76,11 @@ func (b *Builder) BuildTolerant(snap *model.Snapshot) (*Table, []string, error) 
 
 // build is the state of one Build call.
 type build struct {
-	b    *Builder
-	snap *model.Snapshot
-	ups  map[string]*balancer.Upstream // compiled upstreams by Key
-	list []*balancer.Upstream          // Table.Upstreams
+	shared map[string]any // plugin.Env.Shared
+	b      *Builder
+	snap   *model.Snapshot
+	ups    map[string]*balancer.Upstream // compiled upstreams by Key
+	list   []*balancer.Upstream          // Table.Upstreams
 
 	global    []plugin.Entry     // compiled global rules
 	rotations []*plugin.Rotation // Table.Rotations
@@ -115,7 +116,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	if snap == nil {
 		snap = &model.Snapshot{}
 	}
-	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), used: map[string]bool{}}
+	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), used: map[string]bool{}, shared: map[string]any{}}
 	t := &Table{}
 	var err error
 	if s.global, err = s.globalEntries(); err != nil {

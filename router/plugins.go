@@ -230,6 +230,7 @@ func (s *build) env(scope, routeID, svcID string, up *balancer.Upstream) *plugin
 		Scope:         scope,
 		Loops:         s.b.loops(),
 		RouteUpstream: up,
+		Shared:        s.shared,
 		Upstream: func(id string) (*balancer.Upstream, error) {
 			m := s.snap.Upstreams[id]
 			if m == nil {

@@ -136,6 +136,16 @@ func (limitCount) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance
 	}
 	if cf.Group != "" {
 		scope = "group/" + cf.Group
+		// APISIX: every route of a group configures it the same, or the
+		// write is refused ("group conf mismatched"), since they share
+		// one counter
+		if env.Shared != nil {
+			k := "limit-count/" + scope
+			if prev, ok := env.Shared[k].(uint64); ok && prev != cf.hash() {
+				return nil, plugin.Errorf(name, "group conf mismatched")
+			}
+			env.Shared[k] = cf.hash()
+		}
 	}
 	in.stateKey = scope + ":" + strconv.FormatUint(cf.hash(), 16)
 

@@ -328,6 +328,26 @@ func TestGroupSharedAcrossRoutes(t *testing.T) {
 	assert.Equal(t, 503, st, "the group's two routes share one counter")
 }
 
+// TestGroupConfMismatched: the routes of one group share its counter, so
+// within one build they must configure it the same (APISIX refuses the
+// write with "group conf mismatched"); another group is independent.
+func TestGroupConfMismatched(t *testing.T) {
+	shared := map[string]any{}
+	compileIn := func(routeID, conf string) error {
+		e := env(routeID)
+		e.Shared = shared
+		_, err := limitCount{}.Compile(json.RawMessage(conf), e)
+		return err
+	}
+	g := `"group":"` + t.Name() + `"`
+	require.NoError(t, compileIn("a", `{"count":2,"time_window":60,`+g+`}`))
+	require.NoError(t, compileIn("b", `{"count":2,"time_window":60,`+g+`}`))
+	err := compileIn("c", `{"count":3,"time_window":60,`+g+`}`)
+	require.Error(t, err)
+	assert.Equal(t, "failed to check the configuration of plugin limit-count err: group conf mismatched", err.Error())
+	require.NoError(t, compileIn("d", `{"count":3,"time_window":60,"group":"`+t.Name()+`-other"}`))
+}
+
 func TestSweep(t *testing.T) {
 	in := compile(t, t.Name(), `{"count":1,"time_window":10}`)
 	for i := range 50 {
