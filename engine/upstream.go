@@ -528,9 +528,11 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		ex.closeAfter = true
 	case ex.decode && ex.respKind == http1.BodyChunked:
 		ex.closeAfter = true
-	case !ex.reqDone:
+	case !ex.reqDone, uc.salvaged:
 		// the upstream answered before the whole body arrived: the rest
-		// of it is still in the client's stream
+		// of it is still in the client's stream (a salvaged answer too:
+		// it may be relayed from inside the body's write, before the
+		// bytes just sent were taken off the client's buffer)
 		ex.closeAfter = true
 	}
 	ex.phase = exRelaying
