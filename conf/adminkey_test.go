@@ -161,6 +161,10 @@ func TestKeyNotRequired(t *testing.T) {
 		requireErrAt(t, "deployment:\n  admin:\n    admin_key_required: "+v+"\n", 3,
 			"deployment.admin.admin_key_required: want an unquoted true or false")
 	}
+	// an environment variable still works (APISIX ${{VAR}})
+	t.Setenv("SLUICE_T_AKR", "false")
+	c = mustLoad(t, "deployment:\n  admin:\n    admin_key_required: ${{SLUICE_T_AKR}}\n")
+	assert.False(t, c.Deployment.Admin.AdminKeyRequired)
 }
 
 func TestNoKeyFileWithoutWritableAdmin(t *testing.T) {

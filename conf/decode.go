@@ -676,7 +676,7 @@ func (d *decoder) admin(n *yaml.Node, path string) {
 			// APISIX turns key checking off only for a YAML boolean false
 			// (a quoted "false" is a string, and keeps keys required):
 			// sluice refuses the string rather than read it either way
-			if v := d.resolve(p.v); v.Kind == yaml.ScalarNode && v.Tag != "!!bool" && !isNull(v) {
+			if v := d.resolve(p.v); v.Kind == yaml.ScalarNode && v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
 				d.failf(p.v, "%s: want an unquoted true or false, got the string %q", pp, v.Value)
 				break
 			}

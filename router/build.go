@@ -42,7 +42,8 @@ type Builder struct {
 	// dns caches answers within one Build (a host named by several
 	// upstreams is looked up once); it is dropped when Build returns, so
 	// every Build re-resolves (DNS re-resolution is done by rebuilding).
-	dns map[string][]netip.Addr
+	dns    map[string][]netip.Addr
+	dnsErr map[string]error // names that failed in this Build (dns holds nil for them)
 	// tolerant (BuildTolerant): a node whose host does not resolve is
 	// left out, its host recorded in skipped, instead of failing Build
 	tolerant bool
@@ -111,7 +112,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		b.Resolver = net.DefaultResolver
 	}
 	b.dns = make(map[string][]netip.Addr)
-	defer func() { b.dns = nil }()
+	defer func() { b.dns, b.dnsErr = nil, nil }()
 
 	if snap == nil {
 		snap = &model.Snapshot{}

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -188,6 +190,27 @@ func TestBuildTolerant(t *testing.T) {
 	assert.Equal(t, map[string]int{"upstreams/1": 1, "upstreams/2": 0}, byID)
 	_, err = b.Build(snap)
 	require.Error(t, err, "Build is strict again after BuildTolerant")
+
+	// a name that fails is looked up once per build, however many
+	// upstreams use it (each failure may cost a lookup timeout)
+	cr := &countingResolver{next: fakeResolver{"api.example": {"10.0.0.1"}}}
+	b = &Builder{Resolver: cr}
+	_, _, err = b.BuildTolerant(snap)
+	require.NoError(t, err)
+	assert.Equal(t, 1, cr.calls["gone.example"])
+}
+
+type countingResolver struct {
+	next  fakeResolver
+	calls map[string]int
+}
+
+func (c *countingResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[host]++
+	return c.next.LookupNetIP(ctx, network, host)
 }
 
 func TestPublisher(t *testing.T) {

@@ -246,13 +246,18 @@ func (b *Builder) resolve(host string) ([]netip.Addr, error) {
 		return []netip.Addr{a.Unmap()}, nil
 	}
 	if addrs, ok := b.dns[host]; ok {
+		if addrs == nil {
+			return nil, b.dnsErr[host] // failed once in this Build: not again
+		}
 		return addrs, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
 	res, err := b.Resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return nil, &UnresolvedError{Host: host, Err: err}
+		ue := &UnresolvedError{Host: host, Err: err}
+		b.noteFailure(host, ue)
+		return nil, ue
 	}
 	addrs := make([]netip.Addr, 0, len(res))
 	for _, a := range res {
@@ -263,12 +268,27 @@ func (b *Builder) resolve(host string) ([]netip.Addr, error) {
 	slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
 	addrs = slices.Compact(addrs)
 	if len(addrs) == 0 {
-		return nil, &UnresolvedError{Host: host, Err: errors.New("no addresses")}
+		ue := &UnresolvedError{Host: host, Err: errors.New("no addresses")}
+		b.noteFailure(host, ue)
+		return nil, ue
 	}
 	if b.dns != nil {
 		b.dns[host] = addrs
 	}
 	return addrs, nil
+}
+
+// noteFailure remembers, for the rest of this Build, that host did not
+// resolve (a name many upstreams use costs one lookup timeout, not many).
+func (b *Builder) noteFailure(host string, err error) {
+	if b.dns == nil {
+		return
+	}
+	b.dns[host] = nil
+	if b.dnsErr == nil {
+		b.dnsErr = map[string]error{}
+	}
+	b.dnsErr[host] = err
 }
 
 // timeouts converts APISIX's {connect, send, read} seconds; an absent or

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,18 +23,41 @@ type rebuilder struct {
 	pub  *router.Publisher
 	log  *slog.Logger
 	last *model.Snapshot
+	// unresolved: names left out since the first load (tolerated until
+	// they resolve)
+	unresolved map[string]bool
 }
 
 // apply builds s and publishes it.
 func (r *rebuilder) apply(s *model.Snapshot) (*router.Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, skipped, err := r.b.BuildTolerant(s) // (a DNS outage must not keep the gateway down)
+	// The first load tolerates names that do not resolve (a DNS outage
+	// must not keep the gateway down), and later builds tolerate those
+	// same names until they resolve; any other name that fails keeps the
+	// current table (a blip on the DNS refresh must not drop nodes, and a
+	// reload must not bring a name that does not resolve).
+	t, err := r.b.Build(s)
+	var ue *router.UnresolvedError
+	if errors.As(err, &ue) && (r.last == nil || r.unresolved[ue.Host]) {
+		var skipped []string
+		if t, skipped, err = r.b.BuildTolerant(s); err == nil {
+			for _, h := range skipped {
+				if r.last != nil && !r.unresolved[h] {
+					return nil, &router.UnresolvedError{Host: h, Err: errors.New("the name does not resolve")}
+				}
+			}
+			r.log.Warn("host names do not resolve; their nodes are left out until they do", "hosts", skipped)
+			r.unresolved = map[string]bool{}
+			for _, h := range skipped {
+				r.unresolved[h] = true
+			}
+		}
+	} else if err == nil {
+		r.unresolved = nil
+	}
 	if err != nil {
 		return nil, err
-	}
-	if len(skipped) > 0 {
-		r.log.Warn("host names do not resolve; their nodes are left out until they do", "hosts", skipped)
 	}
 	r.pub.Store(t)
 	r.last = s
