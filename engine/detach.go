@@ -18,7 +18,7 @@ func detach(r *http1.Request, src, dst []byte) []byte {
 	end := base + uintptr(len(src))
 	inSrc := func(s []byte) bool {
 		p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
-		return p >= base && p <= end
+		return p >= base && p+uintptr(len(s)) <= end && (p < end || len(s) == 0)
 	}
 	extra := 0
 	if r.Path != nil && !inSrc(r.Path) {

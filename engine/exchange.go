@@ -165,18 +165,27 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 	ex.tbl = t
+	// routes match encoded separators as '/' (http1.AppendMatchPath); the
+	// upstream gets the path with its encodings
+	fwd := r.Path
+	if http1.HasEncodedSeparator(fwd) {
+		l.matchBuf = http1.AppendMatchPath(l.matchBuf[:0], fwd)
+		r.Path = l.matchBuf
+	}
 	// a route matches on post_arg.*: a request reaching it is matched
 	// again with its body (≤ 64 KiB) once that has arrived
 	ex.rreq.BodyPending = r.Body != http1.BodyNone && !r.Expect100
 	rt := t.Match(&ex.rreq)
 	if ex.rreq.NeedBody {
 		if !l.bodyArrived(cl, r, buf, n) {
+			r.Path = fwd
 			l.requests.Add(-1)
 			return false
 		}
 		ex.rreq.Body, ex.rreq.BodyPending = l.peekBody(ex, r, buf[n:]), false
 		rt = t.Match(&ex.rreq)
 	}
+	r.Path = fwd
 	ex.rreq.Body = nil // it pointed into gnet's buffer; plugins get the kept copy
 	if rt == nil {
 		l.answer(cl, ex, n, 404, "404 Route Not Found")

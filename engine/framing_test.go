@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 	_ "github.com/sluice-gw/sluice/plugin/all" // proxy-rewrite (alloc_test.go, which also imports it, is left out under -race)
 )
 
-// seenRequest is what a recording upstream read: the head's fields as
-// sent (textproto keeps repeated fields) and the body.
+// seenRequest is what a recording upstream read: the path and the head's
+// fields as sent (textproto keeps repeated fields) and the body.
 type seenRequest struct {
 	path   string
 	header textproto.MIMEHeader
@@ -41,7 +42,8 @@ func recordingUpstream(t *testing.T) (string, <-chan seenRequest) {
 			if len(req.TransferEncoding) > 0 { // net/http moves it out of Header
 				h["Transfer-Encoding"] = req.TransferEncoding
 			}
-			seen <- seenRequest{path: req.URL.Path, header: h, body: string(b)}
+			raw, _, _ := strings.Cut(req.RequestURI, "?") // the path as sent
+			seen <- seenRequest{path: raw, header: h, body: string(b)}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
@@ -143,6 +145,10 @@ func TestPathNormalized(t *testing.T) {
 		{"/public/%2e%2E/admin/x", "/admin/x", true, 200},
 		{"/%61dmin/x", "/admin/x", true, 200},
 		{"/public//a/./b", "/public/a/b", false, 200},
+		// an encoded separator routes as '/' (APISIX's decoded $uri) and
+		// goes upstream as sent
+		{"/admin%2Fx", "/admin%2Fx", true, 200},
+		{"/admin%5cx", "/admin%5cx", true, 200},
 		{"/public/..%2Fadmin/x", "", false, 400},
 		{"/../admin/x", "", false, 400},
 	} {

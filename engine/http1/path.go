@@ -169,3 +169,37 @@ func unreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
+
+// HasEncodedSeparator reports whether p holds a separator some upstreams
+// decode into '/': "%2F", "%5C" (any case) or a raw backslash.
+func HasEncodedSeparator(p []byte) bool {
+	for i := range p {
+		if sepLen(p, i) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// AppendMatchPath appends to dst the form of the normalised path p that
+// routes match: encoded slashes and backslashes read as '/', as APISIX's
+// decoded $uri has them ("/admin%2Fkeys" matches /admin/*, so a route's
+// plugins cannot be skipped by encoding its separator), repeated slashes
+// merged. p keeps its encodings for the upstream.
+func AppendMatchPath(dst, p []byte) []byte {
+	start := len(dst)
+	for i := 0; i < len(p); i++ {
+		if k := sepLen(p, i); k > 0 {
+			if len(dst) == start || dst[len(dst)-1] != '/' {
+				dst = append(dst, '/')
+			}
+			i += k - 1
+			continue
+		}
+		if p[i] == '/' && len(dst) > start && dst[len(dst)-1] == '/' {
+			continue
+		}
+		dst = append(dst, p[i])
+	}
+	return dst
+}

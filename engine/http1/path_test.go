@@ -89,3 +89,17 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendMatchPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/admin/x":            "/admin/x",
+		"/admin%2Fx":          "/admin/x",
+		"/admin%2fx%5Cy":      "/admin/x/y",
+		"/admin\\x":           "/admin/x",
+		"/a%2F%2F/b":          "/a/b",
+		"/models/org%2Fmodel": "/models/org/model",
+	} {
+		assert.Equal(t, want, string(AppendMatchPath(nil, []byte(in))), in)
+		assert.Equal(t, in != want, HasEncodedSeparator([]byte(in)), in)
+	}
+}
