@@ -45,10 +45,11 @@ type loop struct {
 	pendingAnswer map[*client][]byte
 	freeEx        []*exchange
 
-	wbuf     []byte // scratch for heads written to clients
-	pathBuf  []byte // scratch for a request path being normalised
-	matchBuf []byte // scratch for the form of a path routes match
-	keyBuf   []byte // scratch for a chash key (router.HashKey.Append)
+	wbuf       []byte // scratch for heads written to clients
+	pathBuf    []byte // scratch for a request path being normalised
+	matchBuf   []byte // scratch for the form of a path routes match
+	salvageBuf []byte // scratch for what a closing upstream socket still holds (salvage)
+	keyBuf     []byte // scratch for a chash key (router.HashKey.Append)
 
 	serving *client // the client whose requests serve is parsing now
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -349,7 +348,7 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 		// paused for backpressure) or still in the socket (sending the
 		// body failed first). Relay that answer instead of a 502: now, or
 		// once the client is back.
-		if early := salvage(uc.c); len(early) > 0 {
+		if early := l.salvage(uc.c); len(early) > 0 {
 			uc.early, uc.salvaged, uc.ex = early, true, ex
 			uc.c = nil // gnet releases it after this callback
 			if cl := ex.cl; cl.paused || cl.resuming {
@@ -366,21 +365,27 @@ func (l *loop) upstreamClosed(uc *upConn, err error) {
 const salvageMax = 64 << 10
 
 // salvage returns a copy of what c has buffered and of what its socket
-// still holds (up to salvageMax), when c is closing.
-func salvage(c gnet.Conn) []byte {
+// still holds (up to salvageMax), when c is closing; nil when there is
+// nothing (the common case — a pooled connection the upstream closed —
+// costs one read into the loop's scratch and no allocation).
+func (l *loop) salvage(c gnet.Conn) []byte {
 	buf, _ := c.Peek(-1)
-	out := append([]byte(nil), buf...)
-	for len(out) < len(buf)+salvageMax {
-		if cap(out)-len(out) < 4096 {
-			out = slices.Grow(out, 16<<10)
-		}
-		n, err := unix.Read(c.Fd(), out[len(out):cap(out)])
+	if l.salvageBuf == nil {
+		l.salvageBuf = make([]byte, salvageMax)
+	}
+	got := 0
+	for got < salvageMax {
+		n, err := unix.Read(c.Fd(), l.salvageBuf[got:])
 		if n <= 0 || err != nil {
 			break
 		}
-		out = out[:len(out)+n]
+		got += n
 	}
-	return out
+	if len(buf)+got == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(buf)+got)
+	return append(append(out, buf...), l.salvageBuf[:got]...)
 }
 
 // upstreamLost ends ex, whose upstream connection is gone, as its state
