@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
@@ -178,6 +179,12 @@ func (c *conf) compileURI(s string) error {
 	}
 	c.uri = t
 	if t.literal() {
+		// a dot segment here would be refused on every request (a built
+		// path may not climb): refuse it now, when the route is written
+		path, _, _ := strings.Cut(s, "?") // (a query may hold anything)
+		if _, ok := http1.NormalizeBuiltPath([]byte(path)); !ok {
+			return plugin.Errorf(name, `property "uri" validation failed: %q has a "." or ".." segment (write the path it means)`, s)
+		}
 		c.literal = true
 		b := uriBuilder{split: -1}
 		for i := range t {

@@ -217,6 +217,10 @@ func TestCompileErrors(t *testing.T) {
 	f(`"x"`, "wrong type: expected object, got string")
 	f(`{"uri":"abc"}`, `property "uri" validation failed: failed to match pattern "^\\/.*" with "abc"`)
 	f(`{"uri":""}`, `property "uri" validation failed: string too short, expected at least 1, got 0`)
+	f(`{"uri":"/a/./b"}`, `property "uri" validation failed: "/a/./b" has a "." or ".." segment (write the path it means)`)
+	f(`{"uri":"/a/%2e%2e/b?x=1"}`, `property "uri" validation failed: "/a/%2e%2e/b?x=1" has a "." or ".." segment (write the path it means)`)
+	_, err := p.Compile(json.RawMessage(`{"uri":"/a?next=/../x"}`), &plugin.Env{})
+	assert.NoError(t, err, "a query may hold dot segments")
 	f(`{"uri":1}`, `property "uri" validation failed: wrong type: expected string, got number`)
 	f(`{"uri":"/$foo"}`, `property "uri" validation failed: variable $foo is not supported by sluice (supported: `+supportedVars+`; write ${name} when text follows a variable)`)
 	f(`{"uri":"/$uri.json"}`, `property "uri" validation failed: variable $uri.json is not supported by sluice (supported: `+supportedVars+`; write ${name} when text follows a variable)`)
@@ -252,7 +256,7 @@ func TestCompileErrors(t *testing.T) {
 	f(`{"headers":{"remove":["Content-Length"]}}`, `property "headers" validation failed: header "Content-Length" cannot be changed by sluice (it frames the request)`)
 
 	// APISIX's schema allows other keys.
-	_, err := p.Compile(json.RawMessage(`{"_meta":{"disable":false},"uri":"/a","scheme":"https"}`), &plugin.Env{})
+	_, err = p.Compile(json.RawMessage(`{"_meta":{"disable":false},"uri":"/a","scheme":"https"}`), &plugin.Env{})
 	assert.NoError(t, err)
 }
 

@@ -34,6 +34,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-gw/sluice/balancer"
+	"github.com/sluice-gw/sluice/engine/http1"
 	"github.com/sluice-gw/sluice/metrics"
 	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
@@ -270,6 +271,9 @@ func (a *arm) rewrite(where string, raw json.RawMessage) error {
 			// it goes into the request line as it is: a space or CRLF
 			// would split it into another request
 			return bad("%s.uri: %q at byte %d: a path only (no query), with anything but letters, digits and -._~!$&'()*+,;=:@/ percent-encoded", where, rc.URI[i], i)
+		}
+		if _, ok := http1.NormalizeBuiltPath([]byte(rc.URI)); !ok {
+			return bad("%s.uri: %q has a \".\" or \"..\" segment (write the path it means)", where, rc.URI)
 		}
 		a.uri = []byte(rc.URI)
 	}

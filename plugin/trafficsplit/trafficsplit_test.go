@@ -274,6 +274,9 @@ func TestCompileErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), "a path only", uri)
 	}
 	f.mustBuild(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1}},"rewrite":{"uri":"/v1/chat%20x/~a.b_c-d;p=1:@!$&'()*+,"}}]`))
+	err = f.build(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1}},"rewrite":{"uri":"/v1/../v2"}}]`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `segment (write the path it means)`)
 	err = f.build(split(`[{"weight":1,"upstream":{"nodes":{"127.0.0.1:1":1},"bogus":1}}]`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "bogus")
