@@ -241,7 +241,7 @@ func (s *Server) Load(ctx context.Context) error {
 	if err := st.checkConsumerKeys(); err != nil {
 		return fmt.Errorf("admin: stored consumers: %w", err)
 	}
-	t, err := s.buildTolerant(st.snapshot(nil), "start") // (a DNS outage must not keep the gateway down)
+	t, err := s.buildTolerant(st.snapshot(nil), "start", nil) // (a DNS outage must not keep the gateway down)
 	if err != nil {
 		return fmt.Errorf("admin: the stored configuration does not build: %w", err)
 	}

@@ -103,9 +103,10 @@ func (s *Server) run() {
 }
 
 // buildTolerant builds snap leaving out the nodes whose host name does not
-// resolve, and logs those hosts (the DNS refresh brings them back).
-func (s *Server) buildTolerant(snap *model.Snapshot, why string) (*router.Table, error) {
-	t, skipped, err := s.b.BuildTolerant(snap)
+// resolve (those tolerate accepts; nil: all), and logs those hosts (the
+// DNS refresh brings them back).
+func (s *Server) buildTolerant(snap *model.Snapshot, why string, tolerate func(host string) bool) (*router.Table, error) {
+	t, skipped, err := s.b.BuildTolerant(snap, tolerate)
 	if err == nil && len(skipped) > 0 {
 		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", skipped, "cause", why)
 	}
@@ -117,7 +118,7 @@ func (s *Server) buildTolerant(snap *model.Snapshot, why string) (*router.Table,
 // keeps the last table.
 func (s *Server) rebuild(why string) {
 	s.dirty = false
-	t, err := s.buildTolerant(s.state.snapshot(nil), why)
+	t, err := s.buildTolerant(s.state.snapshot(nil), why, nil)
 	if err != nil {
 		s.log.Error("admin: configuration does not build; keeping the current routing table", "cause", why, "err", err)
 		return
@@ -504,26 +505,11 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	if err := s.state.checkRefs(r.name, id, obj); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
-	snap := s.state.snapshot(&change{res: r.name, id: id, obj: obj})
-	t, err := s.b.Build(snap)
-	var ue *router.UnresolvedError
-	if errors.As(err, &ue) && !bytes.Contains(value, []byte(ue.Host)) {
-		// a name another, stored item uses stopped resolving: not this
-		// write's fault. A name this item brings must resolve: a typo is
-		// refused here rather than answered with 502s later.
-		var skipped []string
-		if t, skipped, err = s.b.BuildTolerant(snap); err == nil {
-			for _, h := range skipped {
-				if bytes.Contains(value, []byte(h)) {
-					err = &router.UnresolvedError{Host: h, Err: errors.New("the name does not resolve")}
-					break
-				}
-			}
-			if err == nil {
-				s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", skipped, "cause", "write")
-			}
-		}
-	}
+	// A name another, stored item uses may have stopped resolving: not
+	// this write's fault. A name this item brings must resolve: a typo is
+	// refused here rather than answered with 502s later.
+	t, err := s.buildTolerant(s.state.snapshot(&change{res: r.name, id: id, obj: obj}), "write",
+		func(host string) bool { return !bytes.Contains(value, []byte(host)) })
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
@@ -571,7 +557,7 @@ func (s *Server) execDelete(req *writeReq) reply {
 	if err := s.state.checkDelete(r.name, req.id); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
-	t, err := s.buildTolerant(s.state.snapshot(&change{res: r.name, id: req.id}), "delete")
+	t, err := s.buildTolerant(s.state.snapshot(&change{res: r.name, id: req.id}), "delete", nil)
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}

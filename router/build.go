@@ -47,6 +47,7 @@ type Builder struct {
 	// tolerant (BuildTolerant): a node whose host does not resolve is
 	// left out, its host recorded in skipped, instead of failing Build
 	tolerant bool
+	tolerate func(host string) bool
 	skipped  []string
 }
 
@@ -61,13 +62,15 @@ func (e *UnresolvedError) Error() string { return fmt.Sprintf("resolve host %q: 
 func (e *UnresolvedError) Unwrap() error { return e.Err }
 
 // BuildTolerant is Build that leaves out the nodes whose host name does
-// not resolve instead of failing (an upstream left without nodes answers
-// 502, as one configured without any), and returns those hosts. A gateway
-// must start, and keep taking writes, while one upstream's DNS is down;
-// the periodic re-resolution brings the nodes back.
-func (b *Builder) BuildTolerant(snap *model.Snapshot) (*Table, []string, error) {
-	b.tolerant, b.skipped = true, nil
-	defer func() { b.tolerant, b.skipped = false, nil }()
+// not resolve, when tolerate(host) says so (nil: every host), instead of
+// failing (an upstream left without nodes answers 502, as one configured
+// without any), and returns the hosts left out. A host tolerate refuses
+// fails the build as in Build. A gateway must start, and keep taking
+// writes, while one upstream's DNS is down; the periodic re-resolution
+// brings the nodes back.
+func (b *Builder) BuildTolerant(snap *model.Snapshot, tolerate func(host string) bool) (*Table, []string, error) {
+	b.tolerant, b.tolerate, b.skipped = true, tolerate, nil
+	defer func() { b.tolerant, b.tolerate, b.skipped = false, nil, nil }()
 	t, err := b.Build(snap)
 	if err != nil {
 		return nil, nil, err

@@ -180,7 +180,7 @@ func TestBuildTolerant(t *testing.T) {
 	var ue *UnresolvedError
 	require.ErrorAs(t, err, &ue)
 	assert.Equal(t, "gone.example", ue.Host)
-	tbl, skipped, err := b.BuildTolerant(snap)
+	tbl, skipped, err := b.BuildTolerant(snap, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"gone.example"}, skipped)
 	byID := map[string]int{}
@@ -195,7 +195,7 @@ func TestBuildTolerant(t *testing.T) {
 	// upstreams use it (each failure may cost a lookup timeout)
 	cr := &countingResolver{next: fakeResolver{"api.example": {"10.0.0.1"}}}
 	b = &Builder{Resolver: cr}
-	_, _, err = b.BuildTolerant(snap)
+	_, _, err = b.BuildTolerant(snap, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, cr.calls["gone.example"])
 }

@@ -167,7 +167,7 @@ func (b *Builder) compileUpstream(key string, m *model.Upstream) (*balancer.Upst
 	for i, mn := range m.Nodes {
 		n, err := b.node(key, &mn, defPort)
 		var ue *UnresolvedError
-		if b.tolerant && errors.As(err, &ue) {
+		if b.tolerant && errors.As(err, &ue) && (b.tolerate == nil || b.tolerate(ue.Host)) {
 			b.skipped = append(b.skipped, ue.Host)
 			continue
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -37,27 +36,17 @@ func (r *rebuilder) apply(s *model.Snapshot) (*router.Table, error) {
 	// same names until they resolve; any other name that fails keeps the
 	// current table (a blip on the DNS refresh must not drop nodes, and a
 	// reload must not bring a name that does not resolve).
-	t, err := r.b.Build(s)
-	var ue *router.UnresolvedError
-	if errors.As(err, &ue) && (r.last == nil || r.unresolved[ue.Host]) {
-		var skipped []string
-		if t, skipped, err = r.b.BuildTolerant(s); err == nil {
-			for _, h := range skipped {
-				if r.last != nil && !r.unresolved[h] {
-					return nil, &router.UnresolvedError{Host: h, Err: errors.New("the name does not resolve")}
-				}
-			}
-			r.log.Warn("host names do not resolve; their nodes are left out until they do", "hosts", skipped)
-			r.unresolved = map[string]bool{}
-			for _, h := range skipped {
-				r.unresolved[h] = true
-			}
-		}
-	} else if err == nil {
-		r.unresolved = nil
-	}
+	t, skipped, err := r.b.BuildTolerant(s, func(host string) bool { return r.last == nil || r.unresolved[host] })
 	if err != nil {
 		return nil, err
+	}
+	r.unresolved = nil
+	if len(skipped) > 0 {
+		r.log.Warn("host names do not resolve; their nodes are left out until they do", "hosts", skipped)
+		r.unresolved = make(map[string]bool, len(skipped))
+		for _, h := range skipped {
+			r.unresolved[h] = true
+		}
 	}
 	r.pub.Store(t)
 	r.last = s
