@@ -148,6 +148,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 
+	sep := false // an encoded separator (found only where NeedsNormalize is: it has a '%' or '\\')
 	if http1.NeedsNormalize(r.Path) {
 		// route on (and send upstream) the path as the upstream will read
 		// it; detach copies it into the exchange with the head
@@ -158,6 +159,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 			return true
 		}
 		r.Path = l.pathBuf[:k:k]
+		sep = http1.HasEncodedSeparator(r.Path)
 	}
 	t := l.table()
 	if t == nil {
@@ -168,7 +170,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	// routes match encoded separators as '/' (http1.AppendMatchPath); the
 	// upstream gets the path with its encodings
 	fwd := r.Path
-	if http1.HasEncodedSeparator(fwd) {
+	if sep {
 		l.matchBuf = http1.AppendMatchPath(l.matchBuf[:0], fwd)
 		r.Path = l.matchBuf
 	}
