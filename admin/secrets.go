@@ -42,24 +42,16 @@ func masked(res string, raw []byte) json.RawMessage {
 	if !ok {
 		return raw
 	}
-	switch res {
-	case "ssls":
+	if res == "ssls" {
 		delete(m, "key")
 		delete(m, "keys")
-	case "consumers":
-		if plugins, ok := m["plugins"].(map[string]any); ok {
-			for _, conf := range plugins {
-				if c, ok := conf.(map[string]any); ok {
-					for k, v := range c {
-						if s, ok := v.(string); ok && s != "" && consumerSecrets[k] {
-							c[k] = mask
-						}
-					}
-				}
-			}
-		}
 	}
-	maskDeep(m)
+	eachSecret(res, m, func(_ string, obj map[string]any, k string) bool {
+		if s, ok := obj[k].(string); ok && s != "" {
+			obj[k] = mask
+		}
+		return true
+	})
 	out, err := encode(m)
 	if err != nil {
 		return raw
@@ -83,22 +75,52 @@ func isSecretName(k string) bool {
 	return anySecrets[k] || strings.HasSuffix(k, "_password") || strings.HasSuffix(k, "_secret")
 }
 
-// maskDeep replaces secret-named string fields at any depth.
-func maskDeep(v any) {
+// eachSecret calls fn for every string field of item m (resource res) that
+// holds a secret — a consumer plugin's credential, or a secret-named field
+// at any depth — with its dotted path, until fn returns false.
+func eachSecret(res string, m map[string]any, fn func(path string, obj map[string]any, key string) bool) {
+	if res == "consumers" {
+		if plugins, ok := m["plugins"].(map[string]any); ok {
+			for name, conf := range plugins {
+				if c, ok := conf.(map[string]any); ok {
+					for k, v := range c {
+						if _, ok := v.(string); ok && consumerSecrets[k] && !fn("plugins."+name+"."+k, c, k) {
+							return
+						}
+					}
+				}
+			}
+		}
+	}
+	eachSecretDeep(m, "", fn)
+}
+
+func eachSecretDeep(v any, at string, fn func(path string, obj map[string]any, key string) bool) bool {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if s, ok := e.(string); ok && s != "" && isSecretName(k) {
-				x[k] = mask
+			p := k
+			if at != "" {
+				p = at + "." + k
+			}
+			if _, ok := e.(string); ok && isSecretName(k) {
+				if !fn(p, x, k) {
+					return false
+				}
 				continue
 			}
-			maskDeep(e)
+			if !eachSecretDeep(e, p, fn) {
+				return false
+			}
 		}
 	case []any:
 		for _, e := range x {
-			maskDeep(e)
+			if !eachSecretDeep(e, at, fn) {
+				return false
+			}
 		}
 	}
+	return true
 }
 
 // maskedInput returns the path of a secret field of item raw (resource
@@ -115,44 +137,13 @@ func maskedInput(res string, raw []byte) string {
 	if !ok {
 		return ""
 	}
-	if res == "consumers" {
-		if plugins, ok := m["plugins"].(map[string]any); ok {
-			for name, conf := range plugins {
-				if c, ok := conf.(map[string]any); ok {
-					for k, v := range c {
-						if v == mask && consumerSecrets[k] {
-							return "plugins." + name + "." + k
-						}
-					}
-				}
-			}
+	found := ""
+	eachSecret(res, m, func(path string, obj map[string]any, k string) bool {
+		if obj[k] == mask {
+			found = path
+			return false
 		}
-	}
-	return maskedPath(m, "")
-}
-
-// maskedPath finds a secret-named field holding the mask at any depth.
-func maskedPath(v any, at string) string {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			p := k
-			if at != "" {
-				p = at + "." + k
-			}
-			if e == mask && isSecretName(k) {
-				return p
-			}
-			if r := maskedPath(e, p); r != "" {
-				return r
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if r := maskedPath(e, at); r != "" {
-				return r
-			}
-		}
-	}
-	return ""
+		return true
+	})
+	return found
 }
