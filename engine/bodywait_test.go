@@ -97,6 +97,7 @@ func TestBodyWaitKeepsHeaderTimeout(t *testing.T) {
 			// the deadline sweep runs every 100 ms; a timeout restarted
 			// when the head completed would close at 1.6 s
 			assert.Less(t, time.Since(start), timeout*14/10, "closed %v after the head's first byte", time.Since(start))
+			assert.GreaterOrEqual(t, time.Since(start), timeout*9/10, "closed before the header timeout")
 			return
 		case <-end:
 			t.Fatal("a dribbled body kept the connection open past the header timeout")

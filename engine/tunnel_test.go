@@ -43,7 +43,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 	rt.Upstream.Timeout = &model.Timeout{Read: 0.4}
 	g := startTestGateway(t, 1, snapshot(rt))
 
-	c := dialSend(t, g.addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	c := dialSend(t, g.addr, wsUpgrade("/ws"))
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, &http.Request{Method: "GET"})
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func TestTunnelBackpressure(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
 		c.(*net.TCPConn).SetReadBuffer(64 << 10)
-		_, err = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_, err = io.WriteString(c, wsUpgrade(path))
 		require.NoError(t, err)
 		r := bufio.NewReaderSize(c, 64<<10)
 		resp, err := http.ReadResponse(r, &http.Request{Method: "GET"})
@@ -232,8 +232,9 @@ func upgradeBehindBig(t *testing.T, addr string, size int, early, late string) (
 // cannot leave the loop then (closing its conn would drop them): the
 // hand-off waits until they drained. Everything arrives in order: the
 // response, the 101, the upstream's bytes sent with the 101, and the echo
-// of lines the client sent right behind its upgrade request and while the
-// tunnel waited.
+// of lines the client sent right behind its upgrade request and near the
+// end of the big response (those usually travel as pipelined bytes, before
+// the 101: bytes arriving during the wait are TestTunnelPendingKeepsLastBytes's).
 func TestTunnelHandoffWaitsForUnsentResponse(t *testing.T) {
 	const size = 16 << 20
 	up := echoTunnelUpstream(t, size, false)
