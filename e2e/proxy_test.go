@@ -219,6 +219,22 @@ func TestHeaderTimeout(t *testing.T) {
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
 
+// client_body_timeout from config.yaml: a body that stalls mid-way gets a
+// 408 with a JSON error_msg.
+func TestBodyTimeout(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	gw := startGateway(t, 1, "    client_body_timeout: 1s\n", routesDoc(route("1", "/v1/*", "", up.addr())))
+	rc := dialRaw(t, gw.addr())
+	start := time.Now()
+	rc.send("POST /v1/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789") // never finishes the body
+	resp, body, err := rc.readResponse("POST")
+	require.NoError(t, err)
+	assert.Equal(t, 408, resp.StatusCode)
+	assert.Contains(t, string(body), `"error_msg"`)
+	assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond)
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
 func TestUpstreamErrors(t *testing.T) {
 	slow := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(3 * time.Second)

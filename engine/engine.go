@@ -47,6 +47,9 @@ type Options struct {
 	MaxBody int64
 	// HeaderTimeout: a client must send a whole head within it; default 60 s.
 	HeaderTimeout time.Duration
+	// BodyTimeout: while a request body streams, a client that sends
+	// nothing for this long gets a 408 (nginx client_body_timeout); default 60 s.
+	BodyTimeout time.Duration
 	// KeepaliveTimeout: an idle client connection is closed after it; default 60 s.
 	KeepaliveTimeout time.Duration
 	// Logger receives errors and notable events; default slog.Default().
@@ -76,6 +79,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = 60 * time.Second
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 60 * time.Second
 	}
 	if o.KeepaliveTimeout <= 0 {
 		o.KeepaliveTimeout = 60 * time.Second

@@ -52,6 +52,10 @@ type exchange struct {
 
 	deadline  int64 // 0 = none; connect, send or read deadline by phase
 	pausedOut int   // while a side is paused: bytes the other side still had to send at the last check
+	// bodyDeadline: while the request body streams and the upstream has
+	// taken all of it so far, the client must send more before it
+	// (client_body_timeout, between two reads as in nginx).
+	bodyDeadline int64
 
 	up        *upConn
 	counted   bool // counted in the active gauges
@@ -532,6 +536,7 @@ func (l *loop) sendHead(ex *exchange) {
 		l.requestSent(ex)
 		return
 	}
+	ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout)
 	l.pumpBody(ex)
 }
 
@@ -573,6 +578,7 @@ func (l *loop) pumpBody(ex *exchange) {
 	if !ok || n == 0 {
 		return
 	}
+	ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout)
 	gen := ex.gen
 	uc.c.Write(buf[:n])
 	if cl.closed || cl.c == nil {

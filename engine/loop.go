@@ -437,7 +437,16 @@ func (l *loop) sweep() {
 				cl.c.Close()
 			}
 		case csBusy:
-			if ex := cl.ex; ex != nil && ex.deadline != 0 && now >= ex.deadline && !l.stillSending(ex) {
+			ex := cl.ex
+			switch {
+			case ex == nil:
+			case l.awaitingBody(ex):
+				// the upstream took every body byte so far: the
+				// client is the one that stalls, not the upstream
+				if now >= ex.bodyDeadline {
+					l.fail(ex, 408, "client body timed out")
+				}
+			case ex.deadline != 0 && now >= ex.deadline && !l.stillSending(ex):
 				l.timeout(ex)
 			}
 		case csClosing:

@@ -130,6 +130,16 @@ func (l *loop) stillSending(ex *exchange) bool {
 	return true
 }
 
+// awaitingBody reports whether ex waits for request body bytes from its
+// client, the upstream having taken all sent so far (client_body_timeout
+// runs, not the upstream's send timeout).
+func (l *loop) awaitingBody(ex *exchange) bool {
+	cl, uc := ex.cl, ex.up
+	return ex.phase == exSending && !ex.reqDone && len(ex.stash) == 0 &&
+		cl != nil && cl.c != nil && !cl.paused && !cl.resuming &&
+		uc != nil && uc.c != nil && uc.c.OutboundBuffered() == 0
+}
+
 // closePaused releases the socket of a paused upstream that will not
 // resume (client gone, timeout).
 func (l *loop) closePaused(uc *upConn) {
@@ -344,6 +354,7 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 	}
 	if ex.phase == exSending { // (a body sent whole meanwhile waits for its response: the read deadline runs)
 		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
+		ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout) // held back by sluice, not the client
 	}
 	// An upstream that answered while the client was away: relay now (its
 	// buffered bytes would not raise another OnTraffic).

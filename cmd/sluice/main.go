@@ -273,6 +273,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		MaxHead:          cfg.HTTP.LargeClientHeaderBuffers,
 		MaxBody:          cfg.HTTP.ClientMaxBodySize,
 		HeaderTimeout:    cfg.HTTP.ClientHeaderTimeout,
+		BodyTimeout:      cfg.HTTP.ClientBodyTimeout,
 		KeepaliveTimeout: cfg.HTTP.KeepaliveTimeout,
 		SendTimeout:      cfg.HTTP.SendTimeout,
 		MaxBuffered:      maxBuffered(cfg.HTTP.ProxyBusyBuffersSize),
