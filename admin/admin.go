@@ -130,7 +130,11 @@ type Server struct {
 	// builder goroutine only
 	pending map[string][]pendingWrite
 	dirty   bool
-	lastID  int64
+	// broken: the stored items the published table could not build
+	// (router.BuildIsolated), kept so a write is refused only for what
+	// it breaks, never for what another writer left broken
+	broken map[string]error
+	lastID int64
 }
 
 type adminKey struct {
@@ -218,9 +222,11 @@ func (s *Server) Addr() string {
 
 // Load reads every resource from the store, builds the first table and
 // publishes it; it starts watching the store first so that no change made
-// meanwhile is lost. A stored item that does not decode or validate, or a
-// stored configuration that does not build, is an error naming it: the
-// gateway must refuse to start rather than serve a partial configuration.
+// meanwhile is lost. A stored item that does not decode, validate or build
+// (another writer's, in a shared etcd) is logged and not served: a route
+// of that kind, or one that references it, answers 503. A global rule of
+// that kind is an error naming it: left out, it could remove
+// authentication from every route.
 // Load must be called once, before Start or StartBuilder (Start calls it
 // when it was not).
 func (s *Server) Load(ctx context.Context) error {
@@ -234,21 +240,21 @@ func (s *Server) Load(ctx context.Context) error {
 	}
 	st := newState()
 	for _, kv := range kvs {
-		if err := s.loadKV(st, kv, true); err != nil {
-			return err
-		}
+		s.loadKV(st, kv)
 	}
 	if err := st.checkConsumerKeys(); err != nil {
 		return fmt.Errorf("admin: stored consumers: %w", err)
 	}
-	t, err := s.buildTolerant(st.snapshot(nil), "start", nil) // (a DNS outage must not keep the gateway down)
+	// (neither a DNS outage nor one item another writer left dangling
+	// may keep the gateway down)
+	t, broken, err := s.build(st, nil, "start", nil)
 	if err != nil {
 		return fmt.Errorf("admin: the stored configuration does not build: %w", err)
 	}
 	s.mu.Lock()
 	s.state = st
 	s.mu.Unlock()
-	s.pub.Store(t)
+	s.publish(t, broken, "start")
 	s.loaded = true
 	s.log.Info("admin: configuration loaded", "routes", len(st.items["routes"]), "upstreams", len(st.items["upstreams"]),
 		"services", len(st.items["services"]), "generation", t.Generation)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,28 +104,69 @@ func (s *Server) run() {
 	}
 }
 
-// buildTolerant builds snap leaving out the nodes whose host name does not
-// resolve (those tolerate accepts; nil: all), and logs those hosts (the
-// DNS refresh brings them back).
-func (s *Server) buildTolerant(snap *model.Snapshot, why string, tolerate func(host string) bool) (*router.Table, error) {
-	t, skipped, err := s.b.BuildTolerant(snap, tolerate)
-	if err == nil && len(skipped) > 0 {
-		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", skipped, "cause", why)
+// build builds snap isolated (router.BuildIsolated): nodes whose host
+// name does not resolve (those tolerate accepts; nil: all) are left out and
+// logged (the DNS refresh brings them back), and the items that do not
+// build are returned; their routes answer 503.
+// A stored global rule that does not validate fails the build as one that
+// does not build does: left out, it could drop authentication from every
+// route.
+func (s *Server) build(st *state, ch *change, why string, tolerate func(host string) bool) (*router.Table, map[string]error, error) {
+	for _, id := range st.sortedIDs("global_rules") {
+		if st.items["global_rules"][id].obj == nil && (ch == nil || ch.res != "global_rules" || ch.id != id) {
+			return nil, nil, fmt.Errorf("stored global rule %q does not validate (see the log); fix or delete it", id)
+		}
 	}
-	return t, err
+	t, rep, err := s.b.BuildIsolated(st.snapshot(ch), tolerate)
+	if err == nil && len(rep.Unresolved) > 0 {
+		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", rep.Unresolved, "cause", why)
+	}
+	return t, rep.Broken, err
+}
+
+// publish makes t the routing table and logs the items that stopped or
+// started building since the last one.
+func (s *Server) publish(t *router.Table, broken map[string]error, why string) {
+	for _, k := range slices.Sorted(maps.Keys(broken)) {
+		if _, was := s.broken[k]; !was {
+			s.log.Error("admin: a stored item does not build; the routes using it answer 503", "item", k, "err", broken[k], "cause", why)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.broken)) {
+		if _, still := broken[k]; !still {
+			s.log.Info("admin: a stored item builds again", "item", k, "cause", why)
+		}
+	}
+	s.broken = broken
+	s.pub.Store(t)
+}
+
+// breaks returns why a change may not be stored: the item written (key
+// res/id; "" for a delete) does not build, or an item that built before
+// the change does not build after it. Items already broken (another
+// writer's dangling reference) are not this change's fault.
+func (s *Server) breaks(key string, broken map[string]error) error {
+	if err := broken[key]; err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(broken)) {
+		if _, was := s.broken[k]; !was {
+			return fmt.Errorf("this change would break %s: %w", k, broken[k])
+		}
+	}
+	return nil
 }
 
 // rebuild builds the current state and publishes it; a state that does not
-// build (foreign data in a shared etcd, a name that no longer resolves)
-// keeps the last table.
+// build at all (a global rule another writer stored) keeps the last table.
 func (s *Server) rebuild(why string) {
 	s.dirty = false
-	t, err := s.buildTolerant(s.state.snapshot(nil), why, nil)
+	t, broken, err := s.build(s.state, nil, why, nil)
 	if err != nil {
 		s.log.Error("admin: configuration does not build; keeping the current routing table", "cause", why, "err", err)
 		return
 	}
-	s.pub.Store(t)
+	s.publish(t, broken, why)
 	s.log.Debug("admin: routing table published", "cause", why, "generation", t.Generation)
 }
 
@@ -217,41 +260,34 @@ func (s *Server) setRevision(res, id string, value []byte, rev int64) {
 }
 
 // decodeForeign decodes an item written by someone else (another gateway,
-// or a resync); one that does not decode is kept for GET but left out of
-// the routing table, and logged.
+// APISIX tooling, or what Load and resync read). One that does not decode
+// or validate is kept for GET and logged; a route of that kind still
+// takes its place in the table, answering 503 (state.snapshot), the rest
+// are left out (what references them answers 503 the same way).
 func (s *Server) decodeForeign(res, id string, kv store.KV) *item {
 	it := &item{raw: kv.Value, created: kv.Revision, rev: kv.Revision}
 	obj, err := decodeItem(res, id, kv.Value)
 	if err != nil {
-		s.log.Error("admin: stored item does not validate; left out of the routing table", "key", kv.Key, "err", err)
+		s.log.Error("admin: stored item does not validate; it is not served", "key", kv.Key, "err", err)
+		it.err = err
 		return it
 	}
 	it.obj = obj
 	return it
 }
 
-// loadKV adds one stored item to st (Load: strict).
-func (s *Server) loadKV(st *state, kv store.KV, strict bool) error {
+// loadKV adds one stored item to st (Load, resync).
+func (s *Server) loadKV(st *state, kv store.KV) {
 	res, id, ok := splitKey(s.prefix, kv.Key)
 	if !ok {
 		s.log.Debug("admin: ignoring a store key sluice does not serve", "key", kv.Key)
-		return nil
+		return
 	}
 	if !model.ValidID(id) {
-		if strict {
-			return fmt.Errorf("admin: stored %s: invalid id", kv.Key)
-		}
-		return nil
+		s.log.Warn("admin: ignoring a stored item with an invalid id", "key", kv.Key)
+		return
 	}
-	obj, err := decodeItem(res, id, kv.Value)
-	if err != nil {
-		if strict {
-			return fmt.Errorf("admin: stored %s: %w", kv.Key, err)
-		}
-		s.log.Error("admin: stored item does not validate; left out of the routing table", "key", kv.Key, "err", err)
-	}
-	st.items[res][id] = &item{raw: kv.Value, obj: obj, created: kv.Revision, rev: kv.Revision}
-	return nil
+	st.items[res][id] = s.decodeForeign(res, id, kv)
 }
 
 // resync reloads everything from the store (EventResync, a new watch) and
@@ -267,7 +303,7 @@ func (s *Server) resync() bool {
 	}
 	st := newState()
 	for _, kv := range kvs {
-		_ = s.loadKV(st, kv, false)
+		s.loadKV(st, kv)
 	}
 	clear(s.pending)
 	s.mu.Lock()
@@ -508,8 +544,11 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	// A name another, stored item uses may have stopped resolving: not
 	// this write's fault. A name this item brings must resolve: a typo is
 	// refused here rather than answered with 502s later.
-	t, err := s.buildTolerant(s.state.snapshot(&change{res: r.name, id: id, obj: obj}), "write",
+	t, broken, err := s.build(s.state, &change{res: r.name, id: id, obj: obj}, "write",
 		func(host string) bool { return !bytes.Contains(value, []byte(host)) })
+	if err == nil {
+		err = s.breaks(r.name+"/"+id, broken)
+	}
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
@@ -536,7 +575,7 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	s.mu.Lock()
 	s.state.items[r.name][id] = it
 	s.mu.Unlock()
-	s.pub.Store(t)
+	s.publish(t, broken, "write")
 	s.dirty = false // the table just built includes every change applied so far
 	status := http.StatusOK
 	if created {
@@ -557,7 +596,10 @@ func (s *Server) execDelete(req *writeReq) reply {
 	if err := s.state.checkDelete(r.name, req.id); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
-	t, err := s.buildTolerant(s.state.snapshot(&change{res: r.name, id: req.id}), "delete", nil)
+	t, broken, err := s.build(s.state, &change{res: r.name, id: req.id}, "delete", nil)
+	if err == nil {
+		err = s.breaks("", broken)
+	}
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
@@ -574,7 +616,7 @@ func (s *Server) execDelete(req *writeReq) reply {
 	s.mu.Lock()
 	delete(s.state.items[r.name], req.id)
 	s.mu.Unlock()
-	s.pub.Store(t)
+	s.publish(t, broken, "delete")
 	s.dirty = false
 	return reply{status: http.StatusOK, body: deletedBody{Deleted: "1", Key: key}}
 }

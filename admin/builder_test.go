@@ -155,29 +155,73 @@ func TestForeignWrites(t *testing.T) {
 	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/l1", `{"uri":"/l1","upstream_id":"u1"}`)
 	e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/upstreams/u1", "")
 
-	// a foreign item that does not validate is kept out of the table
+	// a foreign route that does not validate is not served: it answers
+	// 503 in its place
 	_, err = e.mem.Put(ctx, "/apisix/routes/bad", []byte(`{"uri":"/bad","upstream":{"nodes":{"127.0.0.1:1":1}},"bogus":1}`))
 	require.NoError(t, err)
 	_, err = e.mem.Put(ctx, "/apisix/routes/f2", []byte(`{"uri":"/f2","upstream":{"nodes":{"127.0.0.1:7002":1}}}`))
 	require.NoError(t, err)
 	waitFor(t, time.Second, "f2", func() bool { return portOf(t, e.pub.Load(), "/f2") == 7002 })
-	assert.Equal(t, "", e.match("GET", "/bad"))
+	assert.Equal(t, "bad", e.match("GET", "/bad"))
+	assert.True(t, e.pub.Load().Match(newRequest(t, "GET", "/bad")).Broken)
 	assert.Contains(t, e.log.String(), "additional properties forbidden, found bogus")
 
-	// a foreign state that does not build keeps the last table
-	gen := e.pub.Load().Generation
+	// a dangling reference another writer stored (APISIX tooling with
+	// force, or a delete racing a put on another gateway) breaks only its
+	// own route: that route keeps its place and answers 503, the rest of
+	// the table is published, and local writes go on
 	_, err = e.mem.Put(ctx, "/apisix/routes/dangling", []byte(`{"uri":"/d","upstream_id":"nope"}`))
+	require.NoError(t, err)
+	waitFor(t, time.Second, "the dangling route", func() bool { return e.match("GET", "/d") == "dangling" })
+	rt := e.pub.Load().Match(newRequest(t, "GET", "/d"))
+	assert.True(t, rt.Broken, "the dangling route answers 503")
+	assert.Nil(t, rt.Upstream)
+	assert.Equal(t, 7002, portOf(t, e.pub.Load(), "/f2"))
+	assert.Contains(t, e.log.String(), `item=routes/dangling err="router: route \"dangling\": upstream_id \"nope\" not found"`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+	assert.Equal(t, "x", e.match("GET", "/x"))
+	// a write that breaks it again (its own reference) is still refused
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/dangling", `{"uri":"/d","upstream_id":"nope"}`)
+	assert.Contains(t, r.body, "nope")
+	// the missing upstream arriving mends it
+	_, err = e.mem.Put(ctx, "/apisix/upstreams/nope", []byte(`{"nodes":{"127.0.0.1:7003":1}}`))
+	require.NoError(t, err)
+	waitFor(t, time.Second, "the mended route", func() bool { return portOf(t, e.pub.Load(), "/d") == 7003 })
+	assert.Contains(t, e.log.String(), "a stored item builds again")
+
+	// a local write may not break what built: the first route of a
+	// limit-count group (in id order) sets the group's configuration
+	lc := func(uri string, count int) string {
+		return fmt.Sprintf(`{"uri":%q,"plugins":{"limit-count":{"count":%d,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`, uri, count)
+	}
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/lb", lc("/lb", 1))
+	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/la", lc("/la", 2))
+	assert.Contains(t, r.body, "this change would break routes/lb")
+	assert.Equal(t, "", e.match("GET", "/la"))
+	assert.False(t, e.pub.Load().Match(newRequest(t, "GET", "/lb")).Broken)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/la", lc("/la", 1))
+
+	// a foreign global rule that does not build keeps the last table:
+	// leaving it out could drop authentication from every route
+	gen := e.pub.Load().Generation
+	_, err = e.mem.Put(ctx, "/apisix/global_rules/g", []byte(`{"plugins":{"no-such-plugin":{}}}`))
 	require.NoError(t, err)
 	waitFor(t, time.Second, "the build error", func() bool {
 		return strings.Contains(e.log.String(), "keeping the current routing table")
 	})
 	assert.Equal(t, gen, e.pub.Load().Generation)
-	assert.Equal(t, 7002, portOf(t, e.pub.Load(), "/f2"))
-	// and a local write names the problem rather than publishing half a state
-	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
-	assert.Contains(t, r.body, `route \"dangling\": upstream_id \"nope\" not found`)
-	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/dangling", "")
-	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+	// and a local write names the problem rather than publishing without it
+	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/y", routeBody("/y", 1))
+	assert.Contains(t, r.body, "unknown plugin [no-such-plugin]")
+	// a global rule that does not even validate is held to the same rule
+	_, err = e.mem.Put(ctx, "/apisix/global_rules/g", []byte(`{"plugins":{"key-auth":{}},"bogus":1}`))
+	require.NoError(t, err)
+	waitFor(t, time.Second, "the validation error", func() bool {
+		return strings.Contains(e.log.String(), `stored global rule \"g\" does not validate`)
+	})
+	assert.Equal(t, gen, e.pub.Load().Generation)
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/global_rules/g", "")
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/y", routeBody("/y", 1))
 
 	// foreign deletes
 	_, err = e.mem.Delete(ctx, "/apisix/routes/f2")
@@ -275,28 +319,49 @@ func TestLoad(t *testing.T) {
 	require.NoError(t, s.Load(ctx))
 	assert.Equal(t, 9, portOf(t, pub.Load(), "/r"))
 
-	// an item that does not validate: refuse, naming it
+	// a route that does not validate (another writer's: a plugin sluice
+	// does not know): the gateway starts, the route keeps its place and
+	// answers 503 instead of falling through to the catch-all, and the
+	// log names it
 	mem = newMemStore()
-	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","upstream":{"nodes":{"127.0.0.1:9":1}},"bogus":true}`)
+	mem.putQuiet("/apisix/routes/all", `{"uri":"/*","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","plugins":{"ai-proxy":{}},"upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	mem.putQuiet("/apisix/routes/notjson", `{"uri":`)
+	s, pub = newServer(mem)
+	require.NoError(t, s.Load(ctx))
+	rt := pub.Load().Match(newRequest(t, "GET", "/r"))
+	require.NotNil(t, rt)
+	assert.Equal(t, "r", rt.ID)
+	assert.True(t, rt.Broken)
+	assert.Nil(t, rt.Upstream)
+	assert.Equal(t, 9, portOf(t, pub.Load(), "/other"))
+	assert.Contains(t, s.broken["routes/r"].Error(), "unknown plugin [ai-proxy]")
+
+	// a route that does not build (a dangling reference): the gateway
+	// starts, that route answers 503, the others work
+	mem = newMemStore()
+	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","upstream_id":"gone"}`)
+	mem.putQuiet("/apisix/routes/ok", `{"uri":"/ok","upstream":{"nodes":{"127.0.0.1:8":1}}}`)
+	s, pub = newServer(mem)
+	require.NoError(t, s.Load(ctx))
+	assert.True(t, pub.Load().Match(newRequest(t, "GET", "/r")).Broken)
+	assert.Equal(t, 8, portOf(t, pub.Load(), "/ok"))
+
+	// a global rule that does not build: refuse to start, naming it
+	mem = newMemStore()
+	mem.putQuiet("/apisix/global_rules/1", `{"plugins":{"no-such-plugin":{}}}`)
 	s, _ = newServer(mem)
 	err := s.Load(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "/apisix/routes/r")
-	assert.Contains(t, err.Error(), "found bogus")
-
-	// a configuration that does not build: refuse
-	mem = newMemStore()
-	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","upstream_id":"gone"}`)
-	s, _ = newServer(mem)
-	err = s.Load(ctx)
-	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the stored configuration does not build")
 
-	// not JSON at all
+	// an upstream that is not JSON at all: the routes using it answer 503
 	mem = newMemStore()
 	mem.putQuiet("/apisix/upstreams/u", `{"nodes":`)
-	s, _ = newServer(mem)
-	require.ErrorContains(t, s.Load(ctx), "/apisix/upstreams/u")
+	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","upstream_id":"u"}`)
+	s, pub = newServer(mem)
+	require.NoError(t, s.Load(ctx))
+	assert.True(t, pub.Load().Match(newRequest(t, "GET", "/r")).Broken)
 
 	// the store cannot be read
 	mem = newMemStore()

@@ -35,6 +35,7 @@ var resources = map[string]*resource{
 type item struct {
 	raw     []byte // the stored JSON, secrets included
 	obj     any    // decoded: *model.Route, *model.Upstream, *model.Service, *model.Consumer, json.RawMessage; nil if it did not decode
+	err     error  // why obj is nil (a foreign item that did not decode or validate)
 	created int64  // createdIndex: store revision of the creation, as far as this process saw it
 	rev     int64  // modifiedIndex: store revision of the last change (0 until the store reported it)
 }
@@ -105,6 +106,20 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 		}
 	}
 	each("routes", func(_ string, o any) { snap.Routes = append(snap.Routes, o.(*model.Route)) })
+	// A route that did not decode still takes its place, answering 503:
+	// left out, its requests would fall through to a less specific route
+	// that lacks its plugins (an APISIX plugin sluice does not know, say).
+	for _, id := range st.sortedIDs("routes") {
+		it := st.items["routes"][id]
+		if it.obj != nil || it.err == nil || (ch != nil && ch.res == "routes" && ch.id == id) {
+			continue
+		}
+		if r := model.DecodeRouteMatch(it.raw, it.err); r != nil {
+			r.ID = model.ID(id)
+			snap.Routes = append(snap.Routes, r)
+		}
+	}
+	slices.SortFunc(snap.Routes, func(a, b *model.Route) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	each("upstreams", func(id string, o any) { snap.Upstreams[id] = o.(*model.Upstream) })
 	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })

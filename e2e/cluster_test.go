@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-gw/sluice/admin/store"
 	"github.com/sluice-gw/sluice/admin/store/etcdtest"
 )
 
@@ -394,4 +395,48 @@ func TestClusterEmbeddedWriteLatency(t *testing.T) {
 	med, p99, mx := percentiles(lat)
 	t.Logf("embedded: PUT sent → first request routed by it, over %d writes: median %v, p99 %v, max %v", len(lat), med, p99, mx)
 	assert.Less(t, p99, 100*time.Millisecond, "p99 admin write → data plane")
+}
+
+// A dangling reference another writer stored in the shared etcd (APISIX
+// tooling with force=true, or a DELETE on one gateway racing a PUT on
+// another) breaks only its own route: that route answers 503 rather than
+// falling through to a catch-all, the rest keeps working, writes through
+// the Admin API go on, and a gateway started afterwards starts.
+func TestClusterForeignDanglingReference(t *testing.T) {
+	etcd := etcdtest.StartServer(t)
+	u1 := startUpstream(t, "u1", nil)
+	a := startEtcdGateway(t, etcd.Endpoint(), 5)
+	code, r := adminDo(t, a, "PUT", "/apisix/admin/upstreams/up-u1", e2eAdminKey, upstreamBody(u1.addr()))
+	require.Equal(t, 201, code, r)
+	code, r = adminDo(t, a, "PUT", "/apisix/admin/routes/all", e2eAdminKey, routeBody("/*", "up-u1"))
+	require.Equal(t, 201, code, r)
+
+	st, err := store.OpenEtcd(t.Context(), []string{etcd.Endpoint()}, "/apisix", 5*time.Second)
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.Put(t.Context(), "/apisix/routes/admin", []byte(`{"uri":"/admin/*","upstream_id":"gone"}`))
+	require.NoError(t, err)
+
+	pc := newProbeClient(t, true)
+	waitFor(t, 3*time.Second, "the dangling route to answer 503", func() bool {
+		code, _, err := routedTo(pc, a.url("/admin/secret"))
+		return err == nil && code == 503
+	})
+	code, name, err := routedTo(pc, a.url("/public"))
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "u1", name)
+
+	code, r = adminDo(t, a, "PUT", "/apisix/admin/routes/new", e2eAdminKey, routeBody("/new", "up-u1"))
+	assert.Equal(t, 201, code, "a write is not blocked by another writer's dangling reference: %v", r)
+
+	b := startEtcdGateway(t, etcd.Endpoint(), 5)
+	waitFor(t, 5*time.Second, "the gateway started later to serve /new", func() bool {
+		code, name, err := routedTo(pc, b.url("/new"))
+		return err == nil && code == 200 && name == "u1"
+	})
+	code, _, err = routedTo(pc, b.url("/admin/secret"))
+	require.NoError(t, err)
+	assert.Equal(t, 503, code)
+	assert.Contains(t, a.log.String(), `item=routes/admin`)
 }

@@ -198,6 +198,12 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 	ex.route = rt
+	if rt.Broken {
+		// its upstream or plugins did not build (logged by the admin
+		// side): answering beats falling through to another route
+		l.answer(cl, ex, n, 503, "the route's configuration does not build")
+		return true
+	}
 	if h := testHookDispatch.Load(); h != nil {
 		(*h)(rt)
 	}

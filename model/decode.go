@@ -31,6 +31,35 @@ func DecodeRoute(data []byte) (*Route, error) {
 	return &r, nil
 }
 
+// DecodeRouteMatch reads only what a route matches on (uri/uris,
+// host/hosts, methods, remote_addr(s), vars, priority, status, service_id)
+// from a route that does not decode or validate, leniently: other fields
+// are ignored. It returns nil when even those do not read (not a JSON
+// object, a field of the wrong type). The result has Invalid set to err,
+// so a table builder can give the route its place and answer an error
+// instead of letting its requests fall through to another route.
+func DecodeRouteMatch(data []byte, err error) *Route {
+	var m struct {
+		URI         string          `json:"uri"`
+		URIs        []string        `json:"uris"`
+		Methods     []string        `json:"methods"`
+		Host        string          `json:"host"`
+		Hosts       []string        `json:"hosts"`
+		RemoteAddr  string          `json:"remote_addr"`
+		RemoteAddrs []string        `json:"remote_addrs"`
+		Vars        json.RawMessage `json:"vars"`
+		Priority    int             `json:"priority"`
+		Status      *int            `json:"status"`
+		ServiceID   ID              `json:"service_id"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	return &Route{URI: m.URI, URIs: m.URIs, Methods: m.Methods, Host: m.Host, Hosts: m.Hosts,
+		RemoteAddr: m.RemoteAddr, RemoteAddrs: m.RemoteAddrs, Vars: m.Vars, Priority: m.Priority,
+		Status: m.Status, ServiceID: m.ServiceID, Invalid: err}
+}
+
 // DecodeUpstream decodes an APISIX upstream strictly; see DecodeRoute. The
 // nodes are kept as sent, so json.Marshal of the result echoes the form the
 // client used.

@@ -42,6 +42,10 @@ type Route struct {
 	Status          *int                       `json:"status,omitempty"` // 1 enabled (default), 0 disabled
 	CreateTime      int64                      `json:"create_time,omitempty"`
 	UpdateTime      int64                      `json:"update_time,omitempty"`
+
+	// Invalid: the stored route did not decode or validate (another
+	// writer's); only its match fields are set (DecodeRouteMatch).
+	Invalid error `json:"-"`
 }
 
 // Service is an APISIX service: shared upstream and plugins for routes.

@@ -49,6 +49,8 @@ type Builder struct {
 	tolerant bool
 	tolerate func(host string) bool
 	skipped  []string
+	isolate  bool             // BuildIsolated
+	broken   map[string]error // what the last isolated Build left out
 }
 
 // UnresolvedError is a Build failure because a node's host name did not
@@ -69,13 +71,41 @@ func (e *UnresolvedError) Unwrap() error { return e.Err }
 // writes, while one upstream's DNS is down; the periodic re-resolution
 // brings the nodes back.
 func (b *Builder) BuildTolerant(snap *model.Snapshot, tolerate func(host string) bool) (*Table, []string, error) {
-	b.tolerant, b.tolerate, b.skipped = true, tolerate, nil
-	defer func() { b.tolerant, b.tolerate, b.skipped = false, nil, nil }()
+	t, rep, err := b.buildWith(snap, tolerate, false)
+	return t, rep.Unresolved, err
+}
+
+// Report says what a BuildIsolated left out.
+type Report struct {
+	// Unresolved: hosts whose nodes were left out (BuildTolerant's).
+	Unresolved []string
+	// Broken: the routes, services and plugin_configs that did not
+	// build, by "routes/<id>" (etc.), with why.
+	Broken map[string]error
+}
+
+// BuildIsolated is BuildTolerant where one item that does not build does
+// not fail the whole table: a route whose upstream, service or plugins do
+// not build keeps its place in the table and answers 503 (its requests
+// must not fall through to a less specific route without its plugins); an
+// unused service or plugin_config that does not build is only reported. A
+// route whose match itself does not compile (a bad vars expression) is left
+// out. Global rules stay strict: leaving one out could drop authentication
+// from every route, so a global rule that does not build fails the build.
+// A gateway sharing its store with other writers uses it: a reference
+// another writer left dangling must not block every later write.
+func (b *Builder) BuildIsolated(snap *model.Snapshot, tolerate func(host string) bool) (*Table, Report, error) {
+	return b.buildWith(snap, tolerate, true)
+}
+
+func (b *Builder) buildWith(snap *model.Snapshot, tolerate func(host string) bool, isolate bool) (*Table, Report, error) {
+	b.tolerant, b.tolerate, b.skipped, b.isolate = true, tolerate, nil, isolate
+	defer func() { b.tolerant, b.tolerate, b.skipped, b.isolate, b.broken = false, nil, nil, false, nil }()
 	t, err := b.Build(snap)
 	if err != nil {
-		return nil, nil, err
+		return nil, Report{}, err
 	}
-	return t, slices.Compact(slices.Sorted(slices.Values(b.skipped))), nil
+	return t, Report{Unresolved: slices.Compact(slices.Sorted(slices.Values(b.skipped))), Broken: b.broken}, nil
 }
 
 // build is the state of one Build call.
@@ -92,6 +122,9 @@ type build struct {
 	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
 	arms      []metrics.Arm      // Table.SplitArms
 	hashKeys  []HashKey          // Table.HashKeys
+	// broken (BuildIsolated only): what did not build, by
+	// "routes/<id>", "services/<id>", "plugin_configs/<id>"
+	broken map[string]error
 }
 
 func (b *Builder) loops() int {
@@ -121,6 +154,9 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		snap = &model.Snapshot{}
 	}
 	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), used: map[string]bool{}, shared: map[string]any{}}
+	if b.isolate {
+		s.broken = map[string]error{}
+	}
 	t := &Table{}
 	var err error
 	if s.global, err = s.globalEntries(); err != nil {
@@ -143,13 +179,17 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 			continue // APISIX: status 0 disables the route
 		}
 		if err := s.route(ib, mr, i); err != nil {
-			return nil, err
+			if s.broken == nil {
+				return nil, err
+			}
+			s.broken["routes/"+string(mr.ID)] = err
 		}
 		t.RouteIDs = append(t.RouteIDs, string(mr.ID))
 	}
 	if err := s.checkUnused(s.used); err != nil {
 		return nil, err
 	}
+	b.broken = s.broken
 	t.idx = ib.finish()
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
@@ -168,12 +208,21 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		return fmt.Errorf("router: route %q: "+format, append([]any{id}, args...)...)
 	}
 
+	// known is why the route cannot work, known before compiling it: it
+	// did not validate (another writer stored it), or its service is gone
+	var known error
+	if mr.Invalid != nil {
+		known = errf("%w", mr.Invalid)
+	}
 	var svc *model.Service
 	if mr.ServiceID != "" {
 		svc = s.snap.Services[string(mr.ServiceID)]
-		if svc == nil {
-			return errf("service_id %q not found", mr.ServiceID)
+		if svc == nil && known == nil {
+			known = errf("service_id %q not found", mr.ServiceID)
 		}
+	}
+	if known != nil && s.broken == nil {
+		return known
 	}
 
 	rt := &Route{
@@ -182,21 +231,6 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		Websocket: mr.EnableWebsocket || svc != nil && svc.EnableWebsocket,
 	}
 	rt.match.seq = seq
-
-	up, err := s.routeUpstream(mr, svc, errf)
-	if err != nil {
-		return err
-	}
-	rt.Upstream = up
-	if svc != nil {
-		s.used["services/"+string(svc.ID)] = true
-	}
-	if mr.PluginConfigID != "" {
-		s.used["plugin_configs/"+string(mr.PluginConfigID)] = true
-	}
-	if rt.Chain, err = s.routeChain(mr, svc, up); err != nil {
-		return err
-	}
 
 	for _, m := range mr.Methods {
 		bit := methodBit([]byte(m))
@@ -256,13 +290,39 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		}
 	}
 
+	// What the route matches is known: what it does may still fail (a
+	// missing upstream, a plugin that does not compile). Isolated, the
+	// route keeps its place and answers 503, so its requests never fall
+	// through to a less specific route that lacks its plugins.
+	err = known
+	var up *balancer.Upstream
+	if err == nil {
+		up, err = s.routeUpstream(mr, svc, errf)
+	}
+	if err == nil {
+		rt.Upstream = up
+		if svc != nil {
+			s.used["services/"+string(svc.ID)] = true
+		}
+		if mr.PluginConfigID != "" {
+			s.used["plugin_configs/"+string(mr.PluginConfigID)] = true
+		}
+		rt.Chain, err = s.routeChain(mr, svc, up)
+	}
+	if err != nil {
+		if s.broken == nil {
+			return err
+		}
+		rt.Upstream, rt.Chain, rt.Broken = nil, nil, true
+	}
+
 	for _, u := range uris {
 		e := *rt // one *Route per uri: MatchedURI is the pattern that matched
 		e.MatchedURI = u
 		e.match.uriLen = len(u)
 		ib.add(lower, u, &e)
 	}
-	return nil
+	return err // nil, or why an isolated route is broken
 }
 
 // routeUpstream resolves a route's upstream: inline upstream > upstream_id >

@@ -2,7 +2,10 @@ package router
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -219,4 +222,56 @@ func TestPublisher(t *testing.T) {
 	tbl := buildTable(t, route("r1", "/"))
 	p.Store(tbl)
 	assert.Same(t, tbl, p.Load())
+}
+
+// TestBuildIsolated: one item that does not build does not fail the
+// table. A route whose upstream, service or plugins fail keeps its place
+// (Broken, no upstream, no plugins) so its requests do not fall through to
+// a catch-all; unused services and plugin_configs are reported; a route
+// whose match does not compile is left out; global rules stay strict.
+func TestBuildIsolated(t *testing.T) {
+	up := func(r *model.Route) { r.Upstream = upstreamTo(mnode("10.0.0.1", 80, 1)) }
+	snap := &model.Snapshot{
+		Routes: []*model.Route{
+			route("all", "/*", up),
+			route("dangling", "/admin/*", func(r *model.Route) { r.UpstreamID = "gone" }),
+			route("nosvc", "/svc/*", func(r *model.Route) { r.ServiceID = "gone" }),
+			route("badplugin", "/p/*", up, func(r *model.Route) {
+				r.Plugins = map[string]json.RawMessage{"no-such-plugin": json.RawMessage(`{}`)}
+			}),
+			route("badvars", "/v/*", up, withVars(`[["arg_a","=","b"]]`)),
+		},
+		Services: map[string]*model.Service{
+			"unused": {ID: "unused", Plugins: map[string]json.RawMessage{"no-such-plugin": json.RawMessage(`{}`)}},
+		},
+		PluginConfigs: map[string]json.RawMessage{"pc": json.RawMessage(`{"plugins":{"no-such-plugin":{}}}`)},
+	}
+	b := &Builder{Resolver: fakeResolver{}}
+	_, err := b.Build(snap)
+	require.Error(t, err, "Build stays strict")
+
+	tbl, rep, err := b.BuildIsolated(snap, nil)
+	require.NoError(t, err)
+	keys := slices.Sorted(maps.Keys(rep.Broken))
+	assert.Equal(t, []string{"plugin_configs/pc", "routes/badplugin", "routes/badvars", "routes/dangling", "routes/nosvc", "services/unused"}, keys)
+	assert.EqualError(t, rep.Broken["routes/dangling"], `router: route "dangling": upstream_id "gone" not found`)
+	for path, id := range map[string]string{"/admin/x": "dangling", "/svc/x": "nosvc", "/p/x": "badplugin"} {
+		rt := tbl.Match(newRequest(t, "GET", path))
+		require.NotNil(t, rt, path)
+		assert.Equal(t, id, rt.ID, "%s does not fall through to the catch-all", path)
+		assert.True(t, rt.Broken, path)
+		assert.Nil(t, rt.Upstream, path)
+		assert.Nil(t, rt.Chain, path)
+	}
+	rt := tbl.Match(newRequest(t, "GET", "/v/x"))
+	assert.Equal(t, "all", rt.ID, "a route whose match does not compile is left out")
+	assert.False(t, rt.Broken)
+	assert.NotNil(t, rt.Upstream)
+
+	_, err = b.Build(snap)
+	require.Error(t, err, "Build is strict again after BuildIsolated")
+
+	snap.GlobalRules = map[string]json.RawMessage{"g": json.RawMessage(`{"plugins":{"no-such-plugin":{}}}`)}
+	_, _, err = b.BuildIsolated(snap, nil)
+	require.ErrorIs(t, err, ErrUnknownPlugin, "a global rule that does not build fails the table")
 }

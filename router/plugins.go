@@ -137,7 +137,10 @@ func (s *build) checkUnused(used map[string]bool) error {
 			continue
 		}
 		if _, err := s.compileSet(sv.Plugins, s.env("services "+id, "", id, nil)); err != nil {
-			return err
+			if s.broken == nil {
+				return err
+			}
+			s.broken["services/"+id] = err
 		}
 	}
 	for id, raw := range s.snap.PluginConfigs {
@@ -147,11 +150,17 @@ func (s *build) checkUnused(used map[string]bool) error {
 		var pc struct {
 			Plugins pluginSet `json:"plugins"`
 		}
-		if err := json.Unmarshal(raw, &pc); err != nil {
-			return fmt.Errorf("router: plugin_config %q: %w", id, err)
+		err := json.Unmarshal(raw, &pc)
+		if err != nil {
+			err = fmt.Errorf("router: plugin_config %q: %w", id, err)
+		} else {
+			_, err = s.compileSet(pc.Plugins, s.env("plugin_configs "+id, "", "", nil))
 		}
-		if _, err := s.compileSet(pc.Plugins, s.env("plugin_configs "+id, "", "", nil)); err != nil {
-			return err
+		if err != nil {
+			if s.broken == nil {
+				return err
+			}
+			s.broken["plugin_configs/"+id] = err
 		}
 	}
 	return nil

@@ -35,6 +35,9 @@ type Route struct {
 	// Chain is the route's compiled plugins (global rules included); nil
 	// when none apply.
 	Chain *plugin.Chain
+	// Broken: the route's upstream, service or plugins did not build
+	// (BuildIsolated); it answers 503 and runs nothing.
+	Broken bool
 
 	match matcher
 }
