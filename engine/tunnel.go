@@ -63,8 +63,15 @@ func (l *loop) startTunnel(ex *exchange, buf []byte, n int) bool {
 	}
 	l.handoffs = append(l.handoffs, cl)
 	l.notePaused() // the resume poll retries until the buffers drained
+	if h := testHookHandoffWaits.Load(); h != nil {
+		(*h)()
+	}
 	return false
 }
+
+// testHookHandoffWaits, when set by a test, runs when a tunnel's hand-off
+// has to wait for gnet's buffers to drain.
+var testHookHandoffWaits atomic.Pointer[func()]
 
 // tunnelTraffic runs for bytes from either side of a tunnel still waiting
 // to be handed off (c is the side that read): they stay in gnet's buffer,

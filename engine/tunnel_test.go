@@ -234,7 +234,8 @@ func upgradeBehindBig(t *testing.T, addr string, size int, early, late string) (
 // response, the 101, the upstream's bytes sent with the 101, and the echo
 // of lines the client sent right behind its upgrade request and near the
 // end of the big response (those usually travel as pipelined bytes, before
-// the 101: bytes arriving during the wait are TestTunnelPendingKeepsLastBytes's).
+// the 101: bytes arriving during the wait are TestTunnelBytesWhileHandoffWaits's
+// and TestTunnelPendingKeepsLastBytes's).
 func TestTunnelHandoffWaitsForUnsentResponse(t *testing.T) {
 	const size = 16 << 20
 	up := echoTunnelUpstream(t, size, false)
@@ -253,6 +254,73 @@ func TestTunnelHandoffWaitsForUnsentResponse(t *testing.T) {
 	line, err := r.ReadString('\n')
 	require.NoError(t, err)
 	assert.Equal(t, "PING\n", line)
+}
+
+// TestTunnelBytesWhileHandoffWaits: the client sends a line while its
+// tunnel's hand-off waits (the 101 is out, the end of a big response is
+// still in gnet's buffer and the client's small receive window holds it
+// there): the line stays in the loop's buffer and goes first once the
+// tunnel runs, and the upstream's echo comes back in order.
+func TestTunnelBytesWhileHandoffWaits(t *testing.T) {
+	const size = 16 << 20
+	waits := make(chan struct{}, 1)
+	hook := func() {
+		select {
+		case waits <- struct{}{}:
+		default:
+		}
+	}
+	testHookHandoffWaits.Store(&hook)
+	defer testHookHandoffWaits.Store(nil)
+	up := echoTunnelUpstream(t, size, false)
+	g := tunnelGateway(t, up)
+
+	c, err := net.Dial("tcp", g.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(64<<10)) // the kernel must not absorb the response
+	_, err = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"+wsUpgrade("/ws"))
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, &http.Request{Method: "GET"})
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	buf := make([]byte, 64<<10)
+	sent := false
+	for n := 0; n < size; {
+		if !sent {
+			select {
+			case <-waits: // the hand-off waits for the client to read: send now
+				_, err = io.WriteString(c, "during\n")
+				require.NoError(t, err)
+				sent = true
+			default:
+			}
+		}
+		m, err := resp.Body.Read(buf)
+		n += m
+		if err == io.EOF {
+			require.EqualValues(t, size, n)
+			break
+		}
+		require.NoError(t, err)
+		time.Sleep(4 * time.Millisecond)
+	}
+	require.True(t, sent, "the hand-off never had to wait: the test did not reach its case")
+	resp, err = http.ReadResponse(r, &http.Request{Method: "GET"})
+	require.NoError(t, err)
+	require.Equal(t, 101, resp.StatusCode)
+	for _, want := range []string{"hi\n", "DURING\n"} {
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, want, line)
+	}
+	_, err = io.WriteString(c, "after\n")
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "AFTER\n", line)
 }
 
 // TestTunnelCountedAndEndedByShutdown: a running tunnel counts as an open
