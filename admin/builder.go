@@ -104,29 +104,40 @@ func (s *Server) run() {
 	}
 }
 
-// build builds snap isolated (router.BuildIsolated): nodes whose host
-// name does not resolve (those tolerate accepts; nil: all) are left out and
-// logged (the DNS refresh brings them back), and the items that do not
-// build are returned; their routes answer 503.
-// A stored global rule that does not validate fails the build as one that
-// does not build does: left out, it could drop authentication from every
-// route.
+// build builds st with ch applied, isolated (router.BuildIsolated): nodes
+// whose host name does not resolve (those tolerate accepts; nil: all) are
+// left out and logged (the DNS refresh brings them back), and the items
+// that do not build are returned, by "routes/<id>" (etc.); their routes
+// answer 503. A global rule that does not validate or build fails the
+// build (left out, it could drop authentication from every route), and
+// the items that do not build are returned then too.
 func (s *Server) build(st *state, ch *change, why string, tolerate func(host string) bool) (*router.Table, map[string]error, error) {
-	for _, id := range st.sortedIDs("global_rules") {
-		if st.items["global_rules"][id].obj == nil && (ch == nil || ch.res != "global_rules" || ch.id != id) {
-			return nil, nil, fmt.Errorf("stored global rule %q does not validate (see the log); fix or delete it", id)
-		}
-	}
 	t, rep, err := s.b.BuildIsolated(st.snapshot(ch), tolerate)
 	if err == nil && len(rep.Unresolved) > 0 {
 		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", rep.Unresolved, "cause", why)
 	}
-	return t, rep.Broken, err
+	broken := rep.Broken
+	for _, id := range st.sortedIDs("global_rules") {
+		it := st.items["global_rules"][id]
+		if it.obj != nil || (ch != nil && ch.res == "global_rules" && ch.id == id) {
+			continue
+		}
+		gerr := fmt.Errorf("stored global rule %q does not validate: %w", id, it.err)
+		if broken == nil {
+			broken = map[string]error{}
+		}
+		broken["global_rules/"+id] = gerr
+		if err == nil {
+			t, err = nil, gerr
+		}
+	}
+	return t, broken, err
 }
 
-// publish makes t the routing table and logs the items that stopped or
-// started building since the last one.
-func (s *Server) publish(t *router.Table, broken map[string]error, why string) {
+// noteBroken records what the current state leaves broken (the baseline a
+// write is judged against) and logs the items that stopped or started
+// building.
+func (s *Server) noteBroken(broken map[string]error, why string) {
 	for _, k := range slices.Sorted(maps.Keys(broken)) {
 		if _, was := s.broken[k]; !was {
 			s.log.Error("admin: a stored item does not build; the routes using it answer 503", "item", k, "err", broken[k], "cause", why)
@@ -138,18 +149,22 @@ func (s *Server) publish(t *router.Table, broken map[string]error, why string) {
 		}
 	}
 	s.broken = broken
-	s.pub.Store(t)
 }
 
 // breaks returns why a change may not be stored: the item written (key
-// res/id; "" for a delete) does not build, or an item that built before
-// the change does not build after it. Items already broken (another
-// writer's dangling reference) are not this change's fault.
+// res/id; "" for a delete) does not build, or a route or global rule that
+// built before the change does not build after it. Items already broken
+// (another writer's dangling reference) are not this change's fault, and
+// neither is an unused service or plugin_config reported anew (one that
+// was a broken route's cause until that route went).
 func (s *Server) breaks(key string, broken map[string]error) error {
 	if err := broken[key]; err != nil {
 		return err
 	}
 	for _, k := range slices.Sorted(maps.Keys(broken)) {
+		if !strings.HasPrefix(k, "routes/") && !strings.HasPrefix(k, "global_rules/") {
+			continue
+		}
 		if _, was := s.broken[k]; !was {
 			return fmt.Errorf("this change would break %s: %w", k, broken[k])
 		}
@@ -162,11 +177,14 @@ func (s *Server) breaks(key string, broken map[string]error) error {
 func (s *Server) rebuild(why string) {
 	s.dirty = false
 	t, broken, err := s.build(s.state, nil, why, nil)
+	if broken != nil || err == nil {
+		s.noteBroken(broken, why)
+	}
 	if err != nil {
 		s.log.Error("admin: configuration does not build; keeping the current routing table", "cause", why, "err", err)
 		return
 	}
-	s.publish(t, broken, why)
+	s.pub.Store(t)
 	s.log.Debug("admin: routing table published", "cause", why, "generation", t.Generation)
 }
 
@@ -266,7 +284,11 @@ func (s *Server) setRevision(res, id string, value []byte, rev int64) {
 // are left out (what references them answers 503 the same way).
 func (s *Server) decodeForeign(res, id string, kv store.KV) *item {
 	it := &item{raw: kv.Value, created: kv.Revision, rev: kv.Revision}
-	obj, err := decodeItem(res, id, kv.Value)
+	var obj any
+	err := fmt.Errorf("invalid %s id %q", resources[res].kind, id)
+	if model.ValidID(id) {
+		obj, err = decodeItem(res, id, kv.Value)
+	}
 	if err != nil {
 		s.log.Error("admin: stored item does not validate; it is not served", "key", kv.Key, "err", err)
 		it.err = err
@@ -281,10 +303,6 @@ func (s *Server) loadKV(st *state, kv store.KV) {
 	res, id, ok := splitKey(s.prefix, kv.Key)
 	if !ok {
 		s.log.Debug("admin: ignoring a store key sluice does not serve", "key", kv.Key)
-		return
-	}
-	if !model.ValidID(id) {
-		s.log.Warn("admin: ignoring a stored item with an invalid id", "key", kv.Key)
 		return
 	}
 	st.items[res][id] = s.decodeForeign(res, id, kv)
@@ -325,6 +343,11 @@ func (s *Server) resync() bool {
 // publishes the table. Nothing is stored when any step before the store
 // fails, so the stored configuration always builds.
 func (s *Server) exec(req *writeReq) reply {
+	if s.dirty {
+		// a foreign change is waiting for its debounced rebuild: judge
+		// this write against the state as it is, not the last table's
+		s.rebuild("store change")
+	}
 	switch req.method {
 	case http.MethodDelete:
 		return s.execDelete(req)
@@ -546,8 +569,8 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	// refused here rather than answered with 502s later.
 	t, broken, err := s.build(s.state, &change{res: r.name, id: id, obj: obj}, "write",
 		func(host string) bool { return !bytes.Contains(value, []byte(host)) })
-	if err == nil {
-		err = s.breaks(r.name+"/"+id, broken)
+	if err2 := s.breaks(r.name+"/"+id, broken); err2 != nil {
+		err = err2 // (what this write breaks, before a global rule left broken)
 	}
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
@@ -575,7 +598,8 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	s.mu.Lock()
 	s.state.items[r.name][id] = it
 	s.mu.Unlock()
-	s.publish(t, broken, "write")
+	s.noteBroken(broken, "write")
+	s.pub.Store(t)
 	s.dirty = false // the table just built includes every change applied so far
 	status := http.StatusOK
 	if created {
@@ -597,8 +621,8 @@ func (s *Server) execDelete(req *writeReq) reply {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
 	t, broken, err := s.build(s.state, &change{res: r.name, id: req.id}, "delete", nil)
-	if err == nil {
-		err = s.breaks("", broken)
+	if err2 := s.breaks("", broken); err2 != nil {
+		err = err2
 	}
 	if err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
@@ -616,7 +640,8 @@ func (s *Server) execDelete(req *writeReq) reply {
 	s.mu.Lock()
 	delete(s.state.items[r.name], req.id)
 	s.mu.Unlock()
-	s.publish(t, broken, "delete")
+	s.noteBroken(broken, "delete")
+	s.pub.Store(t)
 	s.dirty = false
 	return reply{status: http.StatusOK, body: deletedBody{Deleted: "1", Key: key}}
 }

@@ -122,6 +122,16 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 	slices.SortFunc(snap.Routes, func(a, b *model.Route) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	each("upstreams", func(id string, o any) { snap.Upstreams[id] = o.(*model.Upstream) })
 	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
+	// A service that did not decode still lends its hosts to its routes,
+	// which answer 503 there (not elsewhere, not falling through).
+	for _, id := range st.sortedIDs("services") {
+		it := st.items["services"][id]
+		if it.obj == nil && it.err != nil && (ch == nil || ch.res != "services" || ch.id != id) {
+			sv := model.DecodeServiceHosts(it.raw, it.err)
+			sv.ID = model.ID(id)
+			snap.Services[id] = sv
+		}
+	}
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
 	each("consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })

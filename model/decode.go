@@ -31,33 +31,64 @@ func DecodeRoute(data []byte) (*Route, error) {
 	return &r, nil
 }
 
-// DecodeRouteMatch reads only what a route matches on (uri/uris,
-// host/hosts, methods, remote_addr(s), vars, priority, status, service_id)
-// from a route that does not decode or validate, leniently: other fields
-// are ignored. It returns nil when even those do not read (not a JSON
-// object, a field of the wrong type). The result has Invalid set to err,
-// so a table builder can give the route its place and answer an error
-// instead of letting its requests fall through to another route.
+// DecodeRouteMatch reads what a route matches on from a stored route that
+// does not decode or validate (another writer's), each field on its own:
+// a field that does not read is left out, so the route matches more, never
+// less (a placeholder that answers an error must catch every request the
+// route would have taken). Host lists that do not read become [""], an
+// unknown host: a table builder places such a route under every host. It
+// returns nil only when neither uri nor uris reads, or data is not a JSON
+// object. The result has Invalid set to err.
 func DecodeRouteMatch(data []byte, err error) *Route {
-	var m struct {
-		URI         string          `json:"uri"`
-		URIs        []string        `json:"uris"`
-		Methods     []string        `json:"methods"`
-		Host        string          `json:"host"`
-		Hosts       []string        `json:"hosts"`
-		RemoteAddr  string          `json:"remote_addr"`
-		RemoteAddrs []string        `json:"remote_addrs"`
-		Vars        json.RawMessage `json:"vars"`
-		Priority    int             `json:"priority"`
-		Status      *int            `json:"status"`
-		ServiceID   ID              `json:"service_id"`
-	}
-	if json.Unmarshal(data, &m) != nil {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
 		return nil
 	}
-	return &Route{URI: m.URI, URIs: m.URIs, Methods: m.Methods, Host: m.Host, Hosts: m.Hosts,
-		RemoteAddr: m.RemoteAddr, RemoteAddrs: m.RemoteAddrs, Vars: m.Vars, Priority: m.Priority,
-		Status: m.Status, ServiceID: m.ServiceID, Invalid: err}
+	r := &Route{Invalid: err}
+	field := func(name string, dst any) bool {
+		raw, ok := obj[name]
+		return ok && json.Unmarshal(raw, dst) == nil
+	}
+	okURI := field("uri", &r.URI)
+	okURIs := field("uris", &r.URIs)
+	if !okURI && !okURIs {
+		return nil
+	}
+	_, hasHost := obj["host"]
+	_, hasHosts := obj["hosts"]
+	if (hasHost && !field("host", &r.Host)) || (hasHosts && !field("hosts", &r.Hosts)) {
+		r.Host, r.Hosts = "", []string{""}
+	}
+	field("methods", &r.Methods)
+	field("remote_addr", &r.RemoteAddr)
+	field("remote_addrs", &r.RemoteAddrs)
+	field("priority", &r.Priority)
+	field("service_id", &r.ServiceID)
+	if raw, ok := obj["vars"]; ok {
+		r.Vars = raw // compiled (or dropped) by the table builder
+	}
+	var status int
+	if field("status", &status) && status == 0 {
+		r.Status = &status // a disabled route stays disabled
+	}
+	return r
+}
+
+// DecodeServiceHosts reads the hosts of a stored service that does not
+// decode or validate, as DecodeRouteMatch reads a route's: unreadable
+// hosts become [""]. The result has Invalid set to err; routes using it
+// answer an error in its hosts.
+func DecodeServiceHosts(data []byte, err error) *Service {
+	sv := &Service{Invalid: err}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		sv.Hosts = []string{""}
+		return sv
+	}
+	if raw, ok := obj["hosts"]; ok && json.Unmarshal(raw, &sv.Hosts) != nil {
+		sv.Hosts = []string{""}
+	}
+	return sv
 }
 
 // DecodeUpstream decodes an APISIX upstream strictly; see DecodeRoute. The

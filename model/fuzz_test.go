@@ -3,17 +3,20 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzDecodeRoute: DecodeRoute never panics, and a route that decodes and
-// validates, written back out with json.Marshal, decodes to an equal route
-// that still validates. Seeds are in testdata/fuzz/FuzzDecodeRoute.
+// FuzzDecodeRoute: DecodeRoute and DecodeRouteMatch never panic; a route
+// that decodes and validates, written back out with json.Marshal, decodes
+// to an equal route that still validates, and DecodeRouteMatch reads the
+// same match fields from it. Seeds are in testdata/fuzz/FuzzDecodeRoute.
 func FuzzDecodeRoute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
+		m := DecodeRouteMatch(data, errors.New("x"))
 		r, err := DecodeRoute(data)
 		_ = ForbidTimestamps(data)
 		if err != nil {
@@ -22,6 +25,11 @@ func FuzzDecodeRoute(f *testing.F) {
 		}
 		if r.Validate() != nil {
 			return
+		}
+		if r.URI != "" || len(r.URIs) > 0 {
+			require.NotNil(t, m, "%s", data)
+			assert.Equal(t, [9]any{r.URI, r.URIs, r.Methods, r.Host, r.Hosts, r.RemoteAddr, r.RemoteAddrs, r.Priority, r.ServiceID},
+				[9]any{m.URI, m.URIs, m.Methods, m.Host, m.Hosts, m.RemoteAddr, m.RemoteAddrs, m.Priority, m.ServiceID}, "%s", data)
 		}
 		out, err := json.Marshal(r)
 		require.NoError(t, err)

@@ -61,6 +61,10 @@ type Service struct {
 	EnableWebsocket bool                       `json:"enable_websocket,omitempty"`
 	CreateTime      int64                      `json:"create_time,omitempty"`
 	UpdateTime      int64                      `json:"update_time,omitempty"`
+
+	// Invalid: the stored service did not decode or validate (another
+	// writer's); only Hosts is set (DecodeServiceHosts).
+	Invalid error `json:"-"`
 }
 
 // Upstream is an APISIX upstream (apisix/schema_def.lua upstream_schema).

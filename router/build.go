@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -91,7 +92,9 @@ type Report struct {
 // unused service or plugin_config that does not build is only reported. A
 // route whose match itself does not compile (a bad vars expression) is left
 // out. Global rules stay strict: leaving one out could drop authentication
-// from every route, so a global rule that does not build fails the build.
+// from every route, so a global rule that does not build fails the build;
+// the Report still lists it ("global_rules/<id>") and every other item
+// that did not build, and the error is the first global rule's.
 // A gateway sharing its store with other writers uses it: a reference
 // another writer left dangling must not block every later write.
 func (b *Builder) BuildIsolated(snap *model.Snapshot, tolerate func(host string) bool) (*Table, Report, error) {
@@ -102,10 +105,8 @@ func (b *Builder) buildWith(snap *model.Snapshot, tolerate func(host string) boo
 	b.tolerant, b.tolerate, b.skipped, b.isolate = true, tolerate, nil, isolate
 	defer func() { b.tolerant, b.tolerate, b.skipped, b.isolate, b.broken = false, nil, nil, false, nil }()
 	t, err := b.Build(snap)
-	if err != nil {
-		return nil, Report{}, err
-	}
-	return t, Report{Unresolved: slices.Compact(slices.Sorted(slices.Values(b.skipped))), Broken: b.broken}, nil
+	rep := Report{Unresolved: slices.Compact(slices.Sorted(slices.Values(b.skipped))), Broken: b.broken}
+	return t, rep, err
 }
 
 // build is the state of one Build call.
@@ -159,8 +160,15 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	}
 	t := &Table{}
 	var err error
+	// Isolated, a global rule that does not build is reported and the
+	// rest is built (its report is the caller's baseline), but the build
+	// fails: a table without the rule could lack authentication anywhere.
+	var globalErr error
 	if s.global, err = s.globalEntries(); err != nil {
-		return nil, err
+		if s.broken == nil {
+			return nil, err
+		}
+		globalErr = err
 	}
 	ib := newIndexBuilder()
 	seen := make(map[model.ID]bool, len(snap.Routes))
@@ -190,6 +198,9 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		return nil, err
 	}
 	b.broken = s.broken
+	if globalErr != nil {
+		return nil, globalErr
+	}
 	t.idx = ib.finish()
 	t.Upstreams = s.list
 	t.Rotations = s.rotations
@@ -207,22 +218,34 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("router: route %q: "+format, append([]any{id}, args...)...)
 	}
-
-	// known is why the route cannot work, known before compiling it: it
-	// did not validate (another writer stored it), or its service is gone
+	// known is the first reason the route cannot work. Strict, it is the
+	// build's error. Isolated, the route still takes its place, answering
+	// 503, and a restriction that does not compile (methods, remote_addrs,
+	// vars) is dropped: the placeholder must catch every request the
+	// route was meant for, never let one fall through to another route.
 	var known error
-	if mr.Invalid != nil {
-		known = errf("%w", mr.Invalid)
+	stop := func(err error) bool {
+		if known == nil {
+			known = err
+		}
+		return s.broken == nil
+	}
+	if mr.Invalid != nil && stop(errf("%w", mr.Invalid)) {
+		return known
 	}
 	var svc *model.Service
 	if mr.ServiceID != "" {
 		svc = s.snap.Services[string(mr.ServiceID)]
-		if svc == nil && known == nil {
-			known = errf("service_id %q not found", mr.ServiceID)
+		switch {
+		case svc == nil:
+			if stop(errf("service_id %q not found", mr.ServiceID)) {
+				return known
+			}
+		case svc.Invalid != nil:
+			if stop(errf("service %q: %w", mr.ServiceID, svc.Invalid)) {
+				return known
+			}
 		}
-	}
-	if known != nil && s.broken == nil {
-		return known
 	}
 
 	rt := &Route{
@@ -235,7 +258,11 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	for _, m := range mr.Methods {
 		bit := methodBit([]byte(m))
 		if bit == 0 {
-			return errf("invalid method %q", m)
+			if stop(errf("invalid method %q", m)) {
+				return known
+			}
+			rt.match.methods = 0
+			break
 		}
 		rt.match.methods |= bit
 	}
@@ -247,42 +274,63 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	for _, a := range addrs {
 		p, err := parsePrefix(a)
 		if err != nil {
-			return errf("invalid remote_addrs %q", a)
+			if stop(errf("invalid remote_addrs %q", a)) {
+				return known
+			}
+			rt.match.remote = nil
+			break
 		}
 		rt.match.remote = append(rt.match.remote, p)
 	}
 
 	vars, err := CompileVars(mr.Vars)
-	if err != nil {
-		return errf("%w", err)
+	if err != nil && stop(errf("%w", err)) {
+		return known
 	}
-	rt.match.vars = vars
+	rt.match.vars = vars // nil when it did not compile
 
-	uris := mr.URIs
+	var uris []string
 	if mr.URI != "" {
-		uris = append([]string{mr.URI}, uris...)
+		uris = append(uris, mr.URI)
+	}
+	for _, u := range mr.URIs {
+		if u != "" {
+			uris = append(uris, u)
+		} else if stop(errf("empty uri")) {
+			return known
+		}
 	}
 	if len(uris) == 0 {
-		return errf("uri or uris is required")
-	}
-	for _, u := range uris {
-		if u == "" {
-			return errf("empty uri")
+		// nowhere to put it, even isolated (nothing could match it)
+		err := errf("uri or uris is required")
+		if known != nil {
+			err = known
 		}
+		return err
 	}
 
 	// radixtree_host_uri: the route's host/hosts, else its service's hosts.
+	// A route whose hosts are unknown (its service is gone, or an
+	// unreadable host list) is placed under every host.
 	hosts := mr.Hosts
 	if mr.Host != "" {
 		hosts = append([]string{mr.Host}, hosts...)
 	}
+	everywhere := false
 	if len(hosts) == 0 && svc != nil {
 		hosts = svc.Hosts
+	}
+	if len(hosts) == 0 && mr.ServiceID != "" && svc == nil {
+		everywhere = true // (isolated: strict has returned)
 	}
 	lower := make([]string, 0, len(hosts))
 	for _, h := range hosts {
 		if h == "" {
-			return errf("empty host")
+			if stop(errf("empty host")) {
+				return known
+			}
+			everywhere = true
+			continue
 		}
 		h = strings.ToLower(h)
 		if !slices.Contains(lower, h) {
@@ -293,8 +341,14 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	// What the route matches is known: what it does may still fail (a
 	// missing upstream, a plugin that does not compile). Isolated, the
 	// route keeps its place and answers 503, so its requests never fall
-	// through to a less specific route that lacks its plugins.
+	// through to a less specific route that lacks its plugins; what a
+	// failing route registered for others (a limit-count group's
+	// settings) is taken back.
 	err = known
+	var shared map[string]any
+	if s.broken != nil {
+		shared = maps.Clone(s.shared)
+	}
 	var up *balancer.Upstream
 	if err == nil {
 		up, err = s.routeUpstream(mr, svc, errf)
@@ -314,12 +368,17 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 			return err
 		}
 		rt.Upstream, rt.Chain, rt.Broken = nil, nil, true
+		s.shared = shared
 	}
 
 	for _, u := range uris {
 		e := *rt // one *Route per uri: MatchedURI is the pattern that matched
 		e.MatchedURI = u
 		e.match.uriLen = len(u)
+		if everywhere {
+			ib.everywhere = append(ib.everywhere, placed{u, &e})
+			continue
+		}
 		ib.add(lower, u, &e)
 	}
 	return err // nil, or why an isolated route is broken
@@ -393,6 +452,14 @@ func (s *build) upstream(key string, m *model.Upstream) (*balancer.Upstream, err
 type indexBuilder struct {
 	ix    index
 	trees []*uriTree
+	// everywhere: broken routes whose hosts are unknown, filed under
+	// every host and the host-less tree by finish
+	everywhere []placed
+}
+
+type placed struct {
+	uri string
+	rt  *Route
 }
 
 func newIndexBuilder() *indexBuilder { return &indexBuilder{} }
@@ -453,8 +520,18 @@ func (u *uriTree) add(uri string, rt *Route) {
 	u.exact[uri] = append(u.exact[uri], rt)
 }
 
-// finish sorts every bucket and returns the index.
+// finish files the routes placed everywhere, sorts every bucket and
+// returns the index.
 func (ib *indexBuilder) finish() index {
+	for _, p := range ib.everywhere {
+		ib.add(nil, p.uri, p.rt)
+		for _, t := range ib.ix.hostExact {
+			t.add(p.uri, p.rt)
+		}
+		for _, t := range ib.ix.hostWild {
+			t.add(p.uri, p.rt)
+		}
+	}
 	for _, t := range ib.trees {
 		for _, b := range t.exact {
 			sortBucket(b)

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -225,24 +226,33 @@ func TestPublisher(t *testing.T) {
 }
 
 // TestBuildIsolated: one item that does not build does not fail the
-// table. A route whose upstream, service or plugins fail keeps its place
-// (Broken, no upstream, no plugins) so its requests do not fall through to
-// a catch-all; unused services and plugin_configs are reported; a route
-// whose match does not compile is left out; global rules stay strict.
+// table. A route whose upstream, service, plugins or match restrictions
+// fail keeps its place (Broken, no upstream, no plugins; a restriction that
+// does not compile is dropped, so it matches more, never less) and its
+// requests do not fall through to another route; a route whose hosts are
+// unknown (its service is gone) is placed under every host; unused
+// services and plugin_configs are reported; global rules stay strict.
 func TestBuildIsolated(t *testing.T) {
 	up := func(r *model.Route) { r.Upstream = upstreamTo(mnode("10.0.0.1", 80, 1)) }
 	snap := &model.Snapshot{
 		Routes: []*model.Route{
 			route("all", "/*", up),
+			route("a-com", "/*", up, withHosts("a.com")),
 			route("dangling", "/admin/*", func(r *model.Route) { r.UpstreamID = "gone" }),
 			route("nosvc", "/svc/*", func(r *model.Route) { r.ServiceID = "gone" }),
+			route("badsvc", "/bs/*", func(r *model.Route) { r.ServiceID = "bad" }),
 			route("badplugin", "/p/*", up, func(r *model.Route) {
 				r.Plugins = map[string]json.RawMessage{"no-such-plugin": json.RawMessage(`{}`)}
 			}),
 			route("badvars", "/v/*", up, withVars(`[["arg_a","=","b"]]`)),
+			route("badmethod", "/m/*", up, withMethods("GET", "get")),
+			route("badremote", "/r/*", up, withRemote("10.0.0.0/8", "nope")),
+			route("emptyhost", "/h/*", up, withHosts("b.com", "")),
+			route("invalid", "/i/*", func(r *model.Route) { r.Invalid = errors.New("ai-proxy: unknown plugin") }),
 		},
 		Services: map[string]*model.Service{
 			"unused": {ID: "unused", Plugins: map[string]json.RawMessage{"no-such-plugin": json.RawMessage(`{}`)}},
+			"bad":    {ID: "bad", Hosts: []string{"a.com"}, Invalid: errors.New("bogus field")},
 		},
 		PluginConfigs: map[string]json.RawMessage{"pc": json.RawMessage(`{"plugins":{"no-such-plugin":{}}}`)},
 	}
@@ -253,25 +263,45 @@ func TestBuildIsolated(t *testing.T) {
 	tbl, rep, err := b.BuildIsolated(snap, nil)
 	require.NoError(t, err)
 	keys := slices.Sorted(maps.Keys(rep.Broken))
-	assert.Equal(t, []string{"plugin_configs/pc", "routes/badplugin", "routes/badvars", "routes/dangling", "routes/nosvc", "services/unused"}, keys)
+	assert.Equal(t, []string{"plugin_configs/pc", "routes/badmethod", "routes/badplugin", "routes/badremote",
+		"routes/badsvc", "routes/badvars", "routes/dangling", "routes/emptyhost", "routes/invalid", "routes/nosvc",
+		"services/bad", "services/unused"}, keys)
 	assert.EqualError(t, rep.Broken["routes/dangling"], `router: route "dangling": upstream_id "gone" not found`)
-	for path, id := range map[string]string{"/admin/x": "dangling", "/svc/x": "nosvc", "/p/x": "badplugin"} {
-		rt := tbl.Match(newRequest(t, "GET", path))
-		require.NotNil(t, rt, path)
-		assert.Equal(t, id, rt.ID, "%s does not fall through to the catch-all", path)
-		assert.True(t, rt.Broken, path)
-		assert.Nil(t, rt.Upstream, path)
-		assert.Nil(t, rt.Chain, path)
+	for _, c := range []struct{ method, host, path, id string }{
+		{"GET", "", "/admin/x", "dangling"},
+		{"GET", "", "/p/x", "badplugin"},
+		{"GET", "", "/i/x", "invalid"},
+		{"GET", "", "/v/x", "badvars"},    // vars dropped: every request
+		{"POST", "", "/m/x", "badmethod"}, // methods dropped: POST too
+		{"GET", "", "/r/x", "badremote"},  // remote_addrs dropped
+		{"GET", "c.com", "/h/x", "emptyhost"},
+		{"GET", "b.com", "/h/x", "emptyhost"},
+		{"GET", "c.com", "/svc/x", "nosvc"}, // its service's hosts are unknown:
+		{"GET", "a.com", "/svc/x", "nosvc"}, // under every host, a.com's catch-all included
+		{"GET", "a.com", "/bs/x", "badsvc"}, // an invalid service's hosts still count
+	} {
+		var hdr []string
+		if c.host != "" {
+			hdr = []string{"Host: " + c.host}
+		}
+		rt := tbl.Match(newRequest(t, c.method, c.path, hdr...))
+		require.NotNil(t, rt, "%s %s %s", c.method, c.host, c.path)
+		assert.Equal(t, c.id, rt.ID, "%s %s %s does not fall through", c.method, c.host, c.path)
+		assert.True(t, rt.Broken, c.path)
+		assert.Nil(t, rt.Upstream, c.path)
+		assert.Nil(t, rt.Chain, c.path)
 	}
-	rt := tbl.Match(newRequest(t, "GET", "/v/x"))
-	assert.Equal(t, "all", rt.ID, "a route whose match does not compile is left out")
+	rt := tbl.Match(newRequest(t, "GET", "/bs/x", "Host: c.com"))
+	assert.Equal(t, "all", rt.ID, "the invalid service's route stays in its service's hosts")
 	assert.False(t, rt.Broken)
-	assert.NotNil(t, rt.Upstream)
 
 	_, err = b.Build(snap)
 	require.Error(t, err, "Build is strict again after BuildIsolated")
 
 	snap.GlobalRules = map[string]json.RawMessage{"g": json.RawMessage(`{"plugins":{"no-such-plugin":{}}}`)}
-	_, _, err = b.BuildIsolated(snap, nil)
+	tbl, rep, err = b.BuildIsolated(snap, nil)
 	require.ErrorIs(t, err, ErrUnknownPlugin, "a global rule that does not build fails the table")
+	assert.Nil(t, tbl)
+	assert.Contains(t, rep.Broken, "global_rules/g", "and is reported")
+	assert.Contains(t, rep.Broken, "routes/dangling", "with the rest: the caller's baseline")
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,25 +42,35 @@ func (s *build) globalEntries() ([]plugin.Entry, error) {
 	}
 	slices.Sort(ids)
 	var out []plugin.Entry
+	var first error
 	for _, id := range ids {
 		var gr struct {
 			Plugins pluginSet `json:"plugins"`
 		}
-		if err := json.Unmarshal(s.snap.GlobalRules[id], &gr); err != nil {
-			return nil, fmt.Errorf("router: global rule %q: %w", id, err)
-		}
-		env := s.env("global_rules "+id, "", "", nil)
-		env.Global = true
-		es, err := s.compileSet(gr.Plugins, env)
+		err := json.Unmarshal(s.snap.GlobalRules[id], &gr)
 		if err != nil {
-			return nil, err
+			err = fmt.Errorf("router: global rule %q: %w", id, err)
+		}
+		var es []plugin.Entry
+		if err == nil {
+			env := s.env("global_rules "+id, "", "", nil)
+			env.Global = true
+			es, err = s.compileSet(gr.Plugins, env)
+		}
+		if err != nil {
+			if s.broken == nil {
+				return nil, err
+			}
+			s.broken["global_rules/"+id] = err // (Build fails: see there)
+			first = cmp.Or(first, err)
+			continue
 		}
 		for i := range es {
 			es[i].Global = true
 		}
 		out = append(out, es...)
 	}
-	return out, nil
+	return out, first
 }
 
 // routeChain merges a route's plugins as APISIX does (the service's, then
@@ -136,7 +147,11 @@ func (s *build) checkUnused(used map[string]bool) error {
 		if used["services/"+id] || sv == nil {
 			continue
 		}
-		if _, err := s.compileSet(sv.Plugins, s.env("services "+id, "", id, nil)); err != nil {
+		err := sv.Invalid
+		if err == nil {
+			_, err = s.compileSet(sv.Plugins, s.env("services "+id, "", id, nil))
+		}
+		if err != nil {
 			if s.broken == nil {
 				return err
 			}

@@ -100,9 +100,14 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 		if json.Unmarshal(ka, &kc) != nil || kc.Key == "" {
 			continue // the Admin API and the standalone loader refuse these
 		}
-		if _, dup := c.keys[kc.Key]; !dup {
-			c.keys[kc.Key] = newIdentity(cs.Username)
+		if _, dup := c.keys[kc.Key]; dup {
+			// the Admin API refuses a shared key, but another writer
+			// of a shared etcd may not have: a key that names two
+			// consumers identifies neither
+			c.keys[kc.Key] = nil
+			continue
 		}
+		c.keys[kc.Key] = newIdentity(cs.Username)
 	}
 
 	// APISIX 3.15+: WWW-Authenticate on every 401.
@@ -150,9 +155,9 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 		c.Scratch = http1.AppendUnescapeArg(c.Scratch, key)
 		key = c.Scratch[start:]
 	}
-	id, ok := k.keys[string(key)] // no allocation: the compiler converts in place
-	if !ok {
-		return k.invalid
+	id := k.keys[string(key)] // no allocation: the compiler converts in place
+	if id == nil {
+		return k.invalid // unknown, or shared by two consumers
 	}
 	c.Consumer = id.user
 	c.HeaderOps = append(c.HeaderOps, id.ops...)

@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-gw/sluice/router"
+)
+
+// What another writer of a shared etcd stores broken must break only
+// itself, fail closed (its requests answer 503, never falling through to a
+// route without its plugins), and never lock the Admin API.
+
+// foreign stores key=value as another writer would, and waits for the
+// debounced rebuild.
+func (e *env) foreign(t *testing.T, key, value string) {
+	t.Helper()
+	gen := e.pub.Load().Generation
+	kept := strings.Count(e.log.String(), "keeping the current routing table")
+	_, err := e.mem.Put(context.Background(), key, []byte(value))
+	require.NoError(t, err)
+	waitFor(t, time.Second, "the rebuild after "+key, func() bool {
+		return e.pub.Load().Generation != gen || strings.Count(e.log.String(), "keeping the current routing table") > kept
+	})
+}
+
+func (e *env) brokenAt(t *testing.T, path string, headers ...string) string {
+	t.Helper()
+	rt := e.pub.Load().Match(newRequest(t, "GET", path, headers...))
+	if rt == nil {
+		return ""
+	}
+	if !rt.Broken {
+		return "healthy " + rt.ID
+	}
+	return rt.ID
+}
+
+// A service stored in a form sluice does not validate still lends its
+// hosts to its routes: they answer 503 there, and not elsewhere.
+func TestForeignInvalidServiceKeepsHosts(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"hosts":["a.com"],"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/r", `{"uri":"/api/*","service_id":"s"}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/z", `{"uri":"/*","host":"a.com","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/any", `{"uri":"/*","upstream":{"nodes":{"127.0.0.1:11":1}}}`)
+	e.foreign(t, "/apisix/services/s", `{"hosts":["a.com"],"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:7":1}},"bogus":1}`)
+	assert.Equal(t, "r", e.brokenAt(t, "/api/x", "Host: a.com"), "not a.com's catch-all, which lacks key-auth")
+	assert.Equal(t, "healthy any", e.brokenAt(t, "/api/x", "Host: c.com"))
+}
+
+// A foreign route that does not validate keeps its place with whatever of
+// its match reads; what does not read is dropped (it matches more).
+func TestForeignInvalidRouteMatchesMore(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/all", routeBody("/*", 9))
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/local", `{"uri":"/*","host":"localhost","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	for id, body := range map[string]string{
+		"p": `{"uri":"/p/*","priority":"5","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+		"s": `{"uri":"/s/*","status":true,"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+		"m": `{"uri":"/m/*","methods":["GET","get"],"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+		// APISIX's PCRE takes lookaheads; Go's RE2 does not
+		"v": `{"uri":"/v/*","vars":[["remote_addr","~~","^(?!10\\.)"]],"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+		"h": `{"uri":"/h/*","hosts":["localhost",""],"plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+		"t": `{"uri":"/t/*","hosts":"localhost","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`,
+	} {
+		e.foreign(t, "/apisix/routes/"+id, body)
+	}
+	for _, p := range []string{"/p/x", "/s/x", "/m/x", "/v/x", "/h/x", "/t/x"} {
+		assert.Equal(t, p[1:2], e.brokenAt(t, p, "Host: c.com"), p)
+	}
+	// a route naming localhost (h), or whose hosts do not read (t),
+	// answers there too, ahead of localhost's catch-all; a route without
+	// hosts loses to it, broken or not (radixtree_host_uri)
+	assert.Equal(t, "h", e.brokenAt(t, "/h/x", "Host: localhost"))
+	assert.Equal(t, "t", e.brokenAt(t, "/t/x", "Host: localhost"))
+	assert.Equal(t, "healthy local", e.brokenAt(t, "/p/x", "Host: localhost"))
+}
+
+// A global rule another writer left broken keeps the last table and
+// refuses writes, but the Admin API can still delete or mend it, even with
+// other foreign breakage around.
+func TestForeignBrokenGlobalRuleCanBeMended(t *testing.T) {
+	for _, mend := range []struct{ method, body string }{{"DELETE", ""}, {"PUT", `{"plugins":{}}`}} {
+		t.Run(mend.method, func(t *testing.T) {
+			e := newEnv(t, envOpt{})
+			e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/ok", routeBody("/ok", 1))
+			gen := e.pub.Load().Generation
+			e.foreign(t, "/apisix/global_rules/g", `{"plugins":{"no-such-plugin":{}}}`)
+			e.foreign(t, "/apisix/routes/d", `{"uri":"/d","upstream_id":"nope"}`)
+			assert.Equal(t, gen, e.pub.Load().Generation, "the last table is kept")
+			r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+			assert.Contains(t, r.body, "no-such-plugin")
+			e.must(http.StatusOK, mend.method, "/apisix/admin/global_rules/g", mend.body)
+			assert.Equal(t, "d", e.brokenAt(t, "/d"))
+			assert.Equal(t, "healthy ok", e.brokenAt(t, "/ok"))
+			e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+			e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/d", "")
+		})
+	}
+}
+
+// What a broken route registered for others (a limit-count group's
+// settings) is taken back: it does not break a healthy route of the group.
+func TestForeignBrokenRouteDoesNotClaimGroup(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	b := `{"uri":"/b","plugins":{"limit-count":{"count":2,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/b", b)
+	e.foreign(t, "/apisix/routes/a", `{"uri":"/a","plugins":{"limit-count":{"count":1,"time_window":60,"group":"g"},"proxy-rewrite":{"uri":5}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Equal(t, "a", e.brokenAt(t, "/a"))
+	assert.Equal(t, "healthy b", e.brokenAt(t, "/b"))
+	e.must(http.StatusOK, "PUT", "/apisix/admin/routes/b", b)
+}
+
+// A stored key with an id sluice does not accept is an item that does not
+// validate, at start as through the watch: for a global rule, the start is
+// refused and a running gateway keeps its table (never serving without it).
+func TestInvalidIDGlobalRule(t *testing.T) {
+	mem := newMemStore()
+	mem.putQuiet("/apisix/global_rules/g:1", `{"plugins":{"key-auth":{}}}`)
+	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	s, err := New(testConfig(), mem, &router.Publisher{}, &router.Builder{Resolver: newFakeResolver()}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	require.ErrorContains(t, s.Load(context.Background()), `invalid global rule id "g:1"`)
+
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/r", routeBody("/r", 9))
+	gen := e.pub.Load().Generation
+	e.foreign(t, "/apisix/global_rules/g:1", `{"plugins":{"key-auth":{}}}`)
+	assert.Equal(t, gen, e.pub.Load().Generation)
+	assert.Contains(t, e.log.String(), "keeping the current routing table")
+}
+
+// Consumers another writer stored with a shared key: a gateway still
+// starts (logging it), and the key identifies neither.
+func TestForeignSharedConsumerKey(t *testing.T) {
+	mem := newMemStore()
+	mem.putQuiet("/apisix/consumers/alice", `{"username":"alice","plugins":{"key-auth":{"key":"secret-k"}}}`)
+	mem.putQuiet("/apisix/consumers/mallory", `{"username":"mallory","plugins":{"key-auth":{"key":"secret-k"}}}`)
+	mem.putQuiet("/apisix/routes/r", `{"uri":"/r","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	s, err := New(testConfig(), mem, &router.Publisher{}, &router.Builder{Resolver: newFakeResolver()}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	require.NoError(t, s.Load(context.Background()))
+}
+
+// Deleting a broken route whose cause is its service (another writer's)
+// is not refused because the service is now reported on its own.
+func TestDeleteRouteOfBrokenService(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.foreign(t, "/apisix/services/s", `{"plugins":{"proxy-rewrite":{"uri":5}},"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	e.foreign(t, "/apisix/routes/r", `{"uri":"/r","service_id":"s"}`)
+	assert.Equal(t, "r", e.brokenAt(t, "/r"))
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/r", "")
+}
+
+// A write right behind a foreign change (before its debounced rebuild) is
+// judged against the state as it is.
+func TestWriteRightAfterForeignChange(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/u", `{"nodes":{"127.0.0.1:1":1}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/d", `{"uri":"/d","upstream_id":"u"}`)
+	// the upstream vanishes under the route (a delete racing on another gateway)
+	_, err := e.mem.Delete(context.Background(), "/apisix/upstreams/u")
+	require.NoError(t, err)
+	for i := 0; i < 20; i++ {
+		r := e.do("PUT", "/apisix/admin/routes/x"+strings.Repeat("x", i), routeBody("/x", 1))
+		assert.Contains(t, []int{200, 201}, r.code, "write %d: %s", i, r.body)
+	}
+}
