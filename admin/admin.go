@@ -242,11 +242,6 @@ func (s *Server) Load(ctx context.Context) error {
 	for _, kv := range kvs {
 		s.loadKV(st, kv)
 	}
-	if err := st.checkConsumerKeys(); err != nil {
-		// another writer's (the Admin API refuses it): key-auth lets
-		// such a key identify nobody
-		s.log.Error("admin: stored consumers share a key; it authenticates none of them", "err", err)
-	}
 	// (neither a DNS outage nor one item another writer left dangling
 	// may keep the gateway down)
 	t, broken, err := s.build(st, nil, "start", nil)

@@ -117,6 +117,12 @@ func (s *Server) build(st *state, ch *change, why string, tolerate func(host str
 		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", rep.Unresolved, "cause", why)
 	}
 	broken := rep.Broken
+	if cid, cerr := st.sharedConsumerKey(); cerr != nil && (ch == nil || ch.res != "consumers") {
+		if broken == nil {
+			broken = map[string]error{}
+		}
+		broken["consumers/"+cid] = cerr // (key-auth lets the key identify nobody)
+	}
 	for _, id := range st.sortedIDs("global_rules") {
 		it := st.items["global_rules"][id]
 		if it.obj != nil || (ch != nil && ch.res == "global_rules" && ch.id == id) {
@@ -140,7 +146,7 @@ func (s *Server) build(st *state, ch *change, why string, tolerate func(host str
 func (s *Server) noteBroken(broken map[string]error, why string) {
 	for _, k := range slices.Sorted(maps.Keys(broken)) {
 		if _, was := s.broken[k]; !was {
-			s.log.Error("admin: a stored item does not build; the routes using it answer 503", "item", k, "err", broken[k], "cause", why)
+			s.log.Error("admin: a stored item does not build", "item", k, "effect", brokenEffect(k), "err", broken[k], "cause", why)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.broken)) {
@@ -149,6 +155,21 @@ func (s *Server) noteBroken(broken map[string]error, why string) {
 		}
 	}
 	s.broken = broken
+}
+
+// brokenEffect says, for the log, what an item that does not build does to
+// traffic.
+func brokenEffect(key string) string {
+	switch res, _, _ := strings.Cut(key, "/"); res {
+	case "routes":
+		return "its requests answer 503"
+	case "global_rules":
+		return "the routing table is kept as it was"
+	case "consumers":
+		return "its key authenticates nobody"
+	default:
+		return "the routes using it answer 503"
+	}
 }
 
 // breaks returns why a change may not be stored: the item written (key
@@ -170,6 +191,62 @@ func (s *Server) breaks(key string, broken map[string]error) error {
 		}
 	}
 	return nil
+}
+
+// judge decides whether a write of res (id "" for a delete) may be stored,
+// given its build's broken items and error: not when it breaks something
+// (breaks), nor when the result does not build, except for a global rule
+// write that leaves fewer global rules broken than before: with two broken
+// global rules, mending one must be possible though the table cannot be
+// published until the other is mended too.
+func (s *Server) judge(res, id string, broken map[string]error, buildErr error) error {
+	key := ""
+	if id != "" {
+		key = res + "/" + id
+	}
+	if err := s.breaks(key, broken); err != nil {
+		return err
+	}
+	if buildErr == nil {
+		return nil
+	}
+	if res != "global_rules" || !globalOnly(broken) {
+		return buildErr
+	}
+	before, after := brokenGlobals(s.broken), brokenGlobals(broken)
+	if len(after) >= len(before) {
+		return buildErr
+	}
+	for _, k := range after {
+		if _, was := s.broken[k]; !was {
+			return buildErr
+		}
+	}
+	return nil
+}
+
+// globalOnly reports whether a failed build's broken items say it failed
+// on global rules (router.BuildIsolated), not on something structural.
+func globalOnly(broken map[string]error) bool { return len(brokenGlobals(broken)) > 0 }
+
+func brokenGlobals(broken map[string]error) []string {
+	var out []string
+	for k := range broken {
+		if strings.HasPrefix(k, "global_rules/") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// publish makes t the routing table; nil (a write that mended one of
+// several broken global rules) keeps the last one.
+func (s *Server) publish(t *router.Table, why string) {
+	if t == nil {
+		s.log.Warn("admin: stored; the routing table stays as it was until every global rule builds", "cause", why)
+		return
+	}
+	s.pub.Store(t)
 }
 
 // rebuild builds the current state and publishes it; a state that does not
@@ -286,7 +363,7 @@ func (s *Server) decodeForeign(res, id string, kv store.KV) *item {
 	it := &item{raw: kv.Value, created: kv.Revision, rev: kv.Revision}
 	var obj any
 	err := fmt.Errorf("invalid %s id %q", resources[res].kind, id)
-	if model.ValidID(id) {
+	if validKeyID(res, id) {
 		obj, err = decodeItem(res, id, kv.Value)
 	}
 	if err != nil {
@@ -296,6 +373,15 @@ func (s *Server) decodeForeign(res, id string, kv store.KV) *item {
 	}
 	it.obj = obj
 	return it
+}
+
+// validKeyID reports whether id, from a store key, is one the Admin API
+// could have written for res: a consumer's username, or an APISIX id.
+func validKeyID(res, id string) bool {
+	if resources[res].byName {
+		return model.UsernamePattern.MatchString(id) && len(id) <= 100
+	}
+	return model.ValidID(id)
 }
 
 // loadKV adds one stored item to st (Load, resync).
@@ -569,10 +655,7 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	// refused here rather than answered with 502s later.
 	t, broken, err := s.build(s.state, &change{res: r.name, id: id, obj: obj}, "write",
 		func(host string) bool { return !bytes.Contains(value, []byte(host)) })
-	if err2 := s.breaks(r.name+"/"+id, broken); err2 != nil {
-		err = err2 // (what this write breaks, before a global rule left broken)
-	}
-	if err != nil {
+	if err := s.judge(r.name, id, broken, err); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
 	key := s.prefix + "/" + r.name + "/" + id
@@ -599,7 +682,7 @@ func (s *Server) commit(r *resource, id string, value []byte) reply {
 	s.state.items[r.name][id] = it
 	s.mu.Unlock()
 	s.noteBroken(broken, "write")
-	s.pub.Store(t)
+	s.publish(t, "write")
 	s.dirty = false // the table just built includes every change applied so far
 	status := http.StatusOK
 	if created {
@@ -621,10 +704,7 @@ func (s *Server) execDelete(req *writeReq) reply {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
 	t, broken, err := s.build(s.state, &change{res: r.name, id: req.id}, "delete", nil)
-	if err2 := s.breaks("", broken); err2 != nil {
-		err = err2
-	}
-	if err != nil {
+	if err = s.judge(r.name, "", broken, err); err != nil {
 		return errReply(http.StatusBadRequest, err.Error())
 	}
 	key := s.prefix + "/" + r.name + "/" + req.id
@@ -641,7 +721,7 @@ func (s *Server) execDelete(req *writeReq) reply {
 	delete(s.state.items[r.name], req.id)
 	s.mu.Unlock()
 	s.noteBroken(broken, "delete")
-	s.pub.Store(t)
+	s.publish(t, "delete")
 	s.dirty = false
 	return reply{status: http.StatusOK, body: deletedBody{Deleted: "1", Key: key}}
 }

@@ -177,7 +177,7 @@ func TestForeignWrites(t *testing.T) {
 	assert.True(t, rt.Broken, "the dangling route answers 503")
 	assert.Nil(t, rt.Upstream)
 	assert.Equal(t, 7002, portOf(t, e.pub.Load(), "/f2"))
-	assert.Contains(t, e.log.String(), `item=routes/dangling err="router: route \"dangling\": upstream_id \"nope\" not found"`)
+	assert.Contains(t, e.log.String(), `item=routes/dangling effect="its requests answer 503" err="router: route \"dangling\": upstream_id \"nope\" not found"`)
 	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
 	assert.Equal(t, "x", e.match("GET", "/x"))
 	// a write that breaks it again (its own reference) is still refused

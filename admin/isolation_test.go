@@ -72,13 +72,14 @@ func TestForeignInvalidRouteMatchesMore(t *testing.T) {
 	} {
 		e.foreign(t, "/apisix/routes/"+id, body)
 	}
-	for _, p := range []string{"/p/x", "/s/x", "/m/x", "/v/x", "/h/x", "/t/x"} {
+	for _, p := range []string{"/p/x", "/s/x", "/m/x", "/v/x", "/t/x"} {
 		assert.Equal(t, p[1:2], e.brokenAt(t, p, "Host: c.com"), p)
 	}
-	// a route naming localhost (h), or whose hosts do not read (t),
-	// answers there too, ahead of localhost's catch-all; a route without
-	// hosts loses to it, broken or not (radixtree_host_uri)
+	// a route naming localhost (h: its "" entry dropped), or whose hosts
+	// do not read (t), answers there, ahead of localhost's catch-all; a
+	// route without hosts loses to it, broken or not (radixtree_host_uri)
 	assert.Equal(t, "h", e.brokenAt(t, "/h/x", "Host: localhost"))
+	assert.Equal(t, "healthy all", e.brokenAt(t, "/h/x", "Host: c.com"))
 	assert.Equal(t, "t", e.brokenAt(t, "/t/x", "Host: localhost"))
 	assert.Equal(t, "healthy local", e.brokenAt(t, "/p/x", "Host: localhost"))
 }
@@ -174,4 +175,87 @@ func TestWriteRightAfterForeignChange(t *testing.T) {
 		r := e.do("PUT", "/apisix/admin/routes/x"+strings.Repeat("x", i), routeBody("/x", 1))
 		assert.Contains(t, []int{200, 201}, r.code, "write %d: %s", i, r.body)
 	}
+}
+
+// A placeholder keeps the route's place in its bucket: a priority that
+// does not read makes it the highest, not 0.
+func TestForeignInvalidPriorityWinsBucket(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/open", `{"uri":"/p/*","priority":1,"upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	e.foreign(t, "/apisix/routes/p", `{"uri":"/p/*","priority":"5","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Equal(t, "p", e.brokenAt(t, "/p/x"), "not open (priority 1), which lacks key-auth")
+}
+
+// Paths that do not read all make the placeholder's path "/*": one bad
+// uris entry, or a uri beside readable uris, loses nothing.
+func TestForeignUnreadablePaths(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/all", routeBody("/*", 9))
+	e.foreign(t, "/apisix/routes/a", `{"uris":["/admin/*",5],"host":"a.com","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	e.foreign(t, "/apisix/routes/b", `{"uri":["/private/*"],"uris":["/other"],"host":"b.com","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Equal(t, "a", e.brokenAt(t, "/admin/x", "Host: a.com"))
+	assert.Equal(t, "b", e.brokenAt(t, "/private/x", "Host: b.com"))
+	assert.Equal(t, "healthy all", e.brokenAt(t, "/admin/x", "Host: c.com"), "its hosts still hold")
+}
+
+// With two global rules broken, each can be mended in turn; the table is
+// published once neither is broken.
+func TestTwoBrokenGlobalRules(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/ok", routeBody("/ok", 1))
+	gen := e.pub.Load().Generation
+	e.foreign(t, "/apisix/global_rules/g1", `{"plugins":{"no-such-plugin":{}}}`)
+	e.foreign(t, "/apisix/global_rules/g2", `{"plugins":{"other-plugin":{}}}`)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+	assert.Contains(t, r.body, "plugin")
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/global_rules/g1", "")
+	assert.Equal(t, gen, e.pub.Load().Generation, "g2 is still broken: the table is kept")
+	e.must(http.StatusOK, "PUT", "/apisix/admin/global_rules/g2", `{"plugins":{}}`)
+	assert.NotEqual(t, gen, e.pub.Load().Generation, "published once every global rule builds")
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+}
+
+// What a broken global rule registered (a limit-count group's settings)
+// is taken back: healthy routes of the group are not reported broken, so
+// a "mending" write that would break them is still refused.
+func TestBrokenGlobalRuleDoesNotClaimGroup(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/r", `{"uri":"/r","plugins":{"limit-count":{"count":2,"time_window":60,"group":"x"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	g := `{"plugins":{"limit-count":{"count":1,"time_window":60,"group":"x"}}}`
+	e.must(http.StatusBadRequest, "PUT", "/apisix/admin/global_rules/g", g)
+	e.foreign(t, "/apisix/global_rules/g", `{"plugins":{"limit-count":{"count":1,"time_window":60,"group":"x"},"zzz-unknown":{}}}`)
+	assert.NotContains(t, e.log.String(), "item=routes/r")
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/global_rules/g", g)
+	assert.Contains(t, r.body, "routes/r")
+	assert.Equal(t, "healthy r", e.brokenAt(t, "/r"))
+}
+
+// A service only a route that does not validate uses cannot be deleted:
+// the route's references hold.
+func TestDeleteServiceOfInvalidRouteRefused(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"hosts":["a.com"],"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/h", `{"uri":"/*","host":"b.com","upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	e.foreign(t, "/apisix/routes/r", `{"uri":"/api/*","service_id":"s","plugins":{"key-auth":{}},"bogus":1}`)
+	assert.Equal(t, "r", e.brokenAt(t, "/api/x", "Host: a.com"))
+	r := e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/services/s", "")
+	assert.Contains(t, r.body, "route [r] is still using it")
+	assert.Equal(t, "healthy h", e.brokenAt(t, "/api/x", "Host: b.com"))
+}
+
+// A consumer's key id is its username (up to 100 characters), as the
+// Admin API takes it; one written by a peer is served.
+func TestForeignLongUsername(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	name := strings.Repeat("u", 80)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/consumers", `{"username":"`+name+`","plugins":{"key-auth":{"key":"k-long"}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/r", `{"uri":"/r","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:9":1}}}`)
+	e.foreign(t, "/apisix/consumers/"+name, `{"username":"`+name+`","plugins":{"key-auth":{"key":"k-long2"}}}`)
+	assert.NotContains(t, e.log.String(), "invalid consumer id")
+	e.s.mu.RLock()
+	it := e.s.state.get("consumers", name)
+	e.s.mu.RUnlock()
+	require.NotNil(t, it)
+	assert.NoError(t, it.err)
+	assert.NotNil(t, it.obj)
 }

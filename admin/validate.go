@@ -153,8 +153,9 @@ func consumerKeys(c *model.Consumer) map[string]string {
 	return out
 }
 
-// checkConsumerKeys reports two consumers sharing an auth key (Load).
-func (st *state) checkConsumerKeys() error {
+// sharedConsumerKey finds a consumer whose key another consumer has
+// (another writer's: the Admin API refuses it), and says which.
+func (st *state) sharedConsumerKey() (id string, err error) {
 	seen := map[[2]string]string{}
 	for _, id := range st.sortedIDs("consumers") {
 		c, _ := st.items["consumers"][id].obj.(*model.Consumer)
@@ -163,12 +164,12 @@ func (st *state) checkConsumerKeys() error {
 		}
 		for p, k := range consumerKeys(c) {
 			if other, dup := seen[[2]string{p, k}]; dup {
-				return fmt.Errorf("consumer %s: duplicate key found with consumer: %s", id, other)
+				return id, fmt.Errorf("consumer %s: duplicate key found with consumer: %s", id, other)
 			}
 			seen[[2]string{p, k}] = id
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // decodeSSL checks an ssl (APISIX schema_def.lua ssl): a certificate and
@@ -405,11 +406,25 @@ func pluginsOf(obj any) map[string]json.RawMessage {
 
 // checkDelete reports what still refers to res/id (APISIX's delete
 // checkers, admin/upstreams.lua, services.lua, plugin_configs.lua).
+// routeRefs returns a stored route for reference checks: decoded, or, for
+// another writer's route that does not validate, what of it reads (its
+// references hold all the same: deleting what it uses would move its 503
+// placeholder under every host).
+func routeRefs(it *item) *model.Route {
+	if r, _ := it.obj.(*model.Route); r != nil {
+		return r
+	}
+	if it.err != nil {
+		return model.DecodeRouteMatch(it.raw, it.err)
+	}
+	return nil
+}
+
 func (st *state) checkDelete(res, id string) error {
 	switch res {
 	case "upstreams":
 		for _, rid := range st.sortedIDs("routes") {
-			if r, _ := st.items["routes"][rid].obj.(*model.Route); r != nil && string(r.UpstreamID) == id {
+			if r := routeRefs(st.items["routes"][rid]); r != nil && string(r.UpstreamID) == id {
 				return fmt.Errorf("can not delete this upstream, route [%s] is still using it now", rid)
 			}
 		}
@@ -429,13 +444,13 @@ func (st *state) checkDelete(res, id string) error {
 		}
 	case "services":
 		for _, rid := range st.sortedIDs("routes") {
-			if r, _ := st.items["routes"][rid].obj.(*model.Route); r != nil && string(r.ServiceID) == id {
+			if r := routeRefs(st.items["routes"][rid]); r != nil && string(r.ServiceID) == id {
 				return fmt.Errorf("can not delete this service directly, route [%s] is still using it now", rid)
 			}
 		}
 	case "plugin_configs":
 		for _, rid := range st.sortedIDs("routes") {
-			if r, _ := st.items["routes"][rid].obj.(*model.Route); r != nil && string(r.PluginConfigID) == id {
+			if r := routeRefs(st.items["routes"][rid]); r != nil && string(r.PluginConfigID) == id {
 				return fmt.Errorf("can not delete this plugin config, route [%s] is still using it now", rid)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -32,61 +33,87 @@ func DecodeRoute(data []byte) (*Route, error) {
 }
 
 // DecodeRouteMatch reads what a route matches on from a stored route that
-// does not decode or validate (another writer's), each field on its own:
-// a field that does not read is left out, so the route matches more, never
-// less (a placeholder that answers an error must catch every request the
-// route would have taken). Host lists that do not read become [""], an
-// unknown host: a table builder places such a route under every host. It
-// returns nil only when neither uri nor uris reads, or data is not a JSON
-// object. The result has Invalid set to err.
+// does not decode or validate (another writer's), each field on its own,
+// and what it references (service_id, upstream_id, plugin_config_id). A
+// field that does not read is dropped so that the route matches more,
+// never less (a placeholder that answers an error must catch every request
+// the route would have taken): an unreadable uri or uris entry makes the
+// path "/*", unreadable hosts set HostsUnknown (the route belongs under
+// every host), an unreadable remote address drops every address
+// restriction, an unreadable priority makes it the highest. A status equal
+// to 0 keeps the route disabled. It returns nil only when data is not a
+// JSON object or has neither uri nor uris. The result has Invalid set to err.
 func DecodeRouteMatch(data []byte, err error) *Route {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(data, &obj) != nil {
 		return nil
 	}
 	r := &Route{Invalid: err}
-	field := func(name string, dst any) bool {
-		raw, ok := obj[name]
-		return ok && json.Unmarshal(raw, dst) == nil
+	field := func(name string, dst any) (present, ok bool) {
+		raw, present := obj[name]
+		return present, present && json.Unmarshal(raw, dst) == nil
 	}
-	okURI := field("uri", &r.URI)
-	okURIs := field("uris", &r.URIs)
-	if !okURI && !okURIs {
+	anyPath := false
+	hasURI, okURI := field("uri", &r.URI)
+	anyPath = hasURI && !okURI
+	var uris []json.RawMessage
+	hasURIs, okURIs := field("uris", &uris)
+	anyPath = anyPath || hasURIs && !okURIs
+	for _, raw := range uris {
+		var u string
+		if json.Unmarshal(raw, &u) != nil {
+			anyPath = true
+			continue
+		}
+		r.URIs = append(r.URIs, u)
+	}
+	if !hasURI && !hasURIs {
 		return nil
 	}
-	_, hasHost := obj["host"]
-	_, hasHosts := obj["hosts"]
-	if (hasHost && !field("host", &r.Host)) || (hasHosts && !field("hosts", &r.Hosts)) {
-		r.Host, r.Hosts = "", []string{""}
+	if anyPath {
+		r.URI, r.URIs = "/*", nil
 	}
-	field("methods", &r.Methods)
-	field("remote_addr", &r.RemoteAddr)
-	field("remote_addrs", &r.RemoteAddrs)
-	field("priority", &r.Priority)
+	hasHost, okHost := field("host", &r.Host)
+	hasHosts, okHosts := field("hosts", &r.Hosts)
+	if hasHost && !okHost || hasHosts && !okHosts {
+		r.Host, r.Hosts, r.HostsUnknown = "", nil, true
+	}
+	field("methods", &r.Methods) // unreadable: any method
+	hasRA, okRA := field("remote_addr", &r.RemoteAddr)
+	hasRAs, okRAs := field("remote_addrs", &r.RemoteAddrs)
+	if hasRA && !okRA || hasRAs && !okRAs {
+		r.RemoteAddr, r.RemoteAddrs = "", nil
+	}
+	if has, ok := field("priority", &r.Priority); has && !ok {
+		r.Priority = math.MaxInt
+	}
 	field("service_id", &r.ServiceID)
+	field("upstream_id", &r.UpstreamID)
+	field("plugin_config_id", &r.PluginConfigID)
 	if raw, ok := obj["vars"]; ok {
 		r.Vars = raw // compiled (or dropped) by the table builder
 	}
-	var status int
-	if field("status", &status) && status == 0 {
-		r.Status = &status // a disabled route stays disabled
+	var status float64
+	if _, ok := field("status", &status); ok && status == 0 {
+		zero := 0
+		r.Status = &zero // a disabled route stays disabled
 	}
 	return r
 }
 
 // DecodeServiceHosts reads the hosts of a stored service that does not
 // decode or validate, as DecodeRouteMatch reads a route's: unreadable
-// hosts become [""]. The result has Invalid set to err; routes using it
+// hosts set HostsUnknown. The result has Invalid set to err; routes using it
 // answer an error in its hosts.
 func DecodeServiceHosts(data []byte, err error) *Service {
 	sv := &Service{Invalid: err}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(data, &obj) != nil {
-		sv.Hosts = []string{""}
+		sv.HostsUnknown = true
 		return sv
 	}
 	if raw, ok := obj["hosts"]; ok && json.Unmarshal(raw, &sv.Hosts) != nil {
-		sv.Hosts = []string{""}
+		sv.Hosts, sv.HostsUnknown = nil, true
 	}
 	return sv
 }

@@ -46,6 +46,8 @@ type Route struct {
 	// Invalid: the stored route did not decode or validate (another
 	// writer's); only its match fields are set (DecodeRouteMatch).
 	Invalid error `json:"-"`
+	// HostsUnknown: an Invalid route whose host list did not read.
+	HostsUnknown bool `json:"-"`
 }
 
 // Service is an APISIX service: shared upstream and plugins for routes.
@@ -65,6 +67,8 @@ type Service struct {
 	// Invalid: the stored service did not decode or validate (another
 	// writer's); only Hosts is set (DecodeServiceHosts).
 	Invalid error `json:"-"`
+	// HostsUnknown: an Invalid service whose host list did not read.
+	HostsUnknown bool `json:"-"`
 }
 
 // Upstream is an APISIX upstream (apisix/schema_def.lua upstream_schema).

@@ -310,18 +310,19 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	}
 
 	// radixtree_host_uri: the route's host/hosts, else its service's hosts.
-	// A route whose hosts are unknown (its service is gone, or an
-	// unreadable host list) is placed under every host.
+	// A broken route whose hosts are unknown (its service is gone, or a
+	// host list did not read) is placed under every host.
 	hosts := mr.Hosts
 	if mr.Host != "" {
 		hosts = append([]string{mr.Host}, hosts...)
 	}
-	everywhere := false
-	if len(hosts) == 0 && svc != nil {
-		hosts = svc.Hosts
-	}
-	if len(hosts) == 0 && mr.ServiceID != "" && svc == nil {
-		everywhere = true // (isolated: strict has returned)
+	everywhere := mr.HostsUnknown
+	if len(hosts) == 0 && !everywhere && mr.ServiceID != "" {
+		if svc == nil || svc.HostsUnknown {
+			everywhere = true // (isolated: strict has returned)
+		} else {
+			hosts = svc.Hosts
+		}
 	}
 	lower := make([]string, 0, len(hosts))
 	for _, h := range hosts {
@@ -329,8 +330,7 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 			if stop(errf("empty host")) {
 				return known
 			}
-			everywhere = true
-			continue
+			continue // (radixtree would match only an empty Host)
 		}
 		h = strings.ToLower(h)
 		if !slices.Contains(lower, h) {

@@ -249,6 +249,7 @@ func TestBuildIsolated(t *testing.T) {
 			route("badremote", "/r/*", up, withRemote("10.0.0.0/8", "nope")),
 			route("emptyhost", "/h/*", up, withHosts("b.com", "")),
 			route("invalid", "/i/*", func(r *model.Route) { r.Invalid = errors.New("ai-proxy: unknown plugin") }),
+			route("unknownhosts", "/u/*", func(r *model.Route) { r.Invalid, r.HostsUnknown = errors.New("hosts: not an array"), true }),
 		},
 		Services: map[string]*model.Service{
 			"unused": {ID: "unused", Plugins: map[string]json.RawMessage{"no-such-plugin": json.RawMessage(`{}`)}},
@@ -265,17 +266,18 @@ func TestBuildIsolated(t *testing.T) {
 	keys := slices.Sorted(maps.Keys(rep.Broken))
 	assert.Equal(t, []string{"plugin_configs/pc", "routes/badmethod", "routes/badplugin", "routes/badremote",
 		"routes/badsvc", "routes/badvars", "routes/dangling", "routes/emptyhost", "routes/invalid", "routes/nosvc",
-		"services/bad", "services/unused"}, keys)
+		"routes/unknownhosts", "services/bad", "services/unused"}, keys)
 	assert.EqualError(t, rep.Broken["routes/dangling"], `router: route "dangling": upstream_id "gone" not found`)
 	for _, c := range []struct{ method, host, path, id string }{
 		{"GET", "", "/admin/x", "dangling"},
 		{"GET", "", "/p/x", "badplugin"},
 		{"GET", "", "/i/x", "invalid"},
-		{"GET", "", "/v/x", "badvars"},    // vars dropped: every request
-		{"POST", "", "/m/x", "badmethod"}, // methods dropped: POST too
-		{"GET", "", "/r/x", "badremote"},  // remote_addrs dropped
-		{"GET", "c.com", "/h/x", "emptyhost"},
-		{"GET", "b.com", "/h/x", "emptyhost"},
+		{"GET", "", "/v/x", "badvars"},        // vars dropped: every request
+		{"POST", "", "/m/x", "badmethod"},     // methods dropped: POST too
+		{"GET", "", "/r/x", "badremote"},      // remote_addrs dropped
+		{"GET", "b.com", "/h/x", "emptyhost"}, // its "" host dropped, b.com kept
+		{"GET", "c.com", "/u/x", "unknownhosts"},
+		{"GET", "a.com", "/u/x", "unknownhosts"},
 		{"GET", "c.com", "/svc/x", "nosvc"}, // its service's hosts are unknown:
 		{"GET", "a.com", "/svc/x", "nosvc"}, // under every host, a.com's catch-all included
 		{"GET", "a.com", "/bs/x", "badsvc"}, // an invalid service's hosts still count
@@ -294,6 +296,8 @@ func TestBuildIsolated(t *testing.T) {
 	rt := tbl.Match(newRequest(t, "GET", "/bs/x", "Host: c.com"))
 	assert.Equal(t, "all", rt.ID, "the invalid service's route stays in its service's hosts")
 	assert.False(t, rt.Broken)
+	rt = tbl.Match(newRequest(t, "GET", "/h/x", "Host: c.com"))
+	assert.Equal(t, "all", rt.ID, "a literal empty host does not spread a route to every host")
 
 	_, err = b.Build(snap)
 	require.Error(t, err, "Build is strict again after BuildIsolated")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -52,6 +53,10 @@ func (s *build) globalEntries() ([]plugin.Entry, error) {
 			err = fmt.Errorf("router: global rule %q: %w", id, err)
 		}
 		var es []plugin.Entry
+		var shared map[string]any
+		if s.broken != nil {
+			shared = maps.Clone(s.shared) // taken back if the rule fails
+		}
 		if err == nil {
 			env := s.env("global_rules "+id, "", "", nil)
 			env.Global = true
@@ -61,6 +66,7 @@ func (s *build) globalEntries() ([]plugin.Entry, error) {
 			if s.broken == nil {
 				return nil, err
 			}
+			s.shared = shared
 			s.broken["global_rules/"+id] = err // (Build fails: see there)
 			first = cmp.Or(first, err)
 			continue
