@@ -208,7 +208,13 @@ func TestPrometheusPlugin(t *testing.T) {
 	require.Equal(t, 200, get("/plain"))
 
 	upIP := "127.0.0.1"
-	m, body := scrapeSeries(t, metricsURL)
+	// (a request is counted as its exchange ends, just after its last byte)
+	var m map[string]float64
+	var body string
+	waitFor(t, 2*time.Second, "every request counted", func() bool {
+		m, body = scrapeSeries(t, metricsURL)
+		return m[`apisix_http_status{route="prom-1",matched_uri="/v1/*",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`] >= jsonN+streamN
+	})
 	lbl := fmt.Sprintf(`route="prom-1",service="",consumer="",node=%q`, upIP)
 	assert.Equal(t, float64(jsonN+streamN), m[`apisix_http_status{route="prom-1",matched_uri="/v1/*",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`], "status")
 	assert.Equal(t, float64(jsonN+streamN), m[`apisix_http_latency_count{type="request",`+lbl+`}`], "request latency")
@@ -365,9 +371,17 @@ func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
 			require.Equal(t, 200, resp.StatusCode)
 		}
 	}
-	m, _ := scrapeSeries(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/apisix/prometheus/metrics")
+	// a request is counted when its exchange ends, just after the last
+	// byte went out: the client may read it a moment before
+	key := func(id string) string {
+		return fmt.Sprintf(`apisix_http_status{route=%q,matched_uri="/%s",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`, id, id)
+	}
+	var m map[string]float64
+	waitFor(t, 2*time.Second, "every request counted", func() bool {
+		m, _ = scrapeSeries(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/apisix/prometheus/metrics")
+		return m[key("both")] >= n && m[key("global-only")] >= n
+	})
 	for _, id := range []string{"both", "global-only"} {
-		key := fmt.Sprintf(`apisix_http_status{route=%q,matched_uri="/%s",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`, id, id)
-		assert.Equal(t, float64(n), m[key], id)
+		assert.Equal(t, float64(n), m[key(id)], id)
 	}
 }
