@@ -259,3 +259,24 @@ func TestForeignLongUsername(t *testing.T) {
 	assert.NoError(t, it.err)
 	assert.NotNil(t, it.obj)
 }
+
+// A consumer another writer stored in a form sluice does not validate
+// (say with a per-consumer plugin sluice refuses) is in the table's
+// consumers as blocked, so the key it holds authenticates nobody, even
+// when another writer gives a valid consumer the same key (the Admin API
+// refuses that).
+func TestForeignInvalidConsumerBlocksItsKey(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.foreign(t, "/apisix/consumers/alice", `{"username":"alice","plugins":{"key-auth":{"key":"secret-k"},"limit-count":{"count":1,"time_window":60}}}`)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/consumers", `{"username":"mallory","plugins":{"key-auth":{"key":"secret-k"}}}`)
+	assert.Contains(t, r.body, "duplicate key found with consumer: alice", "its keys still count")
+	e.foreign(t, "/apisix/consumers/mallory", `{"username":"mallory","plugins":{"key-auth":{"key":"secret-k"}}}`)
+	assert.Contains(t, e.log.String(), "item=consumers/mallory")
+	e.s.mu.RLock()
+	snap := e.s.state.snapshot(nil)
+	e.s.mu.RUnlock()
+	require.NotNil(t, snap.Consumers["alice"])
+	assert.Error(t, snap.Consumers["alice"].Invalid)
+	assert.JSONEq(t, `{"key":"secret-k"}`, string(snap.Consumers["alice"].Plugins["key-auth"]))
+	assert.NoError(t, snap.Consumers["mallory"].Invalid)
+}

@@ -135,6 +135,18 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
 	each("consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })
+	// A consumer that did not decode authenticates nobody, and the keys
+	// it holds authenticate nobody either (key-auth would otherwise give
+	// a key it shares to the other consumer).
+	for _, id := range st.sortedIDs("consumers") {
+		it := st.items["consumers"][id]
+		if it.obj == nil && it.err != nil && (ch == nil || ch.res != "consumers" || ch.id != id) {
+			if c := model.DecodeConsumerPlugins(it.raw, it.err); c != nil {
+				c.Username = id
+				snap.Consumers[id] = c
+			}
+		}
+	}
 	return snap
 }
 

@@ -153,12 +153,29 @@ func consumerKeys(c *model.Consumer) map[string]string {
 	return out
 }
 
+// consumerOf returns a stored consumer for key checks: decoded, or, for
+// another writer's consumer that does not validate, its plugins as they
+// read (the keys it holds still count).
+func consumerOf(id string, it *item) *model.Consumer {
+	if c, _ := it.obj.(*model.Consumer); c != nil {
+		return c
+	}
+	if it.err == nil {
+		return nil
+	}
+	c := model.DecodeConsumerPlugins(it.raw, it.err)
+	if c != nil {
+		c.Username = id
+	}
+	return c
+}
+
 // sharedConsumerKey finds a consumer whose key another consumer has
 // (another writer's: the Admin API refuses it), and says which.
 func (st *state) sharedConsumerKey() (id string, err error) {
 	seen := map[[2]string]string{}
 	for _, id := range st.sortedIDs("consumers") {
-		c, _ := st.items["consumers"][id].obj.(*model.Consumer)
+		c := consumerOf(id, st.items["consumers"][id])
 		if c == nil {
 			continue
 		}
@@ -328,7 +345,7 @@ func (st *state) checkRefs(res, id string, obj any) error {
 			if other == id {
 				continue
 			}
-			c, _ := st.items["consumers"][other].obj.(*model.Consumer)
+			c := consumerOf(other, st.items["consumers"][other])
 			if c == nil {
 				continue
 			}

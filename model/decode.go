@@ -101,6 +101,21 @@ func DecodeRouteMatch(data []byte, err error) *Route {
 	return r
 }
 
+// DecodeConsumerPlugins reads the plugin configurations of a stored
+// consumer that does not decode or validate, leniently, so that the keys
+// it holds can be kept from authenticating anyone (an auth plugin gives a
+// key to one consumer only when no other consumer holds it). It returns
+// nil when they do not read. The result has Invalid set to err.
+func DecodeConsumerPlugins(data []byte, err error) *Consumer {
+	var c struct {
+		Plugins map[string]json.RawMessage `json:"plugins"`
+	}
+	if json.Unmarshal(data, &c) != nil || len(c.Plugins) == 0 {
+		return nil
+	}
+	return &Consumer{Plugins: c.Plugins, Invalid: err}
+}
+
 // DecodeServiceHosts reads the hosts of a stored service that does not
 // decode or validate, as DecodeRouteMatch reads a route's: unreadable
 // hosts set HostsUnknown. The result has Invalid set to err; routes using it

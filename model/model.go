@@ -150,6 +150,12 @@ type Snapshot struct {
 type Consumer struct {
 	Username string                     `json:"username"`
 	Plugins  map[string]json.RawMessage `json:"plugins,omitempty"`
+
+	// Invalid: the stored consumer did not decode or validate (another
+	// writer's); only its plugins' configurations are set, as read
+	// (DecodeConsumerPlugins). It authenticates nobody, and its keys
+	// authenticate nobody either.
+	Invalid error `json:"-"`
 }
 
 // NewSnapshot returns an empty Snapshot with its maps made.

@@ -140,6 +140,11 @@ type Cond interface{ Eval(c *Ctx) bool }
 type Consumer struct {
 	Username string
 	Plugins  map[string]json.RawMessage
+	// Blocked: a stored consumer that does not validate (another
+	// writer's). It authenticates nobody, and a credential it holds
+	// authenticates nobody either: an auth plugin must not give it to
+	// another consumer holding the same one.
+	Blocked bool
 }
 
 // Env is what Compile may use. The functions are bound to the table being

@@ -311,7 +311,7 @@ func (s *build) consumers() []plugin.Consumer {
 	}
 	for _, c := range s.snap.Consumers {
 		if c != nil {
-			s.cons = append(s.cons, plugin.Consumer{Username: c.Username, Plugins: c.Plugins})
+			s.cons = append(s.cons, plugin.Consumer{Username: c.Username, Plugins: c.Plugins, Blocked: c.Invalid != nil})
 		}
 	}
 	slices.SortFunc(s.cons, func(a, b plugin.Consumer) int {

@@ -100,10 +100,11 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 		if json.Unmarshal(ka, &kc) != nil || kc.Key == "" {
 			continue // the Admin API and the standalone loader refuse these
 		}
-		if _, dup := c.keys[kc.Key]; dup {
+		if _, dup := c.keys[kc.Key]; dup || cs.Blocked {
 			// the Admin API refuses a shared key, but another writer
 			// of a shared etcd may not have: a key that names two
-			// consumers identifies neither
+			// consumers identifies neither, nor does one held by a
+			// consumer that does not validate
 			c.keys[kc.Key] = nil
 			continue
 		}

@@ -18,6 +18,9 @@ var consumers = []plugin.Consumer{
 	{Username: "yan", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-shared"}`)}},
 	{Username: "zed", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-shared"}`)}}, // shared: neither
 	{Username: "nokey", Plugins: map[string]json.RawMessage{"basic-auth": json.RawMessage(`{"username":"x"}`)}},
+	{Username: "valid", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-blocked"}`)}},
+	{Username: "broken", Blocked: true, Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-blocked"}`)}},
+	{Username: "broken2", Blocked: true, Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"auth-own"}`)}},
 	{Username: "b64", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"a+b/c= d"}`)}},
 }
 
@@ -96,6 +99,10 @@ func TestRewrite(t *testing.T) {
 	// a key two consumers share (another writer of a shared etcd stored
 	// it: the Admin API refuses it) identifies neither
 	f("GET / HTTP/1.1\r\nHost: a\r\napikey: auth-shared", 401, "")
+	// a consumer that does not validate (Blocked) authenticates nobody,
+	// and a key it shares with a valid consumer identifies neither
+	f("GET / HTTP/1.1\r\nHost: a\r\napikey: auth-own", 401, "")
+	f("GET / HTTP/1.1\r\nHost: a\r\napikey: auth-blocked", 401, "")
 }
 
 func TestResults(t *testing.T) {
