@@ -10,13 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzDecodeRoute: DecodeRoute and DecodeRouteMatch never panic; a route
+// FuzzDecodeRoute: DecodeRoute and the lenient readers never panic; a route
 // that decodes and validates, written back out with json.Marshal, decodes
 // to an equal route that still validates, and DecodeRouteMatch reads the
 // same match fields from it. Seeds are in testdata/fuzz/FuzzDecodeRoute.
 func FuzzDecodeRoute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := DecodeRouteMatch(data, errors.New("x"))
+		DecodeServiceHosts(data, errors.New("x")) // the lenient readers never panic
+		DecodeConsumerPlugins(data, errors.New("x"))
 		r, err := DecodeRoute(data)
 		_ = ForbidTimestamps(data)
 		if err != nil {
