@@ -117,7 +117,7 @@ func (s *Server) build(st *state, ch *change, why string, tolerate func(host str
 		s.log.Warn("admin: host names do not resolve; their nodes are left out until they do", "hosts", rep.Unresolved, "cause", why)
 	}
 	broken := rep.Broken
-	if cid, cerr := st.sharedConsumerKey(); cerr != nil && (ch == nil || ch.res != "consumers") {
+	if cid, cerr := st.sharedConsumerKey(ch); cerr != nil {
 		if broken == nil {
 			broken = map[string]error{}
 		}
@@ -173,18 +173,18 @@ func brokenEffect(key string) string {
 }
 
 // breaks returns why a change may not be stored: the item written (key
-// res/id; "" for a delete) does not build, or a route or global rule that
-// built before the change does not build after it. Items already broken
-// (another writer's dangling reference) are not this change's fault, and
-// neither is an unused service or plugin_config reported anew (one that
-// was a broken route's cause until that route went).
+// res/id; "" for a delete) does not build, or an item that built before
+// the change does not build after it. Items already broken (another
+// writer's dangling reference) are not this change's fault; a service or
+// plugin_config whose own plugins broke a route is reported with it
+// (router blameShared), so deleting that route breaks nothing new.
 func (s *Server) breaks(key string, broken map[string]error) error {
 	if err := broken[key]; err != nil {
 		return err
 	}
 	for _, k := range slices.Sorted(maps.Keys(broken)) {
-		if !strings.HasPrefix(k, "routes/") && !strings.HasPrefix(k, "global_rules/") {
-			continue
+		if strings.HasPrefix(k, "consumers/") {
+			continue // (a shared key: checkRefs refuses a write that makes one)
 		}
 		if _, was := s.broken[k]; !was {
 			return fmt.Errorf("this change would break %s: %w", k, broken[k])

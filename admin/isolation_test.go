@@ -280,3 +280,25 @@ func TestForeignInvalidConsumerBlocksItsKey(t *testing.T) {
 	assert.JSONEq(t, `{"key":"secret-k"}`, string(snap.Consumers["alice"].Plugins["key-auth"]))
 	assert.NoError(t, snap.Consumers["mallory"].Invalid)
 }
+
+// A write that breaks an unused service (its limit-count group given
+// other settings) is refused like one that breaks a route.
+func TestWriteBreakingUnusedServiceRefused(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"plugins":{"limit-count":{"count":1,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/b", `{"uri":"/b","plugins":{"limit-count":{"count":2,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Contains(t, r.body, "this change would break services/s")
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/c", `{"uri":"/c","service_id":"s"}`)
+}
+
+// A consumer that shares a key can be deleted (the natural fix), whichever
+// of several sharing consumers is reported.
+func TestDeleteOneOfSharedKeyConsumers(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	for _, name := range []string{"b", "c", "d"} {
+		e.foreign(t, "/apisix/consumers/"+name, `{"username":"`+name+`","plugins":{"key-auth":{"key":"same"}}}`)
+	}
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/consumers/b", "")
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/consumers/c", "")
+	assert.Contains(t, e.log.String(), `msg="admin: a stored item builds again" item=consumers/`)
+}

@@ -171,11 +171,22 @@ func consumerOf(id string, it *item) *model.Consumer {
 }
 
 // sharedConsumerKey finds a consumer whose key another consumer has
-// (another writer's: the Admin API refuses it), and says which.
-func (st *state) sharedConsumerKey() (id string, err error) {
+// (another writer's: the Admin API refuses it) in st with ch applied, and
+// says which.
+func (st *state) sharedConsumerKey(ch *change) (id string, err error) {
 	seen := map[[2]string]string{}
-	for _, id := range st.sortedIDs("consumers") {
-		c := consumerOf(id, st.items["consumers"][id])
+	ids := st.sortedIDs("consumers")
+	if ch != nil && ch.res == "consumers" && st.items["consumers"][ch.id] == nil {
+		ids = append(ids, ch.id)
+		slices.Sort(ids)
+	}
+	for _, id := range ids {
+		var c *model.Consumer
+		if ch != nil && ch.res == "consumers" && ch.id == id {
+			c, _ = ch.obj.(*model.Consumer) // nil: deleted
+		} else {
+			c = consumerOf(id, st.items["consumers"][id])
+		}
 		if c == nil {
 			continue
 		}

@@ -369,6 +369,7 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		}
 		rt.Upstream, rt.Chain, rt.Broken = nil, nil, true
 		s.shared = shared
+		s.blameShared(mr, svc)
 	}
 
 	for _, u := range uris {
@@ -382,6 +383,36 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		ib.add(lower, u, &e)
 	}
 	return err // nil, or why an isolated route is broken
+}
+
+// blameShared runs for a route that did not build (isolated): its service
+// and plugin_config whose plugins do not compile on their own are reported
+// under their own keys too. The item at fault then stays in the report
+// when the routes it broke are deleted, and a write is refused for
+// breaking a service or plugin_config only when it really did.
+func (s *build) blameShared(mr *model.Route, svc *model.Service) {
+	probe := func(key, scope, svcID string, set pluginSet) {
+		if _, seen := s.broken[key]; seen || len(set) == 0 {
+			return
+		}
+		shared, rotations := maps.Clone(s.shared), len(s.rotations)
+		_, err := s.compileSet(set, s.env(scope, "", svcID, nil))
+		s.shared, s.rotations = shared, s.rotations[:rotations] // a probe registers nothing
+		if err != nil {
+			s.broken[key] = err
+		}
+	}
+	if svc != nil && svc.Invalid == nil {
+		probe("services/"+string(svc.ID), "services "+string(svc.ID), string(svc.ID), svc.Plugins)
+	}
+	if id := string(mr.PluginConfigID); id != "" {
+		var pc struct {
+			Plugins pluginSet `json:"plugins"`
+		}
+		if raw, ok := s.snap.PluginConfigs[id]; ok && json.Unmarshal(raw, &pc) == nil {
+			probe("plugin_configs/"+id, "plugin_configs "+id, "", pc.Plugins)
+		}
+	}
 }
 
 // routeUpstream resolves a route's upstream: inline upstream > upstream_id >
