@@ -302,3 +302,54 @@ func TestDeleteOneOfSharedKeyConsumers(t *testing.T) {
 	e.must(http.StatusOK, "DELETE", "/apisix/admin/consumers/c", "")
 	assert.Contains(t, e.log.String(), `msg="admin: a stored item builds again" item=consumers/`)
 }
+
+// A service is checked on its own once every route is in, whether or not
+// a route uses it: deleting a route broken by its own plugin is not taken
+// for breaking the service, and a write agreeing with the routes is not
+// refused because of where it sorts.
+func TestServiceCheckedAloneAfterRoutes(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.foreign(t, "/apisix/services/s", `{"plugins":{"limit-count":{"count":1,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	e.foreign(t, "/apisix/routes/a", `{"uri":"/a","service_id":"s","plugins":{"proxy-rewrite":{"uri":5}}}`)
+	e.foreign(t, "/apisix/routes/b", `{"uri":"/b","plugins":{"limit-count":{"count":2,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Equal(t, "a", e.brokenAt(t, "/a"))
+	assert.Equal(t, "healthy b", e.brokenAt(t, "/b"))
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/0", `{"uri":"/0","plugins":{"limit-count":{"count":2,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/a", "")
+}
+
+// A write giving a group other settings than a used service's is refused
+// in every order, even when the route using the service overrides the
+// service's limit-count.
+func TestUsedServiceGroupConflictRefused(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"plugins":{"limit-count":{"count":1,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:7":1}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/a", `{"uri":"/a","service_id":"s","plugins":{"limit-count":{"count":5,"time_window":60}}}`)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/b", `{"uri":"/b","plugins":{"limit-count":{"count":2,"time_window":60,"group":"g"}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Contains(t, r.body, "services/s")
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/a", "")
+}
+
+// key-auth and the Admin API read a consumer's key from the field named
+// exactly "key": a case variant ("Key") is an extra field APISIX ignores.
+func TestKeyFieldReadExactly(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/consumers", `{"username":"bob","plugins":{"key-auth":{"key":"w"}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/consumers", `{"username":"erin","plugins":{"key-auth":{"key":"v","Key":"w"}}}`)
+	assert.NotContains(t, e.log.String(), "item=consumers/", "no key is shared")
+	// another writer's invalid consumer: its plugins are read by exact name
+	e.foreign(t, "/apisix/consumers/alice", `{"username":"alice","plugins":{"key-auth":{"key":"secret-k"}},"PLUGINS":null}`)
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/consumers", `{"username":"mallory","plugins":{"key-auth":{"key":"secret-k"}}}`)
+	assert.Contains(t, r.body, "duplicate key found with consumer: alice")
+}
+
+// A null path is an unreadable one: the placeholder takes "/*".
+func TestForeignNullPaths(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/all", routeBody("/*", 9))
+	e.foreign(t, "/apisix/routes/n", `{"uris":[null],"host":"n.com","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	e.foreign(t, "/apisix/routes/m", `{"uri":"/m","uris":["/mm",null],"host":"m.com","plugins":{"key-auth":{}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	assert.Equal(t, "n", e.brokenAt(t, "/x", "Host: n.com"))
+	assert.Equal(t, "m", e.brokenAt(t, "/other", "Host: m.com"))
+	assert.Equal(t, "healthy all", e.brokenAt(t, "/x", "Host: c.com"))
+}

@@ -51,7 +51,7 @@ func DecodeRouteMatch(data []byte, err error) *Route {
 	r := &Route{Invalid: err}
 	field := func(name string, dst any) (present, ok bool) {
 		raw, present := obj[name]
-		return present, present && json.Unmarshal(raw, dst) == nil
+		return present, present && !isNull(raw) && json.Unmarshal(raw, dst) == nil
 	}
 	anyPath := false
 	hasURI, okURI := field("uri", &r.URI)
@@ -61,7 +61,7 @@ func DecodeRouteMatch(data []byte, err error) *Route {
 	anyPath = anyPath || hasURIs && !okURIs
 	for _, raw := range uris {
 		var u string
-		if json.Unmarshal(raw, &u) != nil {
+		if isNull(raw) || json.Unmarshal(raw, &u) != nil {
 			anyPath = true
 			continue
 		}
@@ -101,19 +101,24 @@ func DecodeRouteMatch(data []byte, err error) *Route {
 	return r
 }
 
+// isNull reports whether raw is JSON null, which json.Unmarshal takes for
+// a zero value without an error: a lenient reader must count it unread.
+func isNull(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == "null"
+}
+
 // DecodeConsumerPlugins reads the plugin configurations of a stored
 // consumer that does not decode or validate, leniently, so that the keys
 // it holds can be kept from authenticating anyone (an auth plugin gives a
 // key to one consumer only when no other consumer holds it). It returns
 // nil when they do not read. The result has Invalid set to err.
 func DecodeConsumerPlugins(data []byte, err error) *Consumer {
-	var c struct {
-		Plugins map[string]json.RawMessage `json:"plugins"`
-	}
-	if json.Unmarshal(data, &c) != nil || len(c.Plugins) == 0 {
+	var obj map[string]json.RawMessage // (exact names: a struct would take "PLUGINS")
+	var plugins map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil || json.Unmarshal(obj["plugins"], &plugins) != nil || len(plugins) == 0 {
 		return nil
 	}
-	return &Consumer{Plugins: c.Plugins, Invalid: err}
+	return &Consumer{Plugins: plugins, Invalid: err}
 }
 
 // DecodeServiceHosts reads the hosts of a stored service that does not

@@ -88,10 +88,11 @@ type Report struct {
 // BuildIsolated is BuildTolerant where one item that does not build does
 // not fail the whole table: a route whose upstream, service or plugins do
 // not build keeps its place in the table and answers 503 (its requests
-// must not fall through to a less specific route without its plugins); an
-// unused service or plugin_config that does not build is only reported. A
-// route whose match itself does not compile (a bad vars expression) is left
-// out. Global rules stay strict: leaving one out could drop authentication
+// must not fall through to a less specific route without its plugins), and
+// what of its match does not compile is dropped (it matches more); a
+// service or plugin_config whose plugins do not build on their own is
+// reported too. A route without a path is left out. Global rules stay
+// strict: leaving one out could drop authentication
 // from every route, so a global rule that does not build fails the build;
 // the Report still lists it ("global_rules/<id>") and every other item
 // that did not build, and the error is the first global rule's.
@@ -120,7 +121,6 @@ type build struct {
 	global    []plugin.Entry     // compiled global rules
 	rotations []*plugin.Rotation // Table.Rotations
 	cons      []plugin.Consumer  // snapshot consumers, sorted
-	used      map[string]bool    // services/<id>, plugin_configs/<id> used by a route
 	arms      []metrics.Arm      // Table.SplitArms
 	hashKeys  []HashKey          // Table.HashKeys
 	// broken (BuildIsolated only): what did not build, by
@@ -154,7 +154,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	if snap == nil {
 		snap = &model.Snapshot{}
 	}
-	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), used: map[string]bool{}, shared: map[string]any{}}
+	s := &build{b: b, snap: snap, ups: make(map[string]*balancer.Upstream), shared: map[string]any{}}
 	if b.isolate {
 		s.broken = map[string]error{}
 	}
@@ -194,7 +194,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		}
 		t.RouteIDs = append(t.RouteIDs, string(mr.ID))
 	}
-	if err := s.checkUnused(s.used); err != nil {
+	if err := s.checkShared(); err != nil {
 		return nil, err
 	}
 	b.broken = s.broken
@@ -355,12 +355,6 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 	}
 	if err == nil {
 		rt.Upstream = up
-		if svc != nil {
-			s.used["services/"+string(svc.ID)] = true
-		}
-		if mr.PluginConfigID != "" {
-			s.used["plugin_configs/"+string(mr.PluginConfigID)] = true
-		}
 		rt.Chain, err = s.routeChain(mr, svc, up)
 	}
 	if err != nil {
@@ -369,7 +363,6 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		}
 		rt.Upstream, rt.Chain, rt.Broken = nil, nil, true
 		s.shared = shared
-		s.blameShared(mr, svc)
 	}
 
 	for _, u := range uris {
@@ -383,36 +376,6 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 		ib.add(lower, u, &e)
 	}
 	return err // nil, or why an isolated route is broken
-}
-
-// blameShared runs for a route that did not build (isolated): its service
-// and plugin_config whose plugins do not compile on their own are reported
-// under their own keys too. The item at fault then stays in the report
-// when the routes it broke are deleted, and a write is refused for
-// breaking a service or plugin_config only when it really did.
-func (s *build) blameShared(mr *model.Route, svc *model.Service) {
-	probe := func(key, scope, svcID string, set pluginSet) {
-		if _, seen := s.broken[key]; seen || len(set) == 0 {
-			return
-		}
-		shared, rotations := maps.Clone(s.shared), len(s.rotations)
-		_, err := s.compileSet(set, s.env(scope, "", svcID, nil))
-		s.shared, s.rotations = shared, s.rotations[:rotations] // a probe registers nothing
-		if err != nil {
-			s.broken[key] = err
-		}
-	}
-	if svc != nil && svc.Invalid == nil {
-		probe("services/"+string(svc.ID), "services "+string(svc.ID), string(svc.ID), svc.Plugins)
-	}
-	if id := string(mr.PluginConfigID); id != "" {
-		var pc struct {
-			Plugins pluginSet `json:"plugins"`
-		}
-		if raw, ok := s.snap.PluginConfigs[id]; ok && json.Unmarshal(raw, &pc) == nil {
-			probe("plugin_configs/"+id, "plugin_configs "+id, "", pc.Plugins)
-		}
-	}
 }
 
 // routeUpstream resolves a route's upstream: inline upstream > upstream_id >

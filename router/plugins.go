@@ -146,42 +146,49 @@ func preferRoute(global, route []plugin.Entry) []plugin.Entry {
 	return out
 }
 
-// checkUnused compiles the plugins of services and plugin_configs no route
-// uses, so a bad configuration there is refused too.
-func (s *build) checkUnused(used map[string]bool) error {
-	for id, sv := range s.snap.Services {
-		if used["services/"+id] || sv == nil {
+// checkShared compiles every service's and plugin_config's plugins on
+// their own, once the routes are built, used or not: each must build alone
+// (a write giving a route's limit-count group other settings than a
+// service's is refused whether or not a route uses the service), and the
+// item at fault is reported under its own key, not only through the routes
+// it breaks, so deleting such a route breaks nothing new. A compile here
+// only checks: what it registers (group settings, split rotations) is
+// taken back.
+func (s *build) checkShared() error {
+	check := func(key, scope, svcID string, set pluginSet, err error) error {
+		if err == nil {
+			shared, rotations := maps.Clone(s.shared), len(s.rotations)
+			_, err = s.compileSet(set, s.env(scope, "", svcID, nil))
+			s.shared, s.rotations = shared, s.rotations[:rotations]
+		}
+		if err == nil {
+			return nil
+		}
+		if s.broken == nil {
+			return err
+		}
+		s.broken[key] = err
+		return nil
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.snap.Services)) {
+		sv := s.snap.Services[id]
+		if sv == nil {
 			continue
 		}
-		err := sv.Invalid
-		if err == nil {
-			_, err = s.compileSet(sv.Plugins, s.env("services "+id, "", id, nil))
-		}
-		if err != nil {
-			if s.broken == nil {
-				return err
-			}
-			s.broken["services/"+id] = err
+		if err := check("services/"+id, "services "+id, id, sv.Plugins, sv.Invalid); err != nil {
+			return err
 		}
 	}
-	for id, raw := range s.snap.PluginConfigs {
-		if used["plugin_configs/"+id] {
-			continue
-		}
+	for _, id := range slices.Sorted(maps.Keys(s.snap.PluginConfigs)) {
 		var pc struct {
 			Plugins pluginSet `json:"plugins"`
 		}
-		err := json.Unmarshal(raw, &pc)
+		err := json.Unmarshal(s.snap.PluginConfigs[id], &pc)
 		if err != nil {
 			err = fmt.Errorf("router: plugin_config %q: %w", id, err)
-		} else {
-			_, err = s.compileSet(pc.Plugins, s.env("plugin_configs "+id, "", "", nil))
 		}
-		if err != nil {
-			if s.broken == nil {
-				return err
-			}
-			s.broken["plugin_configs/"+id] = err
+		if err := check("plugin_configs/"+id, "plugin_configs "+id, "", pc.Plugins, err); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -94,21 +94,23 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 		if !ok {
 			continue
 		}
-		var kc struct {
-			Key string `json:"key"`
-		}
-		if json.Unmarshal(ka, &kc) != nil || kc.Key == "" {
+		// the field named exactly "key", as the Admin API's checks read
+		// it (a struct would also take "Key" or "KEY", which APISIX's
+		// schema leaves as unknown extra fields)
+		var conf map[string]json.RawMessage
+		var key string
+		if json.Unmarshal(ka, &conf) != nil || json.Unmarshal(conf["key"], &key) != nil || key == "" {
 			continue // the Admin API and the standalone loader refuse these
 		}
-		if _, dup := c.keys[kc.Key]; dup || cs.Blocked {
+		if _, dup := c.keys[key]; dup || cs.Blocked {
 			// the Admin API refuses a shared key, but another writer
 			// of a shared etcd may not have: a key that names two
 			// consumers identifies neither, nor does one held by a
 			// consumer that does not validate
-			c.keys[kc.Key] = nil
+			c.keys[key] = nil
 			continue
 		}
-		c.keys[kc.Key] = newIdentity(cs.Username)
+		c.keys[key] = newIdentity(cs.Username)
 	}
 
 	// APISIX 3.15+: WWW-Authenticate on every 401.

@@ -251,3 +251,24 @@ func FuzzStripQuery(f *testing.F) {
 		assert.Equal(t, strings.Join(want, "&"), string(c.Query), q)
 	})
 }
+
+// The key is the field named exactly "key" (as the Admin API reads it);
+// "Key" or "KEY" are extra fields. A blocked consumer blocks that key.
+func TestKeyFieldExact(t *testing.T) {
+	p, _ := plugin.Lookup("key-auth")
+	cs := []plugin.Consumer{
+		{Username: "alice", Blocked: true, Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"k","KEY":"x"}`)}},
+		{Username: "mallory", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"k"}`)}},
+		{Username: "carol", Blocked: true, Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"k2","Key":5}`)}},
+		{Username: "dave", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"k2"}`)}},
+		{Username: "erin", Plugins: map[string]json.RawMessage{"key-auth": json.RawMessage(`{"key":"v","Key":"w"}`)}},
+	}
+	inst, err := p.Compile(json.RawMessage(`{}`), &plugin.Env{Consumers: cs, Loops: 1})
+	require.NoError(t, err)
+	k := inst.(*conf)
+	for _, c := range []struct{ key, user string }{{"k", ""}, {"k2", ""}, {"v", "erin"}, {"w", ""}, {"x", ""}} {
+		ctx := newCtx(t, "GET / HTTP/1.1\r\nHost: a\r\napikey: "+c.key)
+		k.Rewrite(ctx)
+		assert.Equal(t, c.user, ctx.Consumer, "key %s", c.key)
+	}
+}
