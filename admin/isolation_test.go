@@ -353,3 +353,18 @@ func TestForeignNullPaths(t *testing.T) {
 	assert.Equal(t, "m", e.brokenAt(t, "/other", "Host: m.com"))
 	assert.Equal(t, "healthy all", e.brokenAt(t, "/x", "Host: c.com"))
 }
+
+// The upstream of a traffic-split arm in a route that does not validate
+// cannot be deleted either; and a global rule that does not build is
+// named in the error that refuses writes.
+func TestForeignReferencesHoldAndRuleNamed(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/arm", `{"nodes":{"127.0.0.1:7":1}}`)
+	e.foreign(t, "/apisix/routes/r", `{"uri":"/r","bogus":1,"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":"arm","weight":1}]}]}},"upstream":{"nodes":{"127.0.0.1:1":1}}}`)
+	r := e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/upstreams/arm", "")
+	assert.Contains(t, r.body, "route [r] is still using it")
+
+	e.foreign(t, "/apisix/global_rules/g", `{"plugins":{"no-such-plugin":{}}}`)
+	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
+	assert.Contains(t, r.body, `global rule \"g\"`)
+}

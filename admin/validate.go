@@ -416,6 +416,21 @@ func trafficSplitUpstreams(plugins map[string]json.RawMessage) []string {
 }
 
 // pluginsOf returns the plugins of a decoded item.
+// pluginsOfItem is pluginsOf for a stored item, read leniently when it
+// did not validate (another writer's): the references in its plugins
+// still hold.
+func pluginsOfItem(it *item) map[string]json.RawMessage {
+	if it.obj != nil || it.err == nil {
+		return pluginsOf(it.obj)
+	}
+	var obj map[string]json.RawMessage
+	var plugins map[string]json.RawMessage
+	if json.Unmarshal(it.raw, &obj) != nil || json.Unmarshal(obj["plugins"], &plugins) != nil {
+		return nil
+	}
+	return plugins
+}
+
 func pluginsOf(obj any) map[string]json.RawMessage {
 	switch o := obj.(type) {
 	case *model.Route:
@@ -465,7 +480,7 @@ func (st *state) checkDelete(res, id string) error {
 			{"routes", "route"}, {"services", "service"}, {"plugin_configs", "plugin_config"}, {"global_rules", "global_rule"},
 		} {
 			for _, oid := range st.sortedIDs(owner.res) {
-				if slices.Contains(trafficSplitUpstreams(pluginsOf(st.items[owner.res][oid].obj)), id) {
+				if slices.Contains(trafficSplitUpstreams(pluginsOfItem(st.items[owner.res][oid])), id) {
 					return fmt.Errorf("can not delete this upstream, plugin in %s [%s] is still using it now", owner.label, oid)
 				}
 			}

@@ -60,7 +60,9 @@ func (s *build) globalEntries() ([]plugin.Entry, error) {
 		if err == nil {
 			env := s.env("global_rules "+id, "", "", nil)
 			env.Global = true
-			es, err = s.compileSet(gr.Plugins, env)
+			if es, err = s.compileSet(gr.Plugins, env); err != nil {
+				err = fmt.Errorf("router: global rule %q: %w", id, err)
+			}
 		}
 		if err != nil {
 			if s.broken == nil {

@@ -50,9 +50,10 @@ var emptyQuery = []byte{}
 // Compile checks the route configuration against APISIX's schema (header,
 // query, realm, hide_credentials; other keys are ignored, as APISIX's
 // schema allows them) and indexes the consumers' keys. anonymous_consumer
-// is refused: sluice has no anonymous-consumer fallback. When two
-// consumers share a key (the Admin API refuses that), the first by
-// username wins.
+// is refused: sluice has no anonymous-consumer fallback. A key two
+// consumers share (the Admin API refuses that; another writer of a shared
+// etcd may not) authenticates neither, nor does a key a Blocked consumer
+// holds.
 func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
 	m, err := plugin.Object(name, raw)
 	if err != nil {
