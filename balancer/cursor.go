@@ -337,6 +337,15 @@ func (c *Cursor) Start(i int) {
 	}
 }
 
+// Abandon ends the request Start counted without a latency sample: the
+// exchange failed for a reason that says nothing of the node (a client
+// that stopped sending its body). It must be called on c's loop.
+func (c *Cursor) Abandon(i int) {
+	if uint(i) < uint(len(c.s)) && c.s[i].active > 0 {
+		c.s[i].active--
+	}
+}
+
 // Done ends the request Start counted: it uncounts it (never below 0) and,
 // for EWMA upstreams, folds latency (nanoseconds, request sent to response)
 // into node i's EWMA at now (unix nanos) as APISIX's ewma.lua does:

@@ -439,3 +439,20 @@ func TestEmptyUpstream(t *testing.T) {
 	assert.Equal(t, -1, i)
 	assert.False(t, a.IsValid())
 }
+
+// Abandon uncounts a request without folding a latency into the EWMA.
+func TestEWMAAbandon(t *testing.T) {
+	u := build(t, nil, "e", EWMA, nodes("a", 1)...)
+	c := NewCursor(u)
+	c.Start(0)
+	c.Done(0, 100, testNow)
+	c.Start(0)
+	require.EqualValues(t, 1, c.s[0].active)
+	c.Abandon(0)
+	assert.EqualValues(t, 0, c.s[0].active)
+	assert.EqualValues(t, 100, c.s[0].ewma, "no sample taken")
+	assert.EqualValues(t, testNow, c.s[0].ewmaAt)
+	c.Abandon(0) // never below 0
+	c.Abandon(7) // out of range: ignored
+	assert.EqualValues(t, 0, c.s[0].active)
+}

@@ -444,6 +444,10 @@ func (l *loop) sweep() {
 				// the upstream took every body byte so far: the
 				// client is the one that stalls, not the upstream
 				if now >= ex.bodyDeadline {
+					if ex.picked { // the stall is the client's: no latency sample for the node
+						ex.picked = false
+						ex.cur.Abandon(ex.node)
+					}
 					l.fail(ex, 408, "client body timed out")
 				}
 			case ex.deadline != 0 && now >= ex.deadline && !l.stillSending(ex):
