@@ -368,3 +368,23 @@ func TestForeignReferencesHoldAndRuleNamed(t *testing.T) {
 	r = e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/x", routeBody("/x", 1))
 	assert.Contains(t, r.body, `global rule \"g\"`)
 }
+
+// Checking every service alone (checkShared) accepts a service carrying
+// every plugin sluice implements, used by a route: none of them needs the
+// route to compile.
+func TestServiceWithEveryPluginChecksAlone(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/canary", `{"nodes":{"127.0.0.1:8":1}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"hosts":["a.com"],"upstream":{"nodes":{"127.0.0.1:7":1}},"plugins":{
+		"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":"canary","weight":1},{"weight":4}]}]},
+		"limit-count":{"count":10,"time_window":60,"group":"svc"},
+		"prometheus":{},
+		"proxy-rewrite":{"uri":"/v1/chat"},
+		"api-breaker":{"break_response_code":502},
+		"key-auth":{}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/r", `{"uri":"/chat","service_id":"s"}`)
+	assert.Equal(t, "healthy r", e.brokenAt(t, "/chat", "Host: a.com"))
+	e.s.mu.RLock()
+	assert.Empty(t, e.s.broken)
+	e.s.mu.RUnlock()
+}
