@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/sluice-gw/sluice/balancer"
 	"github.com/sluice-gw/sluice/engine/http1"
@@ -591,7 +592,36 @@ func (l *loop) pumpBody(ex *exchange) {
 		return
 	}
 	cl.c.Discard(n)
+	if ex.bodyKind == http1.BodyLength && !cl.lowatOff {
+		want := int32(1)
+		if !ex.reqDone {
+			want = int32(min(ex.bodyLeft, lowatMax))
+		}
+		l.setLowat(cl, want)
+	}
 	l.bodySent(ex, uc, gen)
+}
+
+// Large request bodies: the loop asks the kernel to report a client's
+// socket readable only once lowatMax bytes of the body (or its rest) are
+// queued (SO_RCVLOWAT), so a fast client's upload wakes the loop once per
+// read buffer rather than once per segment. Measured on 1 MiB uploads
+// (README, Performance): about 13% more throughput, fewer context switches
+// for sluice and for the sender. A client that sends nothing for lowatIdle
+// gets the kernel's default back (the sweep), so a slow upload is relayed
+// as it comes and the body timeout counts its real reads.
+const (
+	lowatMax  = 256 << 10 // = readBufferCap
+	lowatIdle = 100 * time.Millisecond
+)
+
+// setLowat sets cl's SO_RCVLOWAT to n when it differs from what is set.
+func (l *loop) setLowat(cl *client, n int32) {
+	if max(cl.lowat, 1) == n || cl.c == nil {
+		return
+	}
+	cl.lowat = n
+	_ = unix.SetsockoptInt(cl.c.Fd(), unix.SOL_SOCKET, unix.SO_RCVLOWAT, int(n))
 }
 
 // pumpStash sends the body bytes kept aside while the upstream was
@@ -811,6 +841,8 @@ func (l *loop) nodeDone(ex *exchange, latency int64) {
 // nextRequest readies cl for its next request after an exchange ended with
 // keep-alive, and serves a pipelined one already buffered.
 func (l *loop) nextRequest(cl *client) {
+	l.setLowat(cl, 1) // the next head must wake the loop, however small
+	cl.lowatOff = false
 	cl.state = csIdle
 	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
 	if l.serving == cl {

@@ -167,6 +167,11 @@ type client struct {
 	wait     *bodyWait // a complete head waits for its body; nil otherwise
 	paused   bool      // out of gnet for backpressure (c == nil); pausedFD holds the socket
 	resuming bool
+	// lowat is the SO_RCVLOWAT set on the socket while a large body
+	// streams (0 or 1: the kernel's default); lowatOff stops setting it
+	// for the rest of the exchange once the client proved slow.
+	lowat    int32
+	lowatOff bool
 	pausedFD int32
 }
 
@@ -443,6 +448,11 @@ func (l *loop) sweep() {
 			case l.awaitingBody(ex):
 				// the upstream took every body byte so far: the
 				// client is the one that stalls, not the upstream
+				if cl.lowat > 1 && now-(ex.bodyDeadline-int64(l.opts.BodyTimeout)) >= int64(lowatIdle) {
+					// a slow client: read whatever it sends
+					l.setLowat(cl, 1)
+					cl.lowatOff = true
+				}
 				if now >= ex.bodyDeadline {
 					if ex.picked { // the stall is the client's: no latency sample for the node
 						ex.picked = false

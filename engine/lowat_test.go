@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A fast upload makes the loop ask for big reads (SO_RCVLOWAT); when the
+// client then slows to a trickle, what it sends is still relayed within a
+// few sweeps, not held until a read's worth arrived, and the body timeout
+// counts its real reads.
+func TestLowatSlowClientRelayed(t *testing.T) {
+	var got atomic.Int64
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := req.Body.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				break
+			}
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	g := startTestGatewayOpts(t, 1, snapshot(routeTo("1", "/up", up)), func(o *Options) { o.BodyTimeout = time.Second })
+	const fast, size = 600 << 10, 700 << 10
+	c := dialSend(t, g.addr, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
+	_, err := c.Write(make([]byte, fast))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return got.Load() == fast }, 5*time.Second, 5*time.Millisecond, "the fast part arrives")
+	// trickle 1 KiB every 50 ms for 1.5 s: longer than the body timeout,
+	// and far below what a big read waits for
+	start := time.Now()
+	for sent := 0; time.Since(start) < 1500*time.Millisecond; sent++ {
+		_, err := c.Write(make([]byte, 1<<10))
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+		if sent == 10 {
+			assert.Greater(t, got.Load(), int64(fast+5<<10), "trickled bytes are relayed as they come")
+		}
+	}
+	sent := got.Load()
+	_, err = c.Write(make([]byte, size-int(sent)))
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode, "no 408: the trickle counted as reads")
+	assert.EqualValues(t, size, got.Load())
+}
+
+// After a large body on a keep-alive connection, a small next request
+// still wakes the loop (the big-read threshold is reset).
+func TestLowatResetForNextRequest(t *testing.T) {
+	up := serveRequests(t, func(c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("1", "/up", up)))
+	c := dialSend(t, g.addr, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 4<<20))
+	chunk := strings.Repeat("a", 64<<10)
+	for i := 0; i < 64; i++ {
+		_, err := io.WriteString(c, chunk)
+		require.NoError(t, err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	require.Equal(t, 200, resp.StatusCode)
+	_, err = io.WriteString(c, "GET /up HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(r, nil)
+	require.NoError(t, err, "the small next request was served")
+	assert.Equal(t, 200, resp.StatusCode)
+}
