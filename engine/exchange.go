@@ -615,6 +615,13 @@ const (
 	lowatIdle = 100 * time.Millisecond
 )
 
+// lowatIdleFor is how long a client may send nothing before its threshold
+// is lowered: lowatIdle, or less under a shorter body timeout, so that the
+// bytes it sent are read before the timeout judges it idle.
+func (l *loop) lowatIdleFor() int64 {
+	return int64(min(lowatIdle, l.opts.BodyTimeout/2))
+}
+
 // setLowat sets cl's SO_RCVLOWAT to n when it differs from what is set.
 func (l *loop) setLowat(cl *client, n int32) {
 	if max(cl.lowat, 1) == n || cl.c == nil {
@@ -814,6 +821,11 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 // endExchange releases ex (and detaches it from its client and upstream).
 // It does not touch the client connection's state beyond clearing cl.ex.
 func (l *loop) endExchange(ex *exchange) {
+	if cl := ex.cl; cl != nil && cl.lowat > 1 {
+		// whatever comes next (a tunnel, a linger, a close, the next
+		// request) must see every byte the client sends
+		l.setLowat(cl, 1)
+	}
 	if ex.counted {
 		l.active.Add(-1)
 	}

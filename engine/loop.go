@@ -443,16 +443,18 @@ func (l *loop) sweep() {
 			}
 		case csBusy:
 			ex := cl.ex
+			if ex != nil && cl.lowat > 1 && cl.c != nil && ex.phase == exSending && !ex.reqDone &&
+				now-(ex.bodyDeadline-int64(l.opts.BodyTimeout)) >= l.lowatIdleFor() {
+				// a client slow to send its body (whatever the
+				// upstream does): read whatever it sends
+				l.setLowat(cl, 1)
+				cl.lowatOff = true
+			}
 			switch {
 			case ex == nil:
 			case l.awaitingBody(ex):
 				// the upstream took every body byte so far: the
 				// client is the one that stalls, not the upstream
-				if cl.lowat > 1 && now-(ex.bodyDeadline-int64(l.opts.BodyTimeout)) >= int64(lowatIdle) {
-					// a slow client: read whatever it sends
-					l.setLowat(cl, 1)
-					cl.lowatOff = true
-				}
 				if now >= ex.bodyDeadline {
 					if ex.picked { // the stall is the client's: no latency sample for the node
 						ex.picked = false

@@ -90,3 +90,37 @@ func TestLowatResetForNextRequest(t *testing.T) {
 	require.NoError(t, err, "the small next request was served")
 	assert.Equal(t, 200, resp.StatusCode)
 }
+
+// An upgrade whose request had a body, answered 101 mid-body: the tunnel
+// gets the socket with the kernel's default threshold, so a client's
+// small frames are relayed at once.
+func TestLowatResetForTunnel(t *testing.T) {
+	const part = 512 << 10 // two full reads: the threshold is up when the 101 comes
+	got := make(chan string, 1)
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := http.ReadRequest(r); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(r, make([]byte, part)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		p := make([]byte, 4)
+		_, err := io.ReadFull(r, p)
+		got <- fmt.Sprint(string(p), err)
+	})
+	g := tunnelGateway(t, up)
+	c := dialSend(t, g.addr, fmt.Sprintf("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: %d\r\n\r\n", 1<<20))
+	_, err := c.Write(make([]byte, part))
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 101, resp.StatusCode)
+	time.Sleep(100 * time.Millisecond) // the tunnel is waiting on the socket now
+	_, err = io.WriteString(c, "ping")
+	require.NoError(t, err)
+	assert.Equal(t, "ping<nil>", <-got, "tunnel bytes reach the upstream")
+}
