@@ -125,7 +125,7 @@ func (s *Server) build(st *state, ch *change, why string, tolerate func(host str
 	}
 	for _, id := range st.sortedIDs("global_rules") {
 		it := st.items["global_rules"][id]
-		if it.obj != nil || (ch != nil && ch.res == "global_rules" && ch.id == id) {
+		if it.obj != nil || ch.replaces("global_rules", id) {
 			continue
 		}
 		gerr := fmt.Errorf("stored global rule %q does not validate: %w", id, it.err)

@@ -77,22 +77,48 @@ type change struct {
 	obj     any
 }
 
-// snapshot returns the model.Snapshot of st with ch applied (ch may be
-// nil). Items that did not decode are left out. Routes are in id order,
-// which decides ties between routes of equal priority on the same path.
-// The decoded objects are shared, never changed: the snapshot may be handed
-// to router.Build.
-func (st *state) snapshot(ch *change) *model.Snapshot {
-	snap := model.NewSnapshot()
-	obj := func(res, id string, it *item) any {
-		if ch != nil && ch.res == res && ch.id == id {
-			return ch.obj
-		}
-		if it == nil {
-			return nil
-		}
+// replaces reports whether ch writes or deletes res/id.
+func (ch *change) replaces(res, id string) bool {
+	return ch != nil && ch.res == res && ch.id == id
+}
+
+// served returns what stands for res/id in the routing table: its decoded
+// object or, for an item another writer stored that did not decode, a
+// placeholder read leniently (nil when there is none). A route keeps its
+// place and answers 503 (left out, its requests would fall through to a
+// less specific route that lacks its plugins); a service lends its hosts
+// to its routes; a consumer holds its keys, which then authenticate
+// nobody (key-auth would otherwise give a key it shares to the other).
+func (it *item) served(res, id string) any {
+	if it.obj != nil || it.err == nil {
 		return it.obj
 	}
+	switch res {
+	case "routes":
+		if r := model.DecodeRouteMatch(it.raw, it.err); r != nil {
+			r.ID = model.ID(id)
+			return r
+		}
+	case "services":
+		sv := model.DecodeServiceHosts(it.raw, it.err)
+		sv.ID = model.ID(id)
+		return sv
+	case "consumers":
+		if c := model.DecodeConsumerPlugins(it.raw, it.err); c != nil {
+			c.Username = id
+			return c
+		}
+	}
+	return nil
+}
+
+// snapshot returns the model.Snapshot of st with ch applied (ch may be
+// nil), items that did not decode standing as item.served says. Routes
+// are in id order, which decides ties between routes of equal priority on
+// the same path. The decoded objects are shared, never changed: the
+// snapshot may be handed to router.Build.
+func (st *state) snapshot(ch *change) *model.Snapshot {
+	snap := model.NewSnapshot()
 	each := func(res string, f func(id string, o any)) {
 		ids := st.sortedIDs(res)
 		if ch != nil && ch.res == res && st.items[res][ch.id] == nil {
@@ -100,53 +126,23 @@ func (st *state) snapshot(ch *change) *model.Snapshot {
 			slices.Sort(ids)
 		}
 		for _, id := range ids {
-			if o := obj(res, id, st.items[res][id]); o != nil {
+			var o any
+			if ch.replaces(res, id) {
+				o = ch.obj
+			} else {
+				o = st.items[res][id].served(res, id)
+			}
+			if o != nil {
 				f(id, o)
 			}
 		}
 	}
 	each("routes", func(_ string, o any) { snap.Routes = append(snap.Routes, o.(*model.Route)) })
-	// A route that did not decode still takes its place, answering 503:
-	// left out, its requests would fall through to a less specific route
-	// that lacks its plugins (an APISIX plugin sluice does not know, say).
-	for _, id := range st.sortedIDs("routes") {
-		it := st.items["routes"][id]
-		if it.obj != nil || it.err == nil || (ch != nil && ch.res == "routes" && ch.id == id) {
-			continue
-		}
-		if r := model.DecodeRouteMatch(it.raw, it.err); r != nil {
-			r.ID = model.ID(id)
-			snap.Routes = append(snap.Routes, r)
-		}
-	}
-	slices.SortFunc(snap.Routes, func(a, b *model.Route) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	each("upstreams", func(id string, o any) { snap.Upstreams[id] = o.(*model.Upstream) })
 	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
-	// A service that did not decode still lends its hosts to its routes,
-	// which answer 503 there (not elsewhere, not falling through).
-	for _, id := range st.sortedIDs("services") {
-		it := st.items["services"][id]
-		if it.obj == nil && it.err != nil && (ch == nil || ch.res != "services" || ch.id != id) {
-			sv := model.DecodeServiceHosts(it.raw, it.err)
-			sv.ID = model.ID(id)
-			snap.Services[id] = sv
-		}
-	}
 	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
 	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
 	each("consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })
-	// A consumer that did not decode authenticates nobody, and the keys
-	// it holds authenticate nobody either (key-auth would otherwise give
-	// a key it shares to the other consumer).
-	for _, id := range st.sortedIDs("consumers") {
-		it := st.items["consumers"][id]
-		if it.obj == nil && it.err != nil && (ch == nil || ch.res != "consumers" || ch.id != id) {
-			if c := model.DecodeConsumerPlugins(it.raw, it.err); c != nil {
-				c.Username = id
-				snap.Consumers[id] = c
-			}
-		}
-	}
 	return snap
 }
 

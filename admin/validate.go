@@ -153,20 +153,10 @@ func consumerKeys(c *model.Consumer) map[string]string {
 	return out
 }
 
-// consumerOf returns a stored consumer for key checks: decoded, or, for
-// another writer's consumer that does not validate, its plugins as they
-// read (the keys it holds still count).
+// consumerOf returns a stored consumer for key checks (item.served: the
+// keys of one that did not validate still count).
 func consumerOf(id string, it *item) *model.Consumer {
-	if c, _ := it.obj.(*model.Consumer); c != nil {
-		return c
-	}
-	if it.err == nil {
-		return nil
-	}
-	c := model.DecodeConsumerPlugins(it.raw, it.err)
-	if c != nil {
-		c.Username = id
-	}
+	c, _ := it.served("consumers", id).(*model.Consumer)
 	return c
 }
 
@@ -182,7 +172,7 @@ func (st *state) sharedConsumerKey(ch *change) (id string, err error) {
 	}
 	for _, id := range ids {
 		var c *model.Consumer
-		if ch != nil && ch.res == "consumers" && ch.id == id {
+		if ch.replaces("consumers", id) {
 			c, _ = ch.obj.(*model.Consumer) // nil: deleted
 		} else {
 			c = consumerOf(id, st.items["consumers"][id])
@@ -423,12 +413,7 @@ func pluginsOfItem(it *item) map[string]json.RawMessage {
 	if it.obj != nil || it.err == nil {
 		return pluginsOf(it.obj)
 	}
-	var obj map[string]json.RawMessage
-	var plugins map[string]json.RawMessage
-	if json.Unmarshal(it.raw, &obj) != nil || json.Unmarshal(obj["plugins"], &plugins) != nil {
-		return nil
-	}
-	return plugins
+	return model.LenientPlugins(it.raw)
 }
 
 func pluginsOf(obj any) map[string]json.RawMessage {
@@ -449,18 +434,12 @@ func pluginsOf(obj any) map[string]json.RawMessage {
 
 // checkDelete reports what still refers to res/id (APISIX's delete
 // checkers, admin/upstreams.lua, services.lua, plugin_configs.lua).
-// routeRefs returns a stored route for reference checks: decoded, or, for
-// another writer's route that does not validate, what of it reads (its
-// references hold all the same: deleting what it uses would move its 503
-// placeholder under every host).
+// routeRefs returns a stored route for reference checks (item.served:
+// the references of one that did not validate still hold; deleting what
+// it uses would move its 503 placeholder under every host).
 func routeRefs(it *item) *model.Route {
-	if r, _ := it.obj.(*model.Route); r != nil {
-		return r
-	}
-	if it.err != nil {
-		return model.DecodeRouteMatch(it.raw, it.err)
-	}
-	return nil
+	r, _ := it.served("routes", "").(*model.Route)
+	return r
 }
 
 func (st *state) checkDelete(res, id string) error {

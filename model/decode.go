@@ -113,12 +113,22 @@ func isNull(raw json.RawMessage) bool {
 // key to one consumer only when no other consumer holds it). It returns
 // nil when they do not read. The result has Invalid set to err.
 func DecodeConsumerPlugins(data []byte, err error) *Consumer {
-	var obj map[string]json.RawMessage // (exact names: a struct would take "PLUGINS")
-	var plugins map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil || json.Unmarshal(obj["plugins"], &plugins) != nil || len(plugins) == 0 {
+	plugins := LenientPlugins(data)
+	if len(plugins) == 0 {
 		return nil
 	}
 	return &Consumer{Plugins: plugins, Invalid: err}
+}
+
+// LenientPlugins reads the "plugins" object of a stored item that does not
+// decode or validate, by its exact name (a struct would also take
+// "PLUGINS"); nil when it does not read.
+func LenientPlugins(data []byte) map[string]json.RawMessage {
+	var obj, plugins map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil || json.Unmarshal(obj["plugins"], &plugins) != nil {
+		return nil
+	}
+	return plugins
 }
 
 // DecodeServiceHosts reads the hosts of a stored service that does not
