@@ -821,10 +821,11 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 // endExchange releases ex (and detaches it from its client and upstream).
 // It does not touch the client connection's state beyond clearing cl.ex.
 func (l *loop) endExchange(ex *exchange) {
-	if cl := ex.cl; cl != nil && cl.lowat > 1 {
+	if cl := ex.cl; cl != nil {
 		// whatever comes next (a tunnel, a linger, a close, the next
 		// request) must see every byte the client sends
 		l.setLowat(cl, 1)
+		cl.lowatOff = false
 	}
 	if ex.counted {
 		l.active.Add(-1)
@@ -853,8 +854,6 @@ func (l *loop) nodeDone(ex *exchange, latency int64) {
 // nextRequest readies cl for its next request after an exchange ended with
 // keep-alive, and serves a pipelined one already buffered.
 func (l *loop) nextRequest(cl *client) {
-	l.setLowat(cl, 1) // the next head must wake the loop, however small
-	cl.lowatOff = false
 	cl.state = csIdle
 	cl.deadline = l.now + int64(l.opts.KeepaliveTimeout)
 	if l.serving == cl {

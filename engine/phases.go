@@ -147,7 +147,7 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 		return
 	}
 	if !reqDone {
-		l.setLowat(cl, 1) // the linger drains every byte
+		l.setLowat(cl, 1) // the linger drains every byte (endExchange could not: the client was paused then)
 		cl.c.Discard(-1)
 		cl.state = csLinger
 		cl.deadline = l.now + int64(lingerTime)

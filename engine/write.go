@@ -404,7 +404,6 @@ func (l *loop) closeAfterFlush(cl *client) {
 	if cl.closed || cl.c == nil {
 		return
 	}
-	l.setLowat(cl, 1) // unread input at close would make it a reset
 	if cl.c.OutboundBuffered() == 0 {
 		cl.state = csClosing
 		cl.c.Close()
