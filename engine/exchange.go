@@ -53,10 +53,11 @@ type exchange struct {
 
 	deadline  int64 // 0 = none; connect, send or read deadline by phase
 	pausedOut int   // while a side is paused: bytes the other side still had to send at the last check
-	// bodyDeadline: while the request body streams and the upstream has
-	// taken all of it so far, the client must send more before it
-	// (client_body_timeout, between two reads as in nginx).
-	bodyDeadline int64
+	// bodyAt: while the request body streams, when the client last sent
+	// some of it (or sluice stopped holding it back); the body timeout
+	// (client_body_timeout, between two reads as in nginx) and the read
+	// threshold's slow-client reset count from it.
+	bodyAt int64
 
 	up        *upConn
 	counted   bool // counted in the active gauges
@@ -543,7 +544,7 @@ func (l *loop) sendHead(ex *exchange) {
 		l.requestSent(ex)
 		return
 	}
-	ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout)
+	ex.bodyAt = l.now
 	l.pumpBody(ex)
 }
 
@@ -585,7 +586,7 @@ func (l *loop) pumpBody(ex *exchange) {
 	if !ok || n == 0 {
 		return
 	}
-	ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout)
+	ex.bodyAt = l.now
 	gen := ex.gen
 	uc.c.Write(buf[:n])
 	if cl.closed || cl.c == nil {

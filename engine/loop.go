@@ -444,7 +444,7 @@ func (l *loop) sweep() {
 		case csBusy:
 			ex := cl.ex
 			if ex != nil && cl.lowat > 1 && cl.c != nil && ex.phase == exSending && !ex.reqDone &&
-				now-(ex.bodyDeadline-int64(l.opts.BodyTimeout)) >= l.lowatIdleFor() {
+				now-ex.bodyAt >= l.lowatIdleFor() {
 				// a client slow to send its body (whatever the
 				// upstream does): read whatever it sends
 				l.setLowat(cl, 1)
@@ -455,7 +455,7 @@ func (l *loop) sweep() {
 			case l.awaitingBody(ex):
 				// the upstream took every body byte so far: the
 				// client is the one that stalls, not the upstream
-				if now >= ex.bodyDeadline {
+				if now-ex.bodyAt >= int64(l.opts.BodyTimeout) {
 					if ex.picked { // the stall is the client's: no latency sample for the node
 						ex.picked = false
 						ex.cur.Abandon(ex.node)

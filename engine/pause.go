@@ -354,7 +354,7 @@ func (l *loop) clientResumed(cl *client, c gnet.Conn) {
 	}
 	if ex.phase == exSending { // (a body sent whole meanwhile waits for its response: the read deadline runs)
 		ex.deadline = l.now + int64(orDefault(ex.ups.Timeouts.Send))
-		ex.bodyDeadline = l.now + int64(l.opts.BodyTimeout) // held back by sluice, not the client
+		ex.bodyAt = l.now // held back by sluice, not the client
 	}
 	// An upstream that answered while the client was away: relay now (its
 	// buffered bytes would not raise another OnTraffic).
