@@ -100,6 +100,11 @@ type Options struct {
 	// Ticker indicates whether the ticker has been set up.
 	Ticker bool
 
+	// BusyPoll (sluice's patch) keeps each event loop polling without
+	// sleeping for up to this long after its last event; 0 = sleep at once.
+	// Implemented for the default Linux poller; ignored elsewhere.
+	BusyPoll time.Duration
+
 	// TCPKeepAlive enables the TCP keep-alive mechanism (SO_KEEPALIVE) and set its value
 	// on TCP_KEEPIDLE.
 	// When TCPKeepInterval is not set, 1/5 of TCPKeepAlive will be set on TCP_KEEPINTVL,
@@ -322,5 +327,12 @@ func WithEdgeTriggeredIO(et bool) Option {
 func WithEdgeTriggeredIOChunk(chunk int) Option {
 	return func(opts *Options) {
 		opts.EdgeTriggeredIOChunk = chunk
+	}
+}
+
+// WithBusyPoll sets BusyPoll (sluice's patch).
+func WithBusyPoll(d time.Duration) Option {
+	return func(opts *Options) {
+		opts.BusyPoll = d
 	}
 }
