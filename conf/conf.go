@@ -21,7 +21,11 @@ type Config struct {
 	// WorkerProcesses is nginx_config.worker_processes: the number of event
 	// loops; 0 = "auto" (one per core).
 	WorkerProcesses int
-	PluginAttr      PluginAttr
+	// BusyPoll is nginx_config.busy_poll (a sluice key): how long an event
+	// loop keeps polling its sockets after its last event before it sleeps.
+	// 0 (default) sleeps at once, as nginx does.
+	BusyPoll   time.Duration
+	PluginAttr PluginAttr
 	// Warnings collects non-fatal findings (unimplemented APISIX sections,
 	// 0.0.0.0/0 with a non-loopback admin_listen) for the caller to log.
 	Warnings []string

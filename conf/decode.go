@@ -847,6 +847,8 @@ func (d *decoder) nginx(n *yaml.Node, path string) {
 			d.http(p.v, pp)
 		case "worker_processes":
 			parsed(d, p.v, pp, "auto or a number", parseWorkers, &d.c.WorkerProcesses)
+		case "busy_poll":
+			parsed(d, p.v, pp, "a duration", parseBusyPoll, &d.c.BusyPoll)
 		default:
 			d.other(p, path, nginxIgnored)
 		}

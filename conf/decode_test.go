@@ -86,6 +86,7 @@ func TestTypeErrors(t *testing.T) {
 	requireErrAt(t, "deployment:\n  etcd:\n    prefix: apisix\n", 3, `deployment.etcd.prefix: want a path starting with /`)
 	requireErrAt(t, "deployment:\n  admin:\n    https_admin: true\n", 3, "https_admin: HTTPS for the Admin API is not implemented")
 	requireErrAt(t, "nginx_config:\n  worker_processes: 0\n", 2, `nginx_config.worker_processes: want auto or a number from 1 to 1024, got "0"`)
+	requireErrAt(t, "nginx_config:\n  busy_poll: 1s\n", 2, `nginx_config.busy_poll: want at most 100ms, got "1s"`)
 	requireErrAt(t, "nginx_config:\n  http:\n    send_timeout: 10 parsecs\n", 3, "nginx_config.http.send_timeout: want a duration")
 	requireErrAt(t, "nginx_config:\n  http:\n    client_max_body_size: 1t\n", 3, "nginx_config.http.client_max_body_size: want a size")
 	requireErrAt(t, "plugin_attr:\n  prometheus:\n    default_buckets: [10, 5]\n", 3, "default_buckets: buckets must increase: 5 after 10")
@@ -138,6 +139,7 @@ func TestSSL(t *testing.T) {
 func TestHTTPValues(t *testing.T) {
 	c := mustLoad(t, `nginx_config:
   worker_processes: 4
+  busy_poll: 200us
   http:
     client_header_timeout: 500ms
     client_body_timeout: 10m
@@ -160,10 +162,12 @@ func TestHTTPValues(t *testing.T) {
 	assert.False(t, h.EnableAccessLog)
 	assert.Equal(t, "-", h.AccessLog)
 	assert.Equal(t, 4, c.WorkerProcesses)
+	assert.Equal(t, 200*time.Microsecond, c.BusyPoll)
 
 	c = mustLoad(t, "nginx_config:\n  worker_processes: auto\n  http:\n    large_client_header_buffers: 64k\n    access_log: 'off'\n")
 	assert.Equal(t, int64(1<<20), c.HTTP.ProxyBusyBuffersSize, "default 1m")
 	assert.Zero(t, c.WorkerProcesses)
+	assert.Zero(t, c.BusyPoll, "default: sleep at once")
 	assert.Equal(t, 64<<10, c.HTTP.LargeClientHeaderBuffers)
 	assert.False(t, c.HTTP.EnableAccessLog)
 }

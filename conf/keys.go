@@ -157,6 +157,7 @@ var moved = map[string]string{
 	"config_provider":    "did you mean deployment.role_traditional.config_provider?",
 	"http":               "did you mean nginx_config.http?",
 	"worker_processes":   "did you mean nginx_config.worker_processes?",
+	"busy_poll":          "did you mean nginx_config.busy_poll?",
 	"prometheus":         "did you mean plugin_attr.prometheus?",
 
 	"apisix.admin_key":              "APISIX 2.x; since 3.0 it is deployment.admin.admin_key",

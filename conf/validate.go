@@ -124,6 +124,9 @@ func (c *Config) Validate() error {
 	if c.WorkerProcesses < 0 || c.WorkerProcesses > maxWorkerProcesses {
 		bad("nginx_config.worker_processes", fmt.Errorf("want auto (0) or 1 to %d, got %d", maxWorkerProcesses, c.WorkerProcesses))
 	}
+	if c.BusyPoll < 0 || c.BusyPoll > maxBusyPoll {
+		bad("nginx_config.busy_poll", fmt.Errorf("want 0 to %v, got %v", maxBusyPoll, c.BusyPoll))
+	}
 
 	p := &c.PluginAttr.Prometheus
 	addr("plugin_attr.prometheus.export_addr", p.ExportAddr)

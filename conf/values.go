@@ -16,8 +16,11 @@ import (
 // Limits on values; beyond them a value is surely a typo.
 const (
 	maxWorkerProcesses = 1024
-	maxHeadBuffers     = 1 << 30 // large_client_header_buffers, bytes
-	minKeyLen          = 32      // SPEC §3
+	// maxBusyPoll bounds nginx_config.busy_poll: polling longer than this
+	// after the last event is a busy core, not a latency choice.
+	maxBusyPoll    = 100 * time.Millisecond
+	maxHeadBuffers = 1 << 30 // large_client_header_buffers, bytes
+	minKeyLen      = 32      // SPEC §3
 )
 
 // exampleKeys are the admin keys APISIX shipped in conf/config.yaml up to 3.9
@@ -158,6 +161,30 @@ func parseWorkers(s string) (int, error) {
 		return 0, fmt.Errorf("want auto or a number from 1 to %d, got %q", maxWorkerProcesses, s)
 	}
 	return n, nil
+}
+
+// parseBusyPoll parses busy_poll: 0 (off), a number of microseconds with
+// "us" (nginx has no unit below ms, and the useful range starts at tens of
+// microseconds), or an nginx duration such as "1ms"; at most maxBusyPoll.
+func parseBusyPoll(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	var d time.Duration
+	if us, ok := strings.CutSuffix(t, "us"); ok {
+		n, err := strconv.Atoi(us)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("want a duration such as 200us or 1ms, got %q", s)
+		}
+		d = time.Duration(min(n, int(maxBusyPoll/time.Microsecond)+1)) * time.Microsecond
+	} else {
+		var err error
+		if d, err = parseDuration(t); err != nil {
+			return 0, fmt.Errorf("want a duration such as 200us or 1ms, got %q", s)
+		}
+	}
+	if d > maxBusyPoll {
+		return 0, fmt.Errorf("want at most %v, got %q", maxBusyPoll, s)
+	}
+	return d, nil
 }
 
 // parseIP normalises a listen IP: an IPv4 or IPv6 literal (nginx's

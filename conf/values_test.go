@@ -88,6 +88,21 @@ func TestParseWorkers(t *testing.T) {
 	}
 }
 
+func TestParseBusyPoll(t *testing.T) {
+	for s, want := range map[string]time.Duration{
+		"0": 0, "0us": 0, "50us": 50 * time.Microsecond, " 200us ": 200 * time.Microsecond,
+		"1ms": time.Millisecond, "100ms": 100 * time.Millisecond, "100000us": 100 * time.Millisecond,
+	} {
+		got, err := parseBusyPoll(s)
+		require.NoError(t, err, s)
+		assert.Equal(t, want, got, s)
+	}
+	for _, s := range []string{"1", "101ms", "100001us", "99999999999999999999us", "-5us", "us", "5µs", "fast", ""} {
+		_, err := parseBusyPoll(s)
+		assert.Error(t, err, s)
+	}
+}
+
 func TestParseCIDR(t *testing.T) {
 	for in, want := range map[string]string{
 		"127.0.0.0/24": "127.0.0.0/24",

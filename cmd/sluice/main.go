@@ -190,6 +190,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		runtime.GOMAXPROCS(p)
 		log.Info("GOMAXPROCS raised so an idle event loop never holds the last P", "loops", loops, "gomaxprocs", p)
 	}
+	if cfg.BusyPoll > 0 {
+		log.Info("busy polling: each event loop keeps its core busy for up to busy_poll after its last event",
+			"busy_poll", cfg.BusyPoll.String(), "loops", loops)
+		if loops > runtime.NumCPU() {
+			log.Warn("busy_poll with more event loops than CPUs: spinning loops take turns on a core and add latency instead of saving it",
+				"loops", loops, "cpus", runtime.NumCPU())
+		}
+	}
 	builder := &router.Builder{Loops: loops, PluginAttr: pluginAttr(cfg)}
 	empty, err := builder.Build(model.NewSnapshot())
 	if err != nil {
@@ -277,6 +285,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		KeepaliveTimeout: cfg.HTTP.KeepaliveTimeout,
 		SendTimeout:      cfg.HTTP.SendTimeout,
 		MaxBuffered:      maxBuffered(cfg.HTTP.ProxyBusyBuffersSize),
+		BusyPoll:         cfg.BusyPoll,
 		Logger:           log,
 	})
 	if err := srv.Start(); err != nil {

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	errorx "github.com/panjf2000/gnet/v2/pkg/errors"
+	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+	"github.com/panjf2000/gnet/v2/pkg/queue"
+	"github.com/sluice-gw/sluice/router"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// The busy-poll window is checked through the CPU the process burns: a
+// poller that keeps polling is a thread that never sleeps. The thresholds
+// are far apart (a spinning thread on a loaded 2-core machine still gets a
+// large share of a core; a sleeping one gets none), so the test asserts the
+// behaviour, not a speed.
+
+// cpuTime is the CPU time the test process used so far.
+func cpuTime(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuOver is the CPU time the process uses during the next d.
+func cpuOver(t *testing.T, d time.Duration) time.Duration {
+	before := cpuTime(t)
+	time.Sleep(d)
+	return cpuTime(t) - before
+}
+
+// pollerWithSocket runs a patched gnet poller with busy-poll window d and a
+// socket registered on it; writing to the returned fd is a socket event for
+// the poller. The poller stops when the test ends.
+func pollerWithSocket(t *testing.T, d time.Duration) (*netpoll.Poller, int) {
+	p, err := netpoll.OpenPoller()
+	require.NoError(t, err)
+	p.SetBusyPoll(d)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	buf := make([]byte, 64)
+	require.NoError(t, p.AddRead(&netpoll.PollAttachment{FD: fds[0]}, false))
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Polling(func(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error {
+			_, _ = unix.Read(fd, buf) // level-triggered: drain, or it fires again
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		_ = p.Trigger(queue.HighPriority, func(any) error { return errorx.ErrEngineShutdown }, nil)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("poller did not stop")
+		}
+		_ = p.Close()
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+	})
+	time.Sleep(20 * time.Millisecond) // the poller starts and sleeps
+	return p, fds[1]
+}
+
+func TestBusyPollWindow(t *testing.T) {
+	const window = 400 * time.Millisecond
+	const spinning, sleeping = 60 * time.Millisecond, 30 * time.Millisecond
+
+	t.Run("off: the loop sleeps at once after a socket event", func(t *testing.T) {
+		_, w := pollerWithSocket(t, 0)
+		_, err := unix.Write(w, []byte("x"))
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		assert.Less(t, cpuOver(t, 250*time.Millisecond), sleeping)
+	})
+
+	t.Run("on: the loop polls for the window after a socket event, then sleeps", func(t *testing.T) {
+		_, w := pollerWithSocket(t, window)
+		assert.Less(t, cpuOver(t, 100*time.Millisecond), sleeping, "idle before any socket event")
+		_, err := unix.Write(w, []byte("x"))
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		assert.Greater(t, cpuOver(t, 250*time.Millisecond), spinning, "polling inside the window")
+		time.Sleep(window) // the window has passed
+		assert.Less(t, cpuOver(t, 250*time.Millisecond), sleeping, "asleep after the window")
+	})
+
+	t.Run("on: a socket event inside the window starts it again", func(t *testing.T) {
+		_, w := pollerWithSocket(t, window)
+		_, err := unix.Write(w, []byte("x"))
+		require.NoError(t, err)
+		time.Sleep(window * 3 / 4)
+		_, err = unix.Write(w, []byte("y"))
+		require.NoError(t, err)
+		time.Sleep(window / 2) // past the first window, inside the second
+		assert.Greater(t, cpuOver(t, 150*time.Millisecond), spinning*150/250, "polling in the renewed window")
+	})
+
+	t.Run("on: a task alone (the sweep ticker) does not start a window", func(t *testing.T) {
+		p, _ := pollerWithSocket(t, window)
+		ran := make(chan struct{})
+		require.NoError(t, p.Trigger(queue.HighPriority, func(any) error { close(ran); return nil }, nil))
+		<-ran
+		time.Sleep(20 * time.Millisecond)
+		assert.Less(t, cpuOver(t, 250*time.Millisecond), sleeping)
+	})
+}
+
+// TestBusyPollOption: Options.BusyPoll reaches the event loops' poller.
+func TestBusyPollOption(t *testing.T) {
+	s := New(Options{Publisher: &router.Publisher{}, BusyPoll: 300 * time.Microsecond})
+	var o gnet.Options
+	for _, opt := range s.gnetOptions() {
+		opt(&o)
+	}
+	assert.Equal(t, 300*time.Microsecond, o.BusyPoll)
+	assert.Equal(t, s.opts.Loops, o.NumEventLoop)
+}
