@@ -1,0 +1,103 @@
+#!/bin/bash
+# busypoll.sh: time to first SSE event through sluice with several
+# nginx_config.busy_poll values, interleaved with the upstream itself
+# (direct), in layout A (gateways on cpu1; upstream and client on cpu0).
+#
+#   bench/busypoll.sh [--conns 1] [--rounds 8] [--secs 4] [--values "0 50us 200us 1ms"]
+#
+# Uses bin/sluice (make build) and builds the upstream and the ttfb client of
+# ../shared/bench. Prints one line per round (ttfb p50 µs / gap p99 µs / the
+# gateway's CPU in ms per second) and the medians. Every process it starts is
+# stopped by PID on exit. Only 127.0.0.1 is used.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+CONNS=1 ROUNDS=8 SECS=4 VALUES="0 50us 200us 1ms"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --conns) CONNS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --secs) SECS=$2; shift 2 ;;
+    --values) VALUES=$2; shift 2 ;;
+    *) echo "usage: $0 [--conns N] [--rounds N] [--secs S] [--values \"0 50us ...\"]" >&2; exit 2 ;;
+  esac
+done
+[ -x "$ROOT/bin/sluice" ] || { echo "no bin/sluice: run make build" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/sluice-busypoll.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+(cd "$SHARED/upstream" && go build -o "$WORK/upstream" .)
+(cd "$SHARED/ttfb" && go build -o "$WORK/ttfb" .)
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(port)
+taskset -c 0 "$WORK/upstream" -addr "127.0.0.1:$UP" -delay 5 >"$WORK/upstream.log" 2>&1 &
+PIDS+=($!)
+
+declare -A URL PID
+NAMES=(direct)
+URL[direct]=http://127.0.0.1:$UP/chat/completions
+for v in $VALUES; do
+  d=$WORK/bp-$v; p=$(port); m=$(port)
+  mkdir -p "$d/conf"
+  cat >"$d/conf/config.yaml" <<EOF
+apisix:
+  node_listen:
+    - ip: 127.0.0.1
+      port: $p
+  enable_admin: false
+deployment:
+  role: traditional
+  role_traditional:
+    config_provider: yaml
+nginx_config:
+  busy_poll: $v
+plugin_attr:
+  prometheus:
+    export_addr: {ip: 127.0.0.1, port: $m}
+EOF
+  printf 'routes:\n  - id: 1\n    uri: /chat/completions\n    upstream:\n      nodes:\n        "127.0.0.1:%s": 1\n#END\n' "$UP" >"$d/conf/apisix.yaml"
+  (cd "$d" && exec taskset -c 1 "$ROOT/bin/sluice" run -c conf/config.yaml >sluice.log 2>&1) &
+  PIDS+=($!)
+  PID[$v]=$!
+  URL[$v]=http://127.0.0.1:$p/chat/completions
+  NAMES+=("$v")
+done
+sleep 1.5
+ticks() { if [ -n "${PID[$1]:-}" ]; then awk '{print $14+$15}' "/proc/${PID[$1]}/stat"; else echo 0; fi; }
+run() { taskset -c 0 "$WORK/ttfb" -url "${URL[$1]}" -conns "$CONNS" -duration "$2" -events 20; }
+
+for n in "${NAMES[@]}"; do run "$n" 2s >/dev/null || { echo "warm-up of $n failed" >&2; exit 1; }; done
+echo "conns $CONNS, $ROUNDS rounds of ${SECS}s; per target: ttfb p50 us / gap p99 us / gateway cpu ms per s"
+for r in $(seq 1 "$ROUNDS"); do
+  line="r$r"
+  for n in "${NAMES[@]}"; do
+    t0=$(ticks "$n")
+    res=$(run "$n" "${SECS}s" | sed -n 's/^RESULT //p')
+    cpu=$(( ($(ticks "$n") - t0) * 1000 / $(getconf CLK_TCK) / SECS ))
+    line="$line $n=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["errors"]==0, d; print("%d/%d" % (d["ttfb_p50_us"], d["max_gap_p99_us"]))' "$res")/$cpu"
+  done
+  echo "$line" | tee -a "$WORK/rounds"
+done
+python3 - "$WORK/rounds" <<'EOF'
+import statistics as st, sys
+d = {}
+for line in open(sys.argv[1]):
+    for f in line.split()[1:]:
+        n, v = f.split("=", 1)
+        d.setdefault(n, []).append([int(x) for x in v.split("/")])
+base = st.median(x[0] for x in d["direct"])
+print("medians:")
+for n, v in d.items():
+    m = st.median(x[0] for x in v)
+    print("  %-7s ttfb p50 %5.0f us (%+4.0f)  gap p99 %5.0f us  cpu %4.0f ms/s" % (
+        n, m, m - base, st.median(x[1] for x in v), st.median(x[2] for x in v)))
+EOF
