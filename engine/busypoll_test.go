@@ -1,6 +1,9 @@
+//go:build linux && !poll_opt
+
 package engine
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -38,6 +41,12 @@ func cpuOver(t *testing.T, d time.Duration) time.Duration {
 // socket registered on it; writing to the returned fd is a socket event for
 // the poller. The poller stops when the test ends.
 func pollerWithSocket(t *testing.T, d time.Duration) (*netpoll.Poller, int) {
+	return pollerWithHook(t, d, nil)
+}
+
+// pollerWithHook is pollerWithSocket with hook run by every socket event's
+// callback, on the polling goroutine.
+func pollerWithHook(t *testing.T, d time.Duration, hook func()) (*netpoll.Poller, int) {
 	p, err := netpoll.OpenPoller()
 	require.NoError(t, err)
 	p.SetBusyPoll(d)
@@ -49,6 +58,9 @@ func pollerWithSocket(t *testing.T, d time.Duration) (*netpoll.Poller, int) {
 	go func() {
 		done <- p.Polling(func(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error {
 			_, _ = unix.Read(fd, buf) // level-triggered: drain, or it fires again
+			if hook != nil {
+				hook()
+			}
 			return nil
 		})
 	}()
@@ -91,14 +103,38 @@ func TestBusyPollWindow(t *testing.T) {
 	})
 
 	t.Run("on: a socket event inside the window starts it again", func(t *testing.T) {
-		_, w := pollerWithSocket(t, window)
+		const long = 3 * window / 2
+		_, w := pollerWithSocket(t, long)
 		_, err := unix.Write(w, []byte("x"))
 		require.NoError(t, err)
-		time.Sleep(window * 3 / 4)
+		time.Sleep(long * 3 / 4)
 		_, err = unix.Write(w, []byte("y"))
+		second := time.Now()
 		require.NoError(t, err)
-		time.Sleep(window / 2) // past the first window, inside the second
+		time.Sleep(time.Until(second.Add(long / 2))) // past the first window, inside the second
 		assert.Greater(t, cpuOver(t, 150*time.Millisecond), spinning*150/250, "polling in the renewed window")
+	})
+
+	t.Run("on: a goroutine a callback starts runs at once, not after a preemption", func(t *testing.T) {
+		// One P: the spinning loop holds it, so the goroutine runs only if
+		// the loop yields (once per idle period) or is preempted (10 ms+).
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		delays := make(chan time.Duration, 8)
+		_, w := pollerWithHook(t, time.Second, func() {
+			start := time.Now()
+			go func() { delays <- time.Since(start) }()
+		})
+		for i := 0; i < 5; i++ {
+			_, err := unix.Write(w, []byte("x"))
+			require.NoError(t, err)
+			select {
+			case d := <-delays:
+				assert.Less(t, d, 5*time.Millisecond, "write %d", i)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the goroutine never ran")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	})
 
 	t.Run("on: a task alone (the sweep ticker) does not start a window", func(t *testing.T) {

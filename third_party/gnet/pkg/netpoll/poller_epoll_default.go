@@ -139,16 +139,20 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	for {
 		n, err := unix.EpollWait(p.fd, el.events, msec)
 		if n == 0 || (n < 0 && err == unix.EINTR) {
-			if msec == 0 && spin {
+			if msec == 0 && spin { // sluice
 				now := time.Now()
 				if idleSince.IsZero() {
+					// Once per idle period, as gnet does before it
+					// blocks: goroutines the callbacks started or woke
+					// sit in this P's runnext and run now, not after a
+					// thread wake-up or a preemption. Not on every poll:
+					// each Gosched puts this goroutine on the global
+					// queue and may wake another thread to take it.
 					idleSince = now
+					runtime.Gosched()
+					continue
 				}
 				if now.Sub(idleSince) < p.busyPoll {
-					// No Gosched here: it would wake another thread to
-					// take this goroutine from the global queue on every
-					// poll. Goroutines this loop readies are stolen by an
-					// idle P; the scheduler preempts a long window.
 					continue
 				}
 			}
