@@ -164,27 +164,46 @@ func parseWorkers(s string) (int, error) {
 }
 
 // parseBusyPoll parses busy_poll: 0 (off), a number of microseconds with
-// "us" (nginx has no unit below ms, and the useful range starts at tens of
-// microseconds), or an nginx duration such as "1ms"; at most maxBusyPoll.
+// "us" or "µs" (nginx has no unit below ms, and the useful range starts at
+// tens of microseconds; sluice prints durations as Go does, "50µs"), or an
+// nginx duration such as "1ms"; at most maxBusyPoll.
 func parseBusyPoll(s string) (time.Duration, error) {
+	bad := fmt.Errorf("want a duration such as 50us or 1ms, got %q", s)
 	t := strings.TrimSpace(s)
 	var d time.Duration
-	if us, ok := strings.CutSuffix(t, "us"); ok {
-		n, err := strconv.Atoi(us)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("want a duration such as 200us or 1ms, got %q", s)
+	if digits, ok := cutMicros(t); ok {
+		if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+			return 0, bad
 		}
-		d = time.Duration(min(n, int(maxBusyPoll/time.Microsecond)+1)) * time.Microsecond
+		digits = strings.TrimLeft(digits, "0")
+		if len(digits) > 9 { // over 1000 s: surely above the limit
+			return 0, fmt.Errorf("want at most %v, got %q", maxBusyPoll, s)
+		}
+		n, _ := strconv.Atoi("0" + digits)
+		d = time.Duration(n) * time.Microsecond
 	} else {
 		var err error
 		if d, err = parseDuration(t); err != nil {
-			return 0, fmt.Errorf("want a duration such as 200us or 1ms, got %q", s)
+			return 0, bad
 		}
 	}
 	if d > maxBusyPoll {
+		if strings.TrimLeft(t, "0123456789") == "" {
+			return 0, fmt.Errorf("want at most %v (a bare number is seconds), got %q", maxBusyPoll, s)
+		}
 		return 0, fmt.Errorf("want at most %v, got %q", maxBusyPoll, s)
 	}
 	return d, nil
+}
+
+// cutMicros cuts a microsecond unit ("us", "µs" with U+00B5 or U+03BC) off s.
+func cutMicros(s string) (string, bool) {
+	for _, unit := range []string{"us", "\u00b5s", "\u03bcs"} {
+		if v, ok := strings.CutSuffix(s, unit); ok {
+			return v, true
+		}
+	}
+	return s, false
 }
 
 // parseIP normalises a listen IP: an IPv4 or IPv6 literal (nginx's

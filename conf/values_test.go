@@ -92,15 +92,21 @@ func TestParseBusyPoll(t *testing.T) {
 	for s, want := range map[string]time.Duration{
 		"0": 0, "0us": 0, "50us": 50 * time.Microsecond, " 200us ": 200 * time.Microsecond,
 		"1ms": time.Millisecond, "100ms": 100 * time.Millisecond, "100000us": 100 * time.Millisecond,
+		"50\u00b5s": 50 * time.Microsecond, "50\u03bcs": 50 * time.Microsecond, "005us": 5 * time.Microsecond,
+		(50 * time.Microsecond).String(): 50 * time.Microsecond, // as sluice logs it
 	} {
 		got, err := parseBusyPoll(s)
 		require.NoError(t, err, s)
 		assert.Equal(t, want, got, s)
 	}
-	for _, s := range []string{"1", "101ms", "100001us", "99999999999999999999us", "-5us", "us", "5µs", "fast", ""} {
+	for _, s := range []string{"1", "101ms", "100001us", "-5us", "+5us", "-0us", "us", "5 us", "1.5ms", "1ms 50us", "fast", " ", ""} {
 		_, err := parseBusyPoll(s)
 		assert.Error(t, err, s)
 	}
+	_, err := parseBusyPoll("99999999999999999999us")
+	assert.ErrorContains(t, err, "want at most 100ms")
+	_, err = parseBusyPoll("1")
+	assert.ErrorContains(t, err, "a bare number is seconds")
 }
 
 func TestParseCIDR(t *testing.T) {

@@ -49,7 +49,8 @@ func TestBusyPoll(t *testing.T) {
 	}
 
 	busy := startGatewayConf(t, func(port int) string {
-		return gatewayConfig(port, 1, "") + "  busy_poll: 100ms\n"
+		c := gatewayConfig(port, 1, "")
+		return strings.Replace(c, "  worker_processes: 1\n", "  worker_processes: 1\n  busy_poll: 100ms\n", 1)
 	}, routes)
 	assert.Contains(t, busy.log.String(), "busy polling")
 	spun := traffic(busy)

@@ -182,20 +182,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			log.Debug("metrics: dropped series of removed routes, arms and nodes", "series", n)
 		}
 	}}
+	// cpus: what Go may use (affinity and, since Go 1.25, a cgroup CPU
+	// limit), read before GOMAXPROCS is raised for the spare P.
+	cpus := runtime.GOMAXPROCS(0)
 	loops := cfg.WorkerProcesses
 	if loops <= 0 {
-		loops = runtime.GOMAXPROCS(0)
+		loops = cpus
 	}
 	if p := spareProc(loops, runtime.GOMAXPROCS(0)); p > 0 {
 		runtime.GOMAXPROCS(p)
 		log.Info("GOMAXPROCS raised so an idle event loop never holds the last P", "loops", loops, "gomaxprocs", p)
 	}
 	if cfg.BusyPoll > 0 {
-		log.Info("busy polling: each event loop keeps its core busy for up to busy_poll after its last event",
-			"busy_poll", cfg.BusyPoll.String(), "loops", loops)
-		if loops > runtime.NumCPU() {
-			log.Warn("busy_poll with more event loops than CPUs: spinning loops take turns on a core and add latency instead of saving it",
-				"loops", loops, "cpus", runtime.NumCPU())
+		log.Info("busy polling: each event loop keeps its core busy for up to busy_poll after its last socket event",
+			"busy_poll", cfg.BusyPoll.String(), "loops", loops, "cpus", cpus)
+		if loops > cpus {
+			log.Warn("busy_poll with more event loops than CPUs (affinity or cgroup limit): spinning loops take turns on a core, or exhaust a CPU quota, and add latency instead of saving it",
+				"loops", loops, "cpus", cpus)
 		}
 	}
 	builder := &router.Builder{Loops: loops, PluginAttr: pluginAttr(cfg)}
