@@ -22,25 +22,56 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--conns N] [--rounds N] [--secs S] [--values \"0 50us ...\"]" >&2; exit 2 ;;
   esac
 done
+[[ $CONNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "--conns, --rounds and --secs take whole numbers from 1" >&2; exit 2; }
 [ -x "$ROOT/bin/sluice" ] || { echo "no bin/sluice: run make build" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/sluice-busypoll.XXXXXX)
 PIDS=()
 cleanup() {
+  local rc=$? p i
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 50); do # 5 s for a graceful stop, then SIGKILL
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+    [ -z "${p:-}" ] && break
+    sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if [ "$rc" -ne 0 ]; then
+    echo "failed; logs kept in $WORK:" >&2
+    tail -n 5 "$WORK"/upstream.log "$WORK"/*/sluice.log >&2 2>/dev/null || true
+  else
+    rm -rf "$WORK"
+  fi
 }
 trap cleanup EXIT
 
 (cd "$SHARED/upstream" && go build -o "$WORK/upstream" .)
 (cd "$SHARED/ttfb" && go build -o "$WORK/ttfb" .)
 
+# port: a free loopback port (sluice's listeners; a race with another
+# process taking it in between shows as a failed start, reported below).
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(port)
-taskset -c 0 "$WORK/upstream" -addr "127.0.0.1:$UP" -delay 5 >"$WORK/upstream.log" 2>&1 &
+# listening HOST:PORT: wait up to 10 s until it accepts connections.
+listening() {
+  local i
+  for i in $(seq 100); do
+    python3 -c 'import socket,sys; h,p=sys.argv[1].rsplit(":",1); socket.create_connection((h,int(p)),0.2)' "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+taskset -c 0 "$WORK/upstream" -addr 127.0.0.1:0 -delay 5 >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
+for i in $(seq 100); do
+  UP=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$WORK/upstream.log")
+  [ -n "$UP" ] && break
+  sleep 0.1
+done
+[ -n "$UP" ] || { echo "the upstream did not start" >&2; exit 1; }
 
 declare -A URL PID
 NAMES=(direct)
@@ -71,7 +102,10 @@ EOF
   URL[$v]=http://127.0.0.1:$p/chat/completions
   NAMES+=("$v")
 done
-sleep 1.5
+for n in "${NAMES[@]}"; do
+  hp=${URL[$n]#http://}
+  listening "${hp%%/*}" || exit 1
+done
 ticks() { if [ -n "${PID[$1]:-}" ]; then awk '{print $14+$15}' "/proc/${PID[$1]}/stat"; else echo 0; fi; }
 run() { taskset -c 0 "$WORK/ttfb" -url "${URL[$1]}" -conns "$CONNS" -duration "$2" -events 20; }
 
@@ -81,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
   line="r$r"
   for n in "${NAMES[@]}"; do
     t0=$(ticks "$n")
-    res=$(run "$n" "${SECS}s" | sed -n 's/^RESULT //p')
+    res=$(run "$n" "${SECS}s" | sed -n 's/^RESULT //p') || { echo "ttfb against $n failed" >&2; exit 1; }
     cpu=$(( ($(ticks "$n") - t0) * 1000 / $(getconf CLK_TCK) / SECS ))
     line="$line $n=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["errors"]==0, d; print("%d/%d" % (d["ttfb_p50_us"], d["max_gap_p99_us"]))' "$res")/$cpu"
   done
