@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -120,20 +121,30 @@ func TestBusyPollWindow(t *testing.T) {
 		// the loop yields (once per idle period) or is preempted (10 ms+).
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		delays := make(chan time.Duration, 8)
-		_, w := pollerWithHook(t, time.Second, func() {
+		startOne := func() {
 			start := time.Now()
 			go func() { delays <- time.Since(start) }()
-		})
+		}
+		p, w := pollerWithHook(t, time.Second, startOne)
+		wait := func(what string) {
+			t.Helper()
+			select {
+			case d := <-delays:
+				assert.Less(t, d, 5*time.Millisecond, what)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the goroutine never ran: " + what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		for i := 0; i < 5; i++ {
 			_, err := unix.Write(w, []byte("x"))
 			require.NoError(t, err)
-			select {
-			case d := <-delays:
-				assert.Less(t, d, 5*time.Millisecond, "write %d", i)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the goroutine never ran")
-			}
-			time.Sleep(20 * time.Millisecond)
+			wait(fmt.Sprintf("started by socket callback %d", i))
+		}
+		// inside the window (the last write opened it): a task's goroutine
+		for i := 0; i < 3; i++ {
+			require.NoError(t, p.Trigger(queue.HighPriority, func(any) error { startOne(); return nil }, nil))
+			wait(fmt.Sprintf("started by task %d", i))
 		}
 	})
 

@@ -135,28 +135,32 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	// that a timer waking an idle loop does not keep it busy); idleSince is
 	// when polls started coming back empty after the last socket event.
 	var idleSince time.Time
-	var spin bool
+	var spin, yieldNext bool
 	for {
 		n, err := unix.EpollWait(p.fd, el.events, msec)
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			if msec == 0 && spin { // sluice
-				now := time.Now()
-				if idleSince.IsZero() {
-					// Once per idle period, as gnet does before it
-					// blocks: goroutines the callbacks started or woke
-					// sit in this P's runnext and run now, not after a
-					// thread wake-up or a preemption. Not on every poll:
-					// each Gosched puts this goroutine on the global
-					// queue and may wake another thread to take it.
-					idleSince = now
+				if idleSince.IsZero() || yieldNext {
+					// At the start of an idle period, and after tasks
+					// ran inside one, yield as gnet does before it
+					// blocks: goroutines the callbacks or tasks started
+					// or woke sit in this P's runnext and run now, not
+					// after a thread wake-up or a preemption. Not on
+					// every poll: each Gosched puts this goroutine on
+					// the global queue and may wake another thread to
+					// take it. The window starts after the yield.
 					runtime.Gosched()
+					yieldNext = false
+					if idleSince.IsZero() {
+						idleSince = time.Now()
+					}
 					continue
 				}
-				if now.Sub(idleSince) < p.busyPoll {
+				if time.Since(idleSince) < p.busyPoll {
 					continue
 				}
 			}
-			idleSince, spin = time.Time{}, false
+			idleSince, spin, yieldNext = time.Time{}, false, false
 			msec = -1
 			runtime.Gosched()
 			continue
@@ -183,6 +187,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 
 		if doChores {
 			doChores = false
+			yieldNext = spin // sluice
 			task := p.urgentAsyncTaskQueue.Dequeue()
 			for ; task != nil; task = p.urgentAsyncTaskQueue.Dequeue() {
 				err = task.Exec(task.Param)
