@@ -64,11 +64,14 @@ listening() {
   echo "nothing listens on $1" >&2
   return 1
 }
+: >"$WORK/upstream.log"
 taskset -c 0 "$WORK/upstream" -addr 127.0.0.1:0 -delay 5 >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
+UP=
 for i in $(seq 100); do
   UP=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$WORK/upstream.log")
   [ -n "$UP" ] && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || break # the upstream died
   sleep 0.1
 done
 [ -n "$UP" ] || { echo "the upstream did not start" >&2; exit 1; }
@@ -106,7 +109,10 @@ for n in "${NAMES[@]}"; do
   hp=${URL[$n]#http://}
   listening "${hp%%/*}" || exit 1
 done
-ticks() { if [ -n "${PID[$1]:-}" ]; then awk '{print $14+$15}' "/proc/${PID[$1]}/stat"; else echo 0; fi; }
+ticks() {
+  if [ -z "${PID[$1]:-}" ]; then echo 0; return; fi
+  awk '{print $14+$15}' "/proc/${PID[$1]}/stat" 2>/dev/null || { echo "sluice with busy_poll $1 is gone" >&2; return 1; }
+}
 run() { taskset -c 0 "$WORK/ttfb" -url "${URL[$1]}" -conns "$CONNS" -duration "$2" -events 20; }
 
 for n in "${NAMES[@]}"; do run "$n" 2s >/dev/null || { echo "warm-up of $n failed" >&2; exit 1; }; done
@@ -116,8 +122,13 @@ for r in $(seq 1 "$ROUNDS"); do
   for n in "${NAMES[@]}"; do
     t0=$(ticks "$n")
     res=$(run "$n" "${SECS}s" | sed -n 's/^RESULT //p') || { echo "ttfb against $n failed" >&2; exit 1; }
-    cpu=$(( ($(ticks "$n") - t0) * 1000 / $(getconf CLK_TCK) / SECS ))
-    line="$line $n=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["errors"]==0, d; print("%d/%d" % (d["ttfb_p50_us"], d["max_gap_p99_us"]))' "$res")/$cpu"
+    [ -n "$res" ] || { echo "ttfb against $n printed no result" >&2; exit 1; }
+    t1=$(ticks "$n")
+    cpu=$(( (t1 - t0) * 1000 / $(getconf CLK_TCK) / SECS ))
+    v=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+if d["errors"]: sys.exit("%s: %d failed streams, first: %s" % (sys.argv[2], d["errors"], d.get("first_error")))
+print("%d/%d" % (d["ttfb_p50_us"], d["max_gap_p99_us"]))' "$res" "$n")
+    line="$line $n=$v/$cpu"
   done
   echo "$line" | tee -a "$WORK/rounds"
 done

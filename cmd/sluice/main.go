@@ -195,7 +195,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.BusyPoll > 0 {
 		log.Info("busy polling: each event loop keeps its core busy for up to busy_poll after its last socket event",
-			"busy_poll", cfg.BusyPoll.String(), "loops", loops, "cpus", cpus)
+			"busy_poll", fmt.Sprintf("%dus", cfg.BusyPoll.Microseconds()), "loops", loops, "cpus", cpus)
 		if loops > cpus {
 			log.Warn("busy_poll with more event loops than CPUs (affinity or cgroup limit): spinning loops take turns on a core, or exhaust a CPU quota, and add latency instead of saving it",
 				"loops", loops, "cpus", cpus)
