@@ -98,7 +98,8 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		if err != nil {
 			return err
 		}
-		p.SetBusyPoll(eng.opts.BusyPoll) // sluice
+		p.SetBusyPoll(eng.opts.BusyPoll)         // sluice
+		p.SetBusyPollGate(eng.opts.BusyPollGate) // sluice
 		el := new(eventloop)
 		el.listeners = lns
 		el.engine = eng
@@ -141,7 +142,8 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		if err != nil {
 			return err
 		}
-		p.SetBusyPoll(eng.opts.BusyPoll) // sluice
+		p.SetBusyPoll(eng.opts.BusyPoll)         // sluice
+		p.SetBusyPollGate(eng.opts.BusyPollGate) // sluice
 		el := new(eventloop)
 		el.listeners = eng.listeners
 		el.engine = eng

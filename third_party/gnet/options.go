@@ -105,6 +105,10 @@ type Options struct {
 	// Implemented for the default Linux poller; ignored elsewhere.
 	BusyPoll time.Duration
 
+	// BusyPollGate (sluice's patch), when set, is asked on every poll of a
+	// busy-poll window; while it returns false the loop blocks instead.
+	BusyPollGate func() bool
+
 	// TCPKeepAlive enables the TCP keep-alive mechanism (SO_KEEPALIVE) and set its value
 	// on TCP_KEEPIDLE.
 	// When TCPKeepInterval is not set, 1/5 of TCPKeepAlive will be set on TCP_KEEPINTVL,
@@ -334,5 +338,12 @@ func WithEdgeTriggeredIOChunk(chunk int) Option {
 func WithBusyPoll(d time.Duration) Option {
 	return func(opts *Options) {
 		opts.BusyPoll = d
+	}
+}
+
+// WithBusyPollGate sets BusyPollGate (sluice's patch).
+func WithBusyPollGate(gate func() bool) Option {
+	return func(opts *Options) {
+		opts.BusyPollGate = gate
 	}
 }

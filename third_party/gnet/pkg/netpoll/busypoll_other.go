@@ -8,3 +8,6 @@ import "time"
 
 // SetBusyPoll is a no-op on this poller: it always blocks at once.
 func (p *Poller) SetBusyPoll(time.Duration) {}
+
+// SetBusyPollGate is a no-op on this poller.
+func (p *Poller) SetBusyPollGate(func() bool) {}

@@ -42,6 +42,16 @@ type Poller struct {
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
 	busyPoll                    time.Duration        // sluice: poll this long before sleeping
+	busyGate                    func() bool          // sluice: polling allowed now (nil = always)
+}
+
+// SetBusyPollGate makes Polling stop a busy-poll window, and block, while
+// gate returns false: the owner's goroutines (a dial, a call to another
+// server) need the CPU a polling loop would take from them. gate runs on
+// every poll of a window; it must be cheap. Call before Polling starts
+// (sluice's patch).
+func (p *Poller) SetBusyPollGate(gate func() bool) {
+	p.busyGate = gate
 }
 
 // SetBusyPoll makes Polling keep calling epoll_wait with a zero timeout for
@@ -156,7 +166,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 					}
 					continue
 				}
-				if time.Since(idleSince) < p.busyPoll {
+				if time.Since(idleSince) < p.busyPoll && (p.busyGate == nil || p.busyGate()) {
 					continue
 				}
 			}
