@@ -5,6 +5,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,6 +149,21 @@ func TestBusyPollWindow(t *testing.T) {
 		}
 	})
 
+	t.Run("on: the gate closed, the loop sleeps; opened, it polls", func(t *testing.T) {
+		var open atomic.Bool
+		p, w := pollerWithSocket(t, window)
+		p.SetBusyPollGate(open.Load) // read on every poll; safe to set before the event
+		_, err := unix.Write(w, []byte("x"))
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		assert.Less(t, cpuOver(t, 150*time.Millisecond), sleeping, "gate closed")
+		open.Store(true)
+		_, err = unix.Write(w, []byte("y"))
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		assert.Greater(t, cpuOver(t, 150*time.Millisecond), spinning*150/250, "gate open")
+	})
+
 	t.Run("on: a task alone (the sweep ticker) does not start a window", func(t *testing.T) {
 		p, _ := pollerWithSocket(t, window)
 		ran := make(chan struct{})
@@ -156,6 +172,27 @@ func TestBusyPollWindow(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		assert.Less(t, cpuOver(t, 250*time.Millisecond), sleeping)
 	})
+}
+
+// TestOffLoopGate: while a goroutine started with goOffLoop runs, busy
+// polling is not allowed; afterwards it is again.
+func TestOffLoopGate(t *testing.T) {
+	s := New(Options{Publisher: &router.Publisher{}, BusyPoll: time.Millisecond})
+	assert.True(t, s.busyPollAllowed())
+	release, done := make(chan struct{}), make(chan struct{})
+	s.goOffLoop(func() { <-release })
+	s.goOffLoop(func() { <-release; close(done) })
+	assert.False(t, s.busyPollAllowed(), "two goroutines running")
+	close(release)
+	<-done
+	require.Eventually(t, s.busyPollAllowed, 5*time.Second, time.Millisecond, "both finished")
+
+	var o gnet.Options
+	for _, opt := range s.gnetOptions() {
+		opt(&o)
+	}
+	require.NotNil(t, o.BusyPollGate, "the gate reaches gnet")
+	assert.True(t, o.BusyPollGate())
 }
 
 // TestBusyPollOption: Options.BusyPoll reaches the event loops' poller.

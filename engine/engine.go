@@ -82,7 +82,23 @@ func (s *Server) gnetOptions() []gnet.Option {
 		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithLogger(gnetLogger{s.opts.Logger}),
 		gnet.WithBusyPoll(s.opts.BusyPoll),
+		gnet.WithBusyPollGate(s.busyPollAllowed),
 	}
+}
+
+// busyPollAllowed tells a busy-polling loop whether it may keep polling:
+// not while a goroutine a request waits for runs (see offLoop). Measured
+// with a new upstream connection per request and one core: polling through
+// the dial added 62 µs at 50us and over 1 ms at 1ms to the first event.
+func (s *Server) busyPollAllowed() bool { return s.offLoop.Load() == 0 }
+
+// goOffLoop runs fn on its own goroutine, counted in offLoop while it runs.
+func (s *Server) goOffLoop(fn func()) {
+	s.offLoop.Add(1)
+	go func() {
+		defer s.offLoop.Add(-1)
+		fn()
+	}()
 }
 
 func (o *Options) setDefaults() {
@@ -125,6 +141,11 @@ func (o *Options) setDefaults() {
 type Server struct {
 	opts Options
 	h    *handler
+	// offLoop counts goroutines the loops started and whose work a request
+	// waits for (dials, deferred plugin steps, re-enrolling a socket);
+	// while any runs, busy-polling loops sleep instead, so that they do
+	// not take the CPU that work needs.
+	offLoop atomic.Int64
 
 	booted  chan struct{}
 	done    chan struct{}

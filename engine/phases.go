@@ -85,7 +85,7 @@ func (l *loop) runPre(ex *exchange) bool {
 // chain on the loop with its result (plugin.Ctx.Defer).
 func (l *loop) deferWork(ex *exchange, work func() plugin.Result) {
 	gen := ex.gen
-	go func() {
+	l.h.s.goOffLoop(func() {
 		res := work()
 		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			l.resumeWork(ex, gen, res)
@@ -94,7 +94,7 @@ func (l *loop) deferWork(ex *exchange, work func() plugin.Result) {
 		if err != nil {
 			l.opts.Logger.Warn("plugin: could not resume a deferred request", "err", err)
 		}
-	}()
+	})
 }
 
 // resumeWork continues ex after a deferred step, unless the request ended

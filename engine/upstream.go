@@ -176,7 +176,7 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 			ClientCert: u.TLS.ClientCert, ClientKey: u.TLS.ClientKey, SendTimeout: orDefault(u.Timeouts.Send)}
 	}
 	dialer := l.opts.TLS
-	go func() {
+	l.h.s.goOffLoop(func() {
 		var nc net.Conn
 		var err error
 		if target != nil {
@@ -209,7 +209,7 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 				return nil
 			}))
 		}
-	}()
+	})
 }
 
 // poolKeyFor is the pool identity of node i of u at addr (Pingora: the
