@@ -4,7 +4,10 @@ package engine
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	errorx "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"github.com/panjf2000/gnet/v2/pkg/queue"
+	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/router"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -174,18 +178,18 @@ func TestBusyPollWindow(t *testing.T) {
 	})
 }
 
-// TestOffLoopGate: while a goroutine started with goOffLoop runs, busy
+// TestOffLoopGate: while a goroutine counted by startOffLoop runs, busy
 // polling is not allowed; afterwards it is again.
 func TestOffLoopGate(t *testing.T) {
 	s := New(Options{Publisher: &router.Publisher{}, BusyPoll: time.Millisecond})
 	assert.True(t, s.busyPollAllowed())
-	release, done := make(chan struct{}), make(chan struct{})
-	s.goOffLoop(func() { <-release })
-	s.goOffLoop(func() { <-release; close(done) })
+	s.startOffLoop()
+	s.startOffLoop()
 	assert.False(t, s.busyPollAllowed(), "two goroutines running")
-	close(release)
-	<-done
-	require.Eventually(t, s.busyPollAllowed, 5*time.Second, time.Millisecond, "both finished")
+	s.endOffLoop()
+	assert.False(t, s.busyPollAllowed(), "one goroutine running")
+	s.endOffLoop()
+	assert.True(t, s.busyPollAllowed(), "both finished")
 
 	var o gnet.Options
 	for _, opt := range s.gnetOptions() {
@@ -204,4 +208,55 @@ func TestBusyPollOption(t *testing.T) {
 	}
 	assert.Equal(t, 300*time.Microsecond, o.BusyPoll)
 	assert.Equal(t, s.opts.Loops, o.NumEventLoop)
+}
+
+// TestOffLoopWork: a deferred plugin step and a pending upstream dial keep
+// busy polling off while a request waits for them, and allow it again
+// once they are done.
+func TestOffLoopWork(t *testing.T) {
+	post := func(addr, path string) chan int {
+		done := make(chan int, 1)
+		go func() {
+			resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				done <- -1
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		return done
+	}
+	t.Run("deferred step", func(t *testing.T) {
+		g, _ := gatedGateway(t)
+		done := post(g.addr, "/chat/completions")
+		require.Eventually(t, func() bool { return !g.srv.busyPollAllowed() }, 5*time.Second, time.Millisecond, "off while the step waits")
+		gate <- 0
+		assert.Equal(t, 200, <-done)
+		require.Eventually(t, g.srv.busyPollAllowed, 5*time.Second, time.Millisecond, "on again")
+	})
+	t.Run("dial", func(t *testing.T) {
+		// a listener with a full accept queue: the gateway's SYN goes
+		// unanswered and its dial waits for the connect timeout
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+		require.NoError(t, unix.Listen(fd, 0))
+		sa, err := unix.Getsockname(fd)
+		require.NoError(t, err)
+		addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+		for i := 0; i < 2; i++ {
+			if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
+		}
+		r := routeTo("d", "/d", addr)
+		r.Upstream.Timeout = &model.Timeout{Connect: 1, Send: 2, Read: 2}
+		g := startTestGateway(t, 1, snapshot(r))
+		done := post(g.addr, "/d")
+		require.Eventually(t, func() bool { return !g.srv.busyPollAllowed() }, 5*time.Second, time.Millisecond, "off while the dial waits")
+		assert.Equal(t, 504, <-done, "the connect timed out")
+		require.Eventually(t, g.srv.busyPollAllowed, 5*time.Second, time.Millisecond, "on again")
+	})
 }

@@ -188,7 +188,9 @@ func (l *loop) resumePaused() {
 // loop, and a failure runs failed on the loop.
 func (l *loop) reenroll(fd int, ctx any, failed func()) {
 	el := l.el
-	l.h.s.goOffLoop(func() {
+	l.h.s.startOffLoop()
+	go func() {
+		defer l.h.s.endOffLoop()
 		nc, err := fdConn(fd, "paused")
 		if err == nil {
 			var ch <-chan gnet.RegisteredResult
@@ -206,7 +208,7 @@ func (l *loop) reenroll(fd int, ctx any, failed func()) {
 				return nil
 			}))
 		}
-	})
+	}()
 }
 
 // resumeLoop runs on its own goroutine for the server's lifetime: woken

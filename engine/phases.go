@@ -85,7 +85,9 @@ func (l *loop) runPre(ex *exchange) bool {
 // chain on the loop with its result (plugin.Ctx.Defer).
 func (l *loop) deferWork(ex *exchange, work func() plugin.Result) {
 	gen := ex.gen
-	l.h.s.goOffLoop(func() {
+	l.h.s.startOffLoop()
+	go func() {
+		defer l.h.s.endOffLoop()
 		res := work()
 		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			l.resumeWork(ex, gen, res)
@@ -94,7 +96,7 @@ func (l *loop) deferWork(ex *exchange, work func() plugin.Result) {
 		if err != nil {
 			l.opts.Logger.Warn("plugin: could not resume a deferred request", "err", err)
 		}
-	})
+	}()
 }
 
 // resumeWork continues ex after a deferred step, unless the request ended

@@ -176,7 +176,9 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 			ClientCert: u.TLS.ClientCert, ClientKey: u.TLS.ClientKey, SendTimeout: orDefault(u.Timeouts.Send)}
 	}
 	dialer := l.opts.TLS
-	l.h.s.goOffLoop(func() {
+	l.h.s.startOffLoop()
+	go func() {
+		defer l.h.s.endOffLoop()
 		var nc net.Conn
 		var err error
 		if target != nil {
@@ -209,7 +211,7 @@ func (l *loop) dial(ex *exchange, p *pool, u *balancer.Upstream) {
 				return nil
 			}))
 		}
-	})
+	}()
 }
 
 // poolKeyFor is the pool identity of node i of u at addr (Pingora: the
