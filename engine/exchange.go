@@ -595,7 +595,7 @@ func (l *loop) pumpBody(ex *exchange) {
 	cl.c.Discard(n)
 	if ex.bodyKind == http1.BodyLength && !cl.lowatOff {
 		want := int32(1)
-		if !ex.reqDone {
+		if !ex.reqDone && ex.bodyLeft >= lowatMin {
 			want = int32(min(ex.bodyLeft, lowatMax))
 		}
 		l.setLowat(cl, want)
@@ -612,7 +612,10 @@ func (l *loop) pumpBody(ex *exchange) {
 // gets the kernel's default back (the sweep), so a slow upload is relayed
 // as it comes and the body timeout counts its real reads.
 const (
-	lowatMax  = 256 << 10 // = readBufferCap
+	lowatMax = 256 << 10 // = readBufferCap
+	// lowatMin: a body with less than this left is read as it comes; a
+	// threshold would save a wake-up or two for two setsockopt calls.
+	lowatMin  = 64 << 10
 	lowatIdle = 100 * time.Millisecond
 )
 
