@@ -119,31 +119,36 @@ func (it *item) served(res, id string) any {
 // snapshot may be handed to router.Build.
 func (st *state) snapshot(ch *change) *model.Snapshot {
 	snap := model.NewSnapshot()
-	each := func(res string, f func(id string, o any)) {
-		ids := st.sortedIDs(res)
-		if ch != nil && ch.res == res && st.items[res][ch.id] == nil {
-			ids = append(ids, ch.id)
-			slices.Sort(ids)
+	st.each(ch, "routes", func(_ string, o any) { snap.Routes = append(snap.Routes, o.(*model.Route)) })
+	st.each(ch, "upstreams", func(id string, o any) { snap.Upstreams[id] = o.(*model.Upstream) })
+	st.each(ch, "services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
+	st.each(ch, "plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
+	st.each(ch, "global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
+	st.each(ch, "consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })
+	return snap
+}
+
+// each calls f, in id order, with what stands for every res item in st
+// with ch applied (ch may be nil): the change's object for the item it
+// writes, item.served for the others; items with nothing to serve (a
+// delete, a placeholder that does not read) are skipped.
+func (st *state) each(ch *change, res string, f func(id string, o any)) {
+	ids := st.sortedIDs(res)
+	if ch != nil && ch.res == res && st.items[res][ch.id] == nil {
+		ids = append(ids, ch.id)
+		slices.Sort(ids)
+	}
+	for _, id := range ids {
+		var o any
+		if ch.replaces(res, id) {
+			o = ch.obj
+		} else {
+			o = st.items[res][id].served(res, id)
 		}
-		for _, id := range ids {
-			var o any
-			if ch.replaces(res, id) {
-				o = ch.obj
-			} else {
-				o = st.items[res][id].served(res, id)
-			}
-			if o != nil {
-				f(id, o)
-			}
+		if o != nil {
+			f(id, o)
 		}
 	}
-	each("routes", func(_ string, o any) { snap.Routes = append(snap.Routes, o.(*model.Route)) })
-	each("upstreams", func(id string, o any) { snap.Upstreams[id] = o.(*model.Upstream) })
-	each("services", func(id string, o any) { snap.Services[id] = o.(*model.Service) })
-	each("plugin_configs", func(id string, o any) { snap.PluginConfigs[id] = o.(json.RawMessage) })
-	each("global_rules", func(id string, o any) { snap.GlobalRules[id] = o.(json.RawMessage) })
-	each("consumers", func(id string, o any) { snap.Consumers[id] = o.(*model.Consumer) })
-	return snap
 }
 
 // splitKey parses "<prefix>/<res>/<id>"; ok is false for keys of other

@@ -165,29 +165,20 @@ func consumerOf(id string, it *item) *model.Consumer {
 // says which.
 func (st *state) sharedConsumerKey(ch *change) (id string, err error) {
 	seen := map[[2]string]string{}
-	ids := st.sortedIDs("consumers")
-	if ch != nil && ch.res == "consumers" && st.items["consumers"][ch.id] == nil {
-		ids = append(ids, ch.id)
-		slices.Sort(ids)
-	}
-	for _, id := range ids {
-		var c *model.Consumer
-		if ch.replaces("consumers", id) {
-			c, _ = ch.obj.(*model.Consumer) // nil: deleted
-		} else {
-			c = consumerOf(id, st.items["consumers"][id])
-		}
-		if c == nil {
-			continue
+	st.each(ch, "consumers", func(cid string, o any) {
+		c, _ := o.(*model.Consumer)
+		if c == nil || err != nil {
+			return
 		}
 		for p, k := range consumerKeys(c) {
 			if other, dup := seen[[2]string{p, k}]; dup {
-				return id, fmt.Errorf("consumer %s: duplicate key found with consumer: %s", id, other)
+				id, err = cid, fmt.Errorf("consumer %s: duplicate key found with consumer: %s", cid, other)
+				return
 			}
-			seen[[2]string{p, k}] = id
+			seen[[2]string{p, k}] = cid
 		}
-	}
-	return "", nil
+	})
+	return id, err
 }
 
 // decodeSSL checks an ssl (APISIX schema_def.lua ssl): a certificate and
