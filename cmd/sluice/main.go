@@ -189,7 +189,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if loops <= 0 {
 		loops = cpus
 	}
-	if p := spareProc(loops, runtime.GOMAXPROCS(0)); p > 0 {
+	if p := spareProc(loops, cpus); p > 0 {
 		runtime.GOMAXPROCS(p)
 		log.Info("GOMAXPROCS raised so an idle event loop never holds the last P", "loops", loops, "gomaxprocs", p)
 	}
