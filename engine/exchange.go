@@ -95,7 +95,7 @@ type exchange struct {
 	pending bool       // a plugin step runs off the loop (Ctx.Defer)
 	logged  bool       // the Log phase ran
 	plain   []byte     // de-chunked request body for plugins
-	uri     []byte     // a plugin-built upstream path, normalised
+	uri     []byte     // scratch: a copy of a plugin-built upstream path to check
 	usage   plugin.UsageScanner
 	// scanUsage: the response may carry LLM usage (JSON/SSE, not compressed)
 	scanUsage bool
@@ -341,16 +341,17 @@ func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 // proceed sends ex to its upstream: the split arm a plugin chose, or the
 // route's.
 func (l *loop) proceed(ex *exchange) {
-	if uri := ex.pc.URI; uri != nil && http1.NeedsNormalize(uri) {
-		// a rewrite built from request variables ($arg_x = "../../admin")
-		// must not put back what the request path's normalisation took out
+	if uri := ex.pc.URI; ex.pc.URIBuilt && http1.NeedsNormalize(uri) {
+		// A rewrite built from request values ($arg_x = "../../admin") must
+		// not put back what the request path's normalisation took out: a
+		// dot segment is refused. The path itself goes upstream as built
+		// ("//" and encodings kept, as APISIX sends it); the check runs on
+		// a copy.
 		ex.uri = append(ex.uri[:0], uri...)
-		k, ok := http1.NormalizeBuiltPath(ex.uri)
-		if !ok {
+		if _, ok := http1.NormalizeBuiltPath(ex.uri); !ok {
 			l.fail(ex, 400, "invalid path after rewrite")
 			return
 		}
-		ex.pc.URI = ex.uri[:k:k]
 	}
 	u := ex.pc.Upstream
 	if u == nil {

@@ -230,6 +230,34 @@ func TestHTTP10ClientAndCodedChunks(t *testing.T) {
 	}
 }
 
+// TestRewriteAsWritten: a configured rewrite path goes upstream as written,
+// "//" kept, as APISIX sends it: a literal proxy-rewrite uri,
+// a traffic-split arm's uri, and one built from request values (only a dot
+// segment from those values is refused, TestRewriteCannotClimb).
+func TestRewriteAsWritten(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	lit := routeTo("lit", "/lit", up)
+	lit.Plugins = map[string]json.RawMessage{"proxy-rewrite": json.RawMessage(`{"uri":"/v1//chat"}`)}
+	built := routeTo("built", "/built", up)
+	built.Plugins = map[string]json.RawMessage{"proxy-rewrite": json.RawMessage(`{"uri":"/v1//m/$arg_model/$arg_none/x"}`)}
+	arm := routeTo("arm", "/arm", up)
+	arm.Plugins = map[string]json.RawMessage{"traffic-split": json.RawMessage(`{"rules":[{"weighted_upstreams":[
+		{"weight":1,"upstream":{"nodes":{"` + up + `":1}},"rewrite":{"uri":"/v2//chat"}}]}]}`)}
+	g := startTestGateway(t, 1, snapshot(lit, built, arm))
+	for _, tc := range []struct{ target, want string }{
+		{"/lit", "/v1//chat"},
+		{"/built?model=gpt-4o", "/v1//m/gpt-4o//x"},
+		{"/arm", "/v2//chat"},
+	} {
+		c := dialSend(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.target)
+		require.Equal(t, 200, resp.StatusCode, tc.target)
+		assert.Equal(t, tc.want, next(t, seen).path, tc.target)
+	}
+}
+
 // TestRewriteCannotClimb: a proxy-rewrite uri built from request values
 // ("/v1/models/$arg_model/chat") cannot be steered out of its prefix with
 // dot segments in those values; other values pass.

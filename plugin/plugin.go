@@ -219,8 +219,12 @@ type Ctx struct {
 	Arm *Arm
 	// URI replaces the request path sent upstream (the query is kept unless
 	// Query is set). It must point to compiled or scratch bytes.
-	URI   []byte
-	Query []byte // replaces the query when non-nil (without '?')
+	URI []byte
+	// URIBuilt says URI holds request values (variables, regex captures):
+	// the engine refuses it when they make a "." or ".." segment. A literal
+	// URI (validated when configured) goes upstream as written.
+	URIBuilt bool
+	Query    []byte // replaces the query when non-nil (without '?')
 	// Method replaces the request method sent upstream.
 	Method []byte
 	// Host replaces the Host header sent upstream.

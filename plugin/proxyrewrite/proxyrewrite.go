@@ -299,7 +299,7 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 	var locs []int
 	switch {
 	case k.literal:
-		c.URI = k.litPath
+		c.URI, c.URIBuilt = k.litPath, false
 		if k.hasQuery {
 			k.setQuery(c, k.litQuery, false)
 		}
@@ -372,6 +372,7 @@ func (b *uriBuilder) putMoved(mark, src int) []byte {
 // finish sets c.URI (and c.Query) from a built URI and keeps c.Scratch.
 func (k *conf) finish(c *plugin.Ctx, b *uriBuilder) {
 	c.Scratch = b.dst
+	c.URIBuilt = true
 	end := len(b.dst)
 	if b.split < 0 {
 		c.URI = b.dst[b.start:end:end]

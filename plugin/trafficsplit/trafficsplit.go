@@ -418,7 +418,7 @@ func (s *split) Access(c *plugin.Ctx) plugin.Result {
 			c.Upstream = a.up
 		}
 		if a.uri != nil {
-			c.URI = a.uri
+			c.URI, c.URIBuilt = a.uri, false
 		}
 		if len(a.ops) > 0 {
 			c.HeaderOps = append(c.HeaderOps, a.ops...)
