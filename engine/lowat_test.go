@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // A fast upload makes the loop ask for big reads (SO_RCVLOWAT); when the
@@ -123,4 +126,79 @@ func TestLowatResetForTunnel(t *testing.T) {
 	_, err = io.WriteString(c, "ping")
 	require.NoError(t, err)
 	assert.Equal(t, "ping<nil>", <-got, "tunnel bytes reach the upstream")
+}
+
+// An answer the gateway makes mid-body (here a 502: the upstream closed
+// while the body streamed) lingers to drain what the client still sends.
+// The threshold raised for the body's big reads must be back to the
+// kernel's default for that, also when the client was paused (the
+// upstream stopped reading) as the answer came: read on the gateway's own
+// socket, it is 1, so a client that sends a last few bytes and stops is
+// drained, not reset at the close.
+func TestLowatResetForLinger(t *testing.T) {
+	const part = 512 << 10 // two full reads: the threshold is up
+	release := make(chan struct{})
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := http.ReadRequest(r); err != nil {
+			return
+		}
+		io.ReadFull(r, make([]byte, part))
+		<-release
+		c.Close() // no response: the gateway answers 502 with most of the body unread
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("1", "/up", up)))
+	c := dialSend(t, g.addr, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 64<<20))
+	_, err := c.Write(make([]byte, part))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return serverRcvLowat(t, c) > 1 }, 5*time.Second, time.Millisecond,
+		"the body is read in big reads first")
+	// more body than the upstream's socket and the gateway's cap hold: the
+	// gateway pauses the client
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		c.Write(make([]byte, 24<<20))
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 502, resp.StatusCode)
+	assert.Equal(t, 1, serverRcvLowat(t, c), "the linger reads every byte")
+	c.Close()
+	<-wrote
+}
+
+// serverRcvLowat reads SO_RCVLOWAT on the gateway's end of the client
+// connection c (the test gateway runs in this process): the socket whose
+// local and peer addresses are c's, swapped; -1 if there is none.
+func serverRcvLowat(t *testing.T, c net.Conn) int {
+	local, peer := c.RemoteAddr().(*net.TCPAddr), c.LocalAddr().(*net.TCPAddr)
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil || !sameAddr(sa, local) {
+			continue
+		}
+		if pa, err := unix.Getpeername(fd); err != nil || !sameAddr(pa, peer) {
+			continue
+		}
+		v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+		require.NoError(t, err)
+		return v
+	}
+	return -1
+}
+
+func sameAddr(sa unix.Sockaddr, a *net.TCPAddr) bool {
+	in, ok := sa.(*unix.SockaddrInet4)
+	return ok && in.Port == a.Port && net.IP(in.Addr[:]).Equal(a.IP)
 }
