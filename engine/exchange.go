@@ -480,7 +480,7 @@ func (l *loop) connect(ex *exchange, retry bool) {
 	ex.cur.Start(node)
 	ex.picked = true
 	p := l.pool(poolKeyFor(u, node, addr), u)
-	if uc := p.get(); uc != nil {
+	if uc := p.get(l.now); uc != nil {
 		ex.reused = true
 		l.attach(ex, uc)
 		return

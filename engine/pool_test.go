@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +70,91 @@ func TestUnusedPoolsRetire(t *testing.T) {
 	get("/fast") // a new pool serves the next request
 	onLoop(t, l, func() { pools = len(l.pools) })
 	assert.Equal(t, 1, pools)
+}
+
+// A request on a pooled connection that the upstream closes without
+// answering: a GET is sent again on a fresh connection (the upstream had
+// most likely closed it while idle); a POST is not (the upstream may have
+// read and acted on it: a chat completion sent twice is billed twice), and
+// the client gets a 502, as from nginx.
+func TestResendOnlyIdempotent(t *testing.T) {
+	for _, method := range []string{"GET", "DELETE", "POST", "PATCH"} {
+		t.Run(method, func(t *testing.T) {
+			var got atomic.Int32 // requests under test the upstream read
+			var conns atomic.Int32
+			up := acceptEach(t, func(c net.Conn) {
+				first := conns.Add(1) == 1
+				r := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if req.URL.RawQuery == "" { // the request under test
+						got.Add(1)
+						if first {
+							return // read it, then closed without an answer
+						}
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			g := startTestGateway(t, 1, snapshot(routeTo("1", "/up", up)))
+			c := dialSend(t, g.addr, "GET /up?prime HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(c)
+			resp, err := http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			io.Copy(io.Discard, resp.Body)
+			require.Equal(t, 200, resp.StatusCode, "the first request pools the connection")
+			_, err = io.WriteString(c, method+" /up HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\namount=10")
+			require.NoError(t, err)
+			resp, err = http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			if method == "POST" || method == "PATCH" {
+				assert.Equal(t, 502, resp.StatusCode)
+				assert.EqualValues(t, 1, got.Load(), "sent once")
+				return
+			}
+			assert.Equal(t, 200, resp.StatusCode, "sent again on a fresh connection")
+			assert.EqualValues(t, 2, got.Load())
+		})
+	}
+}
+
+// stale tells an idle connection the peer closed, or sent to unasked,
+// from one still open, without consuming anything.
+func TestStale(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	pair := func() (mine *net.TCPConn, fd int, peer net.Conn) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		peer, err = ln.Accept()
+		require.NoError(t, err)
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		require.NoError(t, err)
+		require.NoError(t, raw.Control(func(f uintptr) { fd = int(f) }))
+		return c.(*net.TCPConn), fd, peer
+	}
+
+	c, fd, peer := pair()
+	assert.False(t, stale(fd), "open and quiet")
+	peer.Close()
+	require.Eventually(t, func() bool { return stale(fd) }, 2*time.Second, time.Millisecond, "closed by the peer")
+	c.Close()
+
+	c, fd, peer = pair()
+	defer peer.Close()
+	_, err = io.WriteString(peer, "HTTP/1.1 408 Request Timeout\r\n\r\n")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return stale(fd) }, 2*time.Second, time.Millisecond, "sent something unasked")
+	b := make([]byte, 3)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err)
+	assert.Equal(t, "HTT", string(b), "a peek: nothing consumed")
+	c.Close()
 }

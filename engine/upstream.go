@@ -75,18 +75,61 @@ func (l *loop) pool(key poolKey, u *balancer.Upstream) *pool {
 	return p
 }
 
-// get takes the most recently used idle connection, or nil.
-func (p *pool) get() *upConn {
+// get takes the most recently used idle connection, or nil. One idle for
+// staleCheckAfter or longer is first checked for a close the loop has not
+// seen yet (see stale), and closed instead of used.
+func (p *pool) get(now int64) *upConn {
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		uc.inPool = false
-		if !uc.dead {
-			return uc
+		if uc.dead {
+			continue
 		}
+		if now-uc.idleAt >= int64(staleCheckAfter) && stale(uc.c.Fd()) {
+			uc.dead = true
+			uc.c.Close()
+			continue
+		}
+		return uc
 	}
 	return nil
+}
+
+// staleCheckAfter is how long a pooled connection must have been idle to
+// be checked before it is used. An upstream closes idle connections after
+// its keep-alive timeout (seconds), and a request written into one it has
+// just closed cannot be sent again if it is not idempotent (upstreamLost).
+// Connections reused sooner, as under load, skip the system call.
+const staleCheckAfter = time.Second
+
+// stale reports whether the idle connection on fd can no longer carry a
+// request: the peer closed it (EOF or an error), or sent something
+// unasked (a 408 before closing). One non-blocking peek.
+func stale(fd int) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN // nothing to read and no EOF: usable
+}
+
+// method is the request method sent upstream (a plugin may replace it).
+func (ex *exchange) method() []byte {
+	if ex.pc.Method != nil {
+		return ex.pc.Method
+	}
+	return ex.req.Method
+}
+
+// idempotent reports whether a request with method m may be sent again
+// after the upstream may have read it: any method but nginx's
+// non-idempotent three.
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "POST", "PATCH", "LOCK":
+		return false
+	}
+	return true
 }
 
 func (p *pool) remove(uc *upConn) {
@@ -399,9 +442,12 @@ func (l *loop) upstreamLost(ex *exchange) {
 		l.finishResponse(ex, false)
 		return
 	}
-	if !ex.respStarted && ex.resp.Status == 0 && ex.reused && !ex.redone && ex.bodyKept {
+	if !ex.respStarted && ex.resp.Status == 0 && ex.reused && !ex.redone && ex.bodyKept && idempotent(ex.method()) {
 		// A pooled connection the upstream had closed while idle: send
 		// the request again on a fresh one (Pingora's ReusedOnly retry).
+		// Not a POST, PATCH or LOCK (nginx's rule): the upstream may
+		// have read it and acted before closing, and a chat completion
+		// sent twice is billed twice.
 		ex.redone = true
 		l.nodeDone(ex, 0)
 		l.connect(ex, false)
