@@ -220,6 +220,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	// the exchange, because gnet's buffer is reused after Discard and the
 	// upstream head may be built in a later callback (dial, retry).
 	ex.bodyKind = r.Body
+	ex.bodyChunk.Request = true
 	ex.bodyLeft = 0
 	if r.Body == http1.BodyLength {
 		ex.bodyLeft = r.ContentLength
@@ -414,7 +415,7 @@ func (l *loop) keepBody(ex *exchange) {
 		if len(buf) > maxBufferedBody {
 			buf = buf[:maxBufferedBody]
 		}
-		var c http1.Chunked
+		c := http1.Chunked{Request: true}
 		total := 0
 		for {
 			n, data, done, err := c.Next(buf[total:])
@@ -689,7 +690,11 @@ func (l *loop) takeBody(ex *exchange, buf []byte) (n int, ok bool) {
 		for n < len(buf) {
 			k, data, done, err := ex.bodyChunk.Next(buf[n:])
 			if err != nil {
-				l.fail(ex, 400, "bad chunked request body") // body not done: lingers
+				msg := "bad chunked request body"
+				if err == http1.ErrForbiddenTrailer {
+					msg = "bad chunked request body: a trailer field not allowed in trailers (RFC 9110 6.5.1)"
+				}
+				l.fail(ex, 400, msg) // body not done: lingers
 				return
 			}
 			n += k

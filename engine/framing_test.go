@@ -285,3 +285,67 @@ func TestRewriteCannotClimb(t *testing.T) {
 		assert.Equal(t, tc.want, next(t, seen).path, tc.query)
 	}
 }
+
+// Trailers pass both ways with the Trailer field that announces them
+// (end to end, RFC 9110 §6.6.2); a request trailer that belongs in the
+// header section (Host, Authorization, X-Forwarded-For...) is a 400, and
+// the upstream never gets it whole: an upstream merging trailers into the
+// header section would read values the gateway never checked.
+func TestTrailers(t *testing.T) {
+	type got struct{ announced, trailer, body string }
+	seen := make(chan got, 4)
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				seen <- got{body: "error: " + err.Error()}
+				return
+			}
+			var announced []string // net/http moves the Trailer field into req.Trailer's keys
+			for k := range req.Trailer {
+				announced = append(announced, k)
+			}
+			seen <- got{strings.Join(announced, ","), req.Trailer.Get("X-Checksum") + req.Trailer.Get("Host"), string(b)}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+				"2\r\nok\r\n0\r\nX-Sum: abc\r\n\r\n")
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("1", "/up", up)))
+
+	c := dialSend(t, g.addr, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"+
+		"3\r\nabc\r\n0\r\nX-Checksum: 42\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	_, announced := resp.Trailer["X-Sum"] // net/http moves the Trailer field here
+	assert.True(t, announced, "the response's Trailer field")
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", string(b))
+	assert.Equal(t, "abc", resp.Trailer.Get("X-Sum"), "the response's trailer")
+	select {
+	case s := <-seen:
+		assert.Equal(t, got{"X-Checksum", "42", "abc"}, s, "the request's Trailer field and trailer")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the upstream read no request")
+	}
+
+	_, err = io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"3\r\nabc\r\n0\r\nHost: evil\r\n\r\n")
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 400, resp.StatusCode)
+	select {
+	case s := <-seen:
+		assert.NotEqual(t, "evil", s.trailer, "the upstream must not get the forbidden trailer")
+		assert.Contains(t, s.body, "error", "the upstream sees a cut body")
+	case <-time.After(2 * time.Second): // or nothing at all
+	}
+}

@@ -66,7 +66,7 @@ func isHopByHop(name, conn []byte, hs []http1.Header, fields int) bool {
 			return true
 		}
 	case 7:
-		if http1.FoldEq(name, "upgrade") || http1.FoldEq(name, "trailer") {
+		if http1.FoldEq(name, "upgrade") {
 			return true
 		}
 	case 10:

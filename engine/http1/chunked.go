@@ -6,8 +6,13 @@ package http1
 // (it collects data). The zero value is ready; Reset reuses it. A Chunked
 // belongs to one connection and one goroutine (its event loop).
 type Chunked struct {
+	// Request makes trailer fields that must not be trailers an error
+	// (ErrForbiddenTrailer): set it for a request body. Reset clears it.
+	Request   bool
 	state     uint8
 	digits    uint8 // hex digits of the current size seen
+	nameLen   uint8 // bytes of the current trailer name seen (len(name)+1: longer)
+	name      [24]byte
 	remaining int64 // chunk size being read, then bytes left of its data
 	lineLen   int   // bytes of the current size line seen
 	trailers  int   // trailer bytes seen
@@ -50,7 +55,12 @@ func (c *Chunked) Reset() { *c = Chunked{} }
 // at most 4096 bytes; every line ends in CRLF (a bare LF is where lenient
 // parsers disagree); chunk data is followed by CRLF. Trailer lines must be
 // field lines (a token, a colon, a value without control bytes) and total
-// at most 32 KiB. Errors are *Error with Status 400; an error found after
+// at most 32 KiB; with Request, none may be a field RFC 9110 §6.5.1 keeps
+// out of trailers or one the gateway sets (forbiddenTrailer): the body is
+// relayed with its trailers, and an upstream that merges them into the
+// header section would otherwise read a Host, an Authorization or an
+// X-Forwarded-For the gateway never checked. Errors are *Error with
+// Status 400; an error found after
 // a data run is reported on the next call, so data is never lost with the
 // error. Next does not allocate; data borrows buf.
 func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
@@ -148,6 +158,8 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 				c.state = csEndLF
 			case class[b]&cTchar != 0:
 				c.state = csTrailerName
+				c.nameLen = 0
+				c.nameByte(b)
 			default:
 				return c.fail(i, data, ErrBadTrailer)
 			}
@@ -158,8 +170,12 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 		case csTrailerName, csTrailerLn:
 			switch {
 			case c.state == csTrailerName && b == ':':
+				if c.Request && int(c.nameLen) <= len(c.name) && forbiddenTrailer(c.name[:c.nameLen]) {
+					return c.fail(i, data, ErrForbiddenTrailer)
+				}
 				c.state = csTrailerLn
 			case c.state == csTrailerName && class[b]&cTchar != 0:
+				c.nameByte(b)
 			case c.state == csTrailerLn && b == '\r':
 				c.state = csTrailerLF
 			case c.state == csTrailerLn && class[b]&cValue != 0:
@@ -182,6 +198,35 @@ func (c *Chunked) Next(buf []byte) (n int, data []byte, done bool, err error) {
 		}
 	}
 	return i, data, false, nil
+}
+
+// nameByte records b, a byte of a trailer field's name, lowercased; a
+// name longer than c.name is marked as such (no forbidden name is).
+func (c *Chunked) nameByte(b byte) {
+	if int(c.nameLen) < len(c.name) {
+		c.name[c.nameLen] = lower[b]
+		c.nameLen++
+	} else {
+		c.nameLen = uint8(len(c.name) + 1)
+	}
+}
+
+// forbiddenTrailer reports whether a request trailer field named name
+// (lowercase) is refused: framing, routing, request modifiers,
+// authentication and content fields (RFC 9110 §6.5.1), connection
+// fields, and those the gateway sets or checks in the header section.
+func forbiddenTrailer(name []byte) bool {
+	switch string(name) {
+	case "content-length", "transfer-encoding", "trailer", "te", "connection", "keep-alive",
+		"upgrade", "proxy-connection", "host", "expect", "max-forwards", "range", "if-match",
+		"if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "cache-control",
+		"pragma", "authorization", "proxy-authorization", "cookie", "content-encoding",
+		"content-type", "content-range", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+		"x-forwarded-host", "x-forwarded-port", "x-real-ip", "x-consumer-username",
+		"x-credential-identifier", "x-consumer-custom-id":
+		return true
+	}
+	return false
 }
 
 // endSizeLine moves past a size line: to the data, or for size 0 to the

@@ -21,8 +21,12 @@ type decodeResult struct {
 // one, as the engine does with its inbound buffer. It calls Next until it
 // needs more, finishes or fails, and checks Next's contract on the way.
 func decodeChunked(t testing.TB, in []byte, cuts ...int) decodeResult {
+	return decodeWith(t, Chunked{}, in, cuts...)
+}
+
+// decodeWith is decodeChunked starting from c (its options set).
+func decodeWith(t testing.TB, c Chunked, in []byte, cuts ...int) decodeResult {
 	var (
-		c     Chunked
 		res   decodeResult
 		start int // first byte not yet consumed
 	)
@@ -67,11 +71,7 @@ func decodeChunked(t testing.TB, in []byte, cuts ...int) decodeResult {
 
 // byteByByte decodes in offering one more byte at a time.
 func byteByByte(t testing.TB, in []byte) decodeResult {
-	cuts := make([]int, len(in))
-	for i := range cuts {
-		cuts[i] = i
-	}
-	return decodeChunked(t, in, cuts...)
+	return decodeChunked(t, in, cutsEvery(len(in))...)
 }
 
 func TestChunkedValid(t *testing.T) {
@@ -169,6 +169,48 @@ func TestChunkedErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A request body's trailers may not carry fields that belong in the
+// header section (an upstream merging them would read a Host or an
+// Authorization the gateway never saw); other trailers, and any trailer
+// in a response (Request unset), pass.
+func TestChunkedRequestTrailers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"3\r\nabc\r\n0\r\nX-Checksum: 1\r\n\r\n", nil},
+		{"0\r\nX-Checksum: 1\r\nHost: evil\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nHOST: evil\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nContent-Length: 50\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nauthorization: Bearer x\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nX-Credential-Identifier: a\r\n\r\n", ErrForbiddenTrailer},
+		{"0\r\nX-Hosts: a\r\nX-Credential-Identifier-Long: a\r\n\r\n", nil}, // prefixes and longer names
+		{"0\r\n" + strings.Repeat("h", 40) + ": a\r\n\r\n", nil},
+	} {
+		in := []byte(tc.in)
+		for _, res := range []decodeResult{decodeWith(t, Chunked{Request: true}, in), decodeWith(t, Chunked{Request: true}, in, cutsEvery(len(in))...)} {
+			if tc.want == nil {
+				assert.True(t, res.done, tc.in)
+				assert.NoError(t, res.err, tc.in)
+			} else {
+				assert.ErrorIs(t, res.err, tc.want, tc.in)
+				assert.Equal(t, 400, StatusOf(res.err))
+			}
+		}
+		assert.True(t, decodeChunked(t, in).done, "a response's trailers pass: %q", tc.in)
+	}
+}
+
+// cutsEvery cuts n bytes into one-byte pieces.
+func cutsEvery(n int) []int {
+	cuts := make([]int, n)
+	for i := range cuts {
+		cuts[i] = i
+	}
+	return cuts
 }
 
 func TestChunkedTrailerLimit(t *testing.T) {

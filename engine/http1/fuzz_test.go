@@ -133,6 +133,7 @@ func FuzzParseResponse(f *testing.F) {
 
 func FuzzChunked(f *testing.F) {
 	f.Add([]byte(benchChunked))
+	f.Add([]byte("3\r\nabc\r\n0\r\nX-Sum: 1\r\nHost: evil\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		whole := decodeChunked(t, data)
 		if whole.consumed > len(data) {
@@ -145,6 +146,16 @@ func FuzzChunked(f *testing.F) {
 		if whole.payload != bb.payload || whole.done != bb.done || whole.err != bb.err ||
 			whole.err == nil && whole.consumed != bb.consumed {
 			t.Fatalf("one piece %+v\nbyte by byte %+v", whole, bb)
+		}
+		// A request body's scan is the same, only stricter on trailers,
+		// and as independent of how the bytes are cut.
+		req := decodeWith(t, Chunked{Request: true}, data)
+		reqBB := decodeWith(t, Chunked{Request: true}, data, cutsEvery(len(data))...)
+		if req.payload != reqBB.payload || req.done != reqBB.done || req.err != reqBB.err {
+			t.Fatalf("request, one piece %+v\nbyte by byte %+v", req, reqBB)
+		}
+		if req.err == nil && req != whole || req.err != nil && req.err != ErrForbiddenTrailer && req.err != whole.err {
+			t.Fatalf("request %+v\nresponse %+v", req, whole)
 		}
 		if len(data) > 1 {
 			half := decodeChunked(t, data, len(data)/2)

@@ -39,6 +39,7 @@ var (
 	ErrBadChunkEnd       = &Error{400, "missing crlf after chunk data"}
 	ErrBadTrailer        = &Error{400, "bad trailer"}
 	ErrTrailerTooLarge   = &Error{400, "trailer too large"}
+	ErrForbiddenTrailer  = &Error{400, "field not allowed in a trailer"}
 	errBadStatusLine     = &Error{502, "upstream: invalid status line"}
 	errBadStatus         = &Error{502, "upstream: invalid status code"}
 	errUpstreamTEHTTP10  = &Error{502, "upstream: transfer-encoding on http/1.0"}
