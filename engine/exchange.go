@@ -154,7 +154,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 
-	sep := false // an encoded separator (found only where NeedsNormalize is: it has a '%' or '\\')
+	differs := false // the match form differs (only where NeedsNormalize is: it has a '%' or '\\')
 	if http1.NeedsNormalize(r.Path) {
 		// route on (and send upstream) the path as the upstream will read
 		// it; detach copies it into the exchange with the head
@@ -165,7 +165,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 			return true
 		}
 		r.Path = l.pathBuf[:k:k]
-		sep = http1.HasEncodedSeparator(r.Path)
+		differs = http1.MatchDiffers(r.Path)
 	}
 	t := l.table()
 	if t == nil {
@@ -173,10 +173,10 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 		return true
 	}
 	ex.tbl = t
-	// routes match encoded separators as '/' (http1.AppendMatchPath); the
-	// upstream gets the path with its encodings
+	// routes match the decoded path (http1.AppendMatchPath); the upstream
+	// gets the path with its encodings
 	fwd := r.Path
-	if sep {
+	if differs {
 		l.matchBuf = http1.AppendMatchPath(l.matchBuf[:0], fwd)
 		r.Path = l.matchBuf
 	}

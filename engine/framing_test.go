@@ -150,11 +150,13 @@ func TestResponseFramingNotNominable(t *testing.T) {
 // TestPathNormalized: routes match, and the upstream receives, the path as
 // the upstream will read it, so a permissive route cannot be used to reach
 // what another route guards (/public/../admin, /%61dmin); a dot segment
-// behind an encoded slash or above the root is a 400.
+// behind an encoded slash or above the root is a 400. Routes match the
+// decoded path, as APISIX's $uri.
 func TestPathNormalized(t *testing.T) {
 	pub, pubSeen := recordingUpstream(t)
 	adm, admSeen := recordingUpstream(t)
-	g := startTestGateway(t, 1, snapshot(routeTo("pub", "/public/*", pub), routeTo("adm", "/admin/*", adm)))
+	g := startTestGateway(t, 1, snapshot(routeTo("pub", "/public/*", pub), routeTo("adm", "/admin/*", adm),
+		routeTo("adm2", "/ädmin b/*", adm)))
 	for _, tc := range []struct {
 		target, want string
 		admin        bool
@@ -169,6 +171,9 @@ func TestPathNormalized(t *testing.T) {
 		// goes upstream as sent
 		{"/admin%2Fx", "/admin%2Fx", true, 200},
 		{"/admin%5cx", "/admin%5cx", true, 200},
+		// so does any encoded byte: a route written with UTF-8 or a space
+		// matches the encoded request path
+		{"/%C3%A4dmin%20b/x", "/%C3%A4dmin%20b/x", true, 200},
 		{"/public/..%2Fadmin/x", "", false, 400},
 		{"/../admin/x", "", false, 400},
 	} {

@@ -170,11 +170,11 @@ func unreserved(c byte) bool {
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// HasEncodedSeparator reports whether p holds a separator some upstreams
-// decode into '/': "%2F", "%5C" (any case) or a raw backslash.
-func HasEncodedSeparator(p []byte) bool {
-	for i := range p {
-		if sepLen(p, i) > 0 {
+// MatchDiffers reports whether AppendMatchPath would change p: it holds
+// a percent-encoded byte or a backslash.
+func MatchDiffers(p []byte) bool {
+	for i, c := range p {
+		if c == '\\' || c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 {
 			return true
 		}
 	}
@@ -182,24 +182,27 @@ func HasEncodedSeparator(p []byte) bool {
 }
 
 // AppendMatchPath appends to dst the form of the normalised path p that
-// routes match: encoded slashes and backslashes read as '/', as APISIX's
-// decoded $uri has them ("/admin%2Fkeys" matches /admin/*, so a route's
-// plugins cannot be skipped by encoding its separator), repeated slashes
-// merged. p keeps its encodings for the upstream.
+// routes match: percent-encodings decoded once, as in APISIX's $uri
+// (nginx's decoded path: "/%C3%BCn" matches a route "/ün", "/a%20b" one
+// "/a b"), an encoded slash or backslash and a raw backslash read as '/'
+// ("/admin%2Fkeys" matches /admin/*, so a route's plugins cannot be
+// skipped by encoding its separator), repeated slashes merged. p keeps
+// its encodings for the upstream.
 func AppendMatchPath(dst, p []byte) []byte {
 	start := len(dst)
 	for i := 0; i < len(p); i++ {
-		if k := sepLen(p, i); k > 0 {
-			if len(dst) == start || dst[len(dst)-1] != '/' {
-				dst = append(dst, '/')
-			}
-			i += k - 1
+		c := p[i]
+		if c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 {
+			c = unhex[p[i+1]]<<4 | unhex[p[i+2]]
+			i += 2
+		}
+		if c == '\\' {
+			c = '/'
+		}
+		if c == '/' && len(dst) > start && dst[len(dst)-1] == '/' {
 			continue
 		}
-		if p[i] == '/' && len(dst) > start && dst[len(dst)-1] == '/' {
-			continue
-		}
-		dst = append(dst, p[i])
+		dst = append(dst, c)
 	}
 	return dst
 }
