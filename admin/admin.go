@@ -39,6 +39,8 @@
 //     createdIndex of an item loaded at start is its last revision.
 //   - Routes of equal priority on the same path are tried in id order.
 //   - A sub-path in the URL is only for PATCH; GET/PUT/DELETE with one → 404.
+//   - ?ttl= on PUT, POST or PATCH is refused (400): keys never expire, and
+//     a route meant to be temporary must not be stored as a lasting one.
 package admin
 
 import (

@@ -375,3 +375,28 @@ func selfSigned(t testing.TB, host string) (certPEM, keyPEM string) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}))
 }
+
+// ?ttl= asks APISIX for a key that expires; sluice has none, so a write
+// carrying it is refused instead of storing a route that never expires.
+func TestTTLRefused(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	body := `{"uri":"/tmp","upstream":{"nodes":{"127.0.0.1:1":1}}}`
+	for _, c := range []struct{ method, path string }{
+		{"PUT", "/apisix/admin/routes/tmp?ttl=60"},
+		{"PUT", "/apisix/admin/routes/tmp?ttl=abc"},
+		{"PUT", "/apisix/admin/routes/tmp?ttl="},
+		{"POST", "/apisix/admin/routes?ttl=60"},
+	} {
+		r := e.must(http.StatusBadRequest, c.method, c.path, body)
+		assert.Contains(t, r.json(t)["error_msg"], "sluice", c.path)
+		assert.Contains(t, r.json(t)["error_msg"], "ttl", c.path)
+	}
+	l := e.must(http.StatusOK, "GET", "/apisix/admin/routes", "").json(t)
+	assert.Equal(t, float64(0), l["total"], "nothing was stored")
+	assert.Equal(t, "", e.match("GET", "/tmp"))
+
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/tmp", body)
+	e.must(http.StatusBadRequest, "PATCH", "/apisix/admin/routes/tmp?ttl=60", `{"uri":"/tmp2"}`)
+	assert.Equal(t, "tmp", e.match("GET", "/tmp"), "the refused PATCH changed nothing")
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/tmp?ttl=60", "") // nothing to expire: ignored, as APISIX
+}

@@ -56,8 +56,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // serveHTTP is the Admin API. Order of checks: client address
 // (allow_admin, 403), then HEAD /apisix/admin (200, no key, as APISIX),
-// then the key (401), then the body size (413), the resource (404) and the
-// method (405).
+// then the key (401), then the body size (413), the resource (404), the
+// method (405) and ?ttl= on a write (400: sluice has no expiring keys).
 func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := &statusWriter{ResponseWriter: rw}
 	h := w.Header()
@@ -136,6 +136,13 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if r.Method != http.MethodDelete && r.URL.Query().Has("ttl") {
+		// APISIX: ?ttl=N on PUT, POST and PATCH stores the key with an etcd
+		// lease, so it expires. sluice keeps every key until it is deleted:
+		// ignoring ttl would leave a "temporary" route in place for good.
+		writeError(w, http.StatusBadRequest, "invalid argument ttl: not supported by sluice, keys never expire")
+		return
+	}
 	req := &writeReq{method: r.Method, res: res, id: id, sub: sub, reply: make(chan reply, 1)}
 	if r.Method != http.MethodDelete {
 		body, status, err := readBody(w, r)
