@@ -400,3 +400,41 @@ func TestTTLRefused(t *testing.T) {
 	assert.Equal(t, "tmp", e.match("GET", "/tmp"), "the refused PATCH changed nothing")
 	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/tmp?ttl=60", "") // nothing to expire: ignored, as APISIX
 }
+
+// An integer may be written as any number whose value is integral, as
+// APISIX's jsonschema (on lua-cjson's doubles) accepts it: the reviewer's
+// {"priority":10.0} and node weight 1.0, and the same in every plugin.
+func TestIntegralNumbers(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/u1", `{"nodes":[{"host":"127.0.0.1","port":8.0e1,"weight":1.0}],"retries":1.0}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/low", `{"uri":"/p/*","upstream_id":"u1"}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/high", `{"uri":"/p/*","priority":10.0,"status":1.0,
+		"upstream":{"nodes":{"127.0.0.1:8080":1.0},"keepalive_pool":{"size":1e2,"idle_timeout":60,"requests":1E3}},
+		"plugins":{"limit-count":{"count":1e2,"time_window":60.0},
+			"api-breaker":{"break_response_code":5.02e2,"unhealthy":{"http_statuses":[500.0],"failures":3.0}},
+			"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":"u1","weight":1.0},{"weight":1e0}]}]}}}`)
+	assert.Equal(t, "high", e.match("GET", "/p/x"), "priority 10.0 is 10")
+	e.must(http.StatusOK, "PATCH", "/apisix/admin/routes/low", `{"priority":2e1}`)
+	assert.Equal(t, "low", e.match("GET", "/p/x"), "priority 2e1 is 20")
+	r := e.must(http.StatusCreated, "PUT", "/apisix/admin/routes", `{"id":7.0,"uri":"/seven","upstream_id":"u1"}`)
+	assert.Equal(t, "7", r.value(t)["id"])
+	// an integral id in another syntax names the same upstream everywhere
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/9", `{"nodes":{"127.0.0.1:1":1}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/nine", `{"uri":"/nine","upstream_id":9.0,
+		"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":9e0}]}]}}}`)
+	e.must(http.StatusOK, "PUT", "/apisix/admin/routes/nine", `{"uri":"/nine","upstream_id":"u1",
+		"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":9e0}]}]}}}`)
+	r = e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/upstreams/9", "")
+	assert.JSONEq(t, `{"error_msg":"can not delete this upstream, plugin in route [nine] is still using it now"}`, r.body)
+
+	for body, want := range map[string]string{
+		`{"uri":"/a","priority":10.5,"upstream_id":"u1"}`:                                                                                    `invalid configuration: property "priority" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/a","priority":1e19,"upstream_id":"u1"}`:                                                                                    `invalid configuration: property "priority" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/a","upstream":{"nodes":{"127.0.0.1:1":0.5}}}`:                                                                              `failed to validate 127.0.0.1:1 (matching ".*"): wrong type: expected integer, got number`,
+		`{"uri":"/a","upstream_id":"u1","plugins":{"limit-count":{"count":1.5,"time_window":60}}}`:                                           `property "count" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/a","plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream_id":"u1","weight":0.5}]}]}},"upstream_id":"u1"}`: `weight: wrong type: expected integer, got number`,
+	} {
+		r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/bad", body)
+		assert.Contains(t, r.json(t)["error_msg"], want, body)
+	}
+}

@@ -84,8 +84,12 @@ func DecodeRouteMatch(data []byte, err error) *Route {
 	if hasRA && !okRA || hasRAs && !okRAs {
 		r.RemoteAddr, r.RemoteAddrs = "", nil
 	}
-	if has, ok := field("priority", &r.Priority); has && !ok {
-		r.Priority = math.MaxInt
+	if raw, ok := obj["priority"]; ok {
+		p, reason := jsonInt(raw) // 10.0 is 10, as in DecodeRoute
+		if reason != "" {
+			p = math.MaxInt
+		}
+		r.Priority = p
 	}
 	field("service_id", &r.ServiceID)
 	field("upstream_id", &r.UpstreamID)
@@ -214,6 +218,7 @@ func decodeStrict(data []byte, v any) error {
 	if err := checkKeys(data, t, nil); err != nil {
 		return err
 	}
+	data, _ = integralInts(data, t)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -392,6 +397,55 @@ func checkKeys(data []byte, t reflect.Type, path []string) error {
 		}
 	}
 	return nil
+}
+
+// integralInts returns the JSON object data, which decodes into struct
+// type t, with every integer field (and those of the nested objects that
+// have a schema) whose value is an integral number written in another
+// syntax (10.0, 1e2) rewritten as that integer (10, 100), so that
+// encoding/json takes it: APISIX's jsonschema checks "integer" on the
+// double lua-cjson decoded (JSONInteger). A fraction or a value out of
+// range is left for encoding/json to refuse ("wrong type: expected
+// integer, got number"). Other values, raw JSON fields (plugins, vars)
+// among them, are left as sent. It returns data itself, and false, when
+// nothing needs rewriting.
+func integralInts(data []byte, t reflect.Type) ([]byte, bool) {
+	s := schemas[t]
+	if s == nil || JSONKind(data) != "object" {
+		return data, false
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return data, false
+	}
+	changed := false
+	for k, v := range obj {
+		ft, ok := s.fields[k]
+		if !ok {
+			continue
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch ft.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if n, ok := JSONInteger(v); ok && strconv.FormatInt(n, 10) != string(v) {
+				obj[k], changed = strconv.AppendInt(nil, n, 10), true
+			}
+		case reflect.Struct:
+			if nv, ok := integralInts(v, ft); ok {
+				obj[k], changed = nv, true
+			}
+		}
+	}
+	if !changed {
+		return data, false
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return data, false
+	}
+	return out, true
 }
 
 // appendPath returns path+k without sharing path's backing array.

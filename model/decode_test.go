@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -64,6 +65,54 @@ func TestDecodeRoute(t *testing.T) {
 	assert.Equal(t, 1.5, u.RetryTimeout)
 	assert.Equal(t, &UpstreamTLS{Verify: &verify}, u.TLS)
 	assert.JSONEq(t, `{"active": {"http_path": "/healthz"}}`, string(u.Checks))
+}
+
+// An integer field takes an integral value in any number syntax, as
+// APISIX's jsonschema does (lua-cjson reads every number as a double):
+// {"priority":10.0} is priority 10. A fraction is still refused.
+func TestDecodeIntegralNumbers(t *testing.T) {
+	r, err := DecodeRoute([]byte(`{"uri":"/","priority":10.0,"status":1.0,"id":2e0,
+		"plugins":{"limit-count":{"count":1.0}},"vars":[["arg_x","==",1.0]],
+		"upstream":{"nodes":[{"host":"a","weight":1.0}],"retries":2.0,"retry_timeout":1.0,
+			"keepalive_pool":{"size":1e2,"idle_timeout":60,"requests":1E3}}}`))
+	require.NoError(t, err)
+	require.NoError(t, r.Validate())
+	one, two := 1, 2
+	assert.Equal(t, 10, r.Priority)
+	assert.Equal(t, &one, r.Status)
+	assert.Equal(t, ID("2"), r.ID)
+	assert.Equal(t, `{"count":1.0}`, string(r.Plugins["limit-count"]), "raw fields are left as sent")
+	assert.Equal(t, `[["arg_x","==",1.0]]`, string(r.Vars))
+	require.NotNil(t, r.Upstream)
+	assert.Equal(t, Nodes{{Host: "a", Weight: 1}}, r.Upstream.Nodes)
+	assert.Equal(t, &two, r.Upstream.Retries)
+	assert.Equal(t, &KeepalivePool{Size: 100, IdleTimeout: 60, Requests: 1000}, r.Upstream.KeepalivePool)
+
+	r, err = DecodeRoute([]byte(`{"uri":"/","priority":-1e1}`))
+	require.NoError(t, err)
+	assert.Equal(t, -10, r.Priority)
+	u, err := DecodeUpstream([]byte(`{"nodes":{"a:80":1.0},"retries":0.0}`))
+	require.NoError(t, err)
+	assert.Equal(t, Nodes{{Host: "a", Port: 80, Weight: 1}}, u.Nodes)
+	b, err := json.Marshal(u)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"nodes":{"a:80":1.0},"retries":0}`, string(b), "nodes echoed as sent")
+
+	// the lenient reader of a route another writer stored broken agrees
+	m := DecodeRouteMatch([]byte(`{"uri":"/","priority":10.0}`), errors.New("x"))
+	require.NotNil(t, m)
+	assert.Equal(t, 10, m.Priority)
+
+	const ic = "invalid configuration: "
+	for in, want := range map[string]string{
+		`{"uri":"/","priority":10.5}`:                                        ic + `property "priority" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/","priority":1e19}`:                                        ic + `property "priority" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/","upstream":{"nodes":{},"retries":0.5}}`:                  ic + `property "upstream" validation failed: property "retries" validation failed: wrong type: expected integer, got number`,
+		`{"uri":"/","upstream":{"nodes":{},"keepalive_pool":{"size":1e-1}}}`: ic + `property "upstream" validation failed: property "keepalive_pool" validation failed: property "size" validation failed: wrong type: expected integer, got number`,
+	} {
+		_, err := DecodeRoute([]byte(in))
+		assert.EqualError(t, err, want, in)
+	}
 }
 
 func TestDecodeRouteErrors(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -18,8 +19,9 @@ var (
 
 // UnmarshalJSON accepts a JSON string or a JSON integer ≥ 1, which becomes
 // its decimal text (APISIX id_schema: a string of 1–64 characters or an
-// integer with minimum 1). null leaves id unchanged, as encoding/json does
-// for other types. Anything else is a *json.UnmarshalTypeError, which the
+// integer with minimum 1; an integral number in another syntax, 1.0 or
+// 1e3, is an integer as JSONInteger says). null leaves id unchanged, as
+// encoding/json does for other types. Anything else is a *json.UnmarshalTypeError, which the
 // strict decoders report as APISIX does:
 // `property "id" validation failed: object matches none of the required`.
 // The pattern of a string id is checked by Validate, not here.
@@ -38,10 +40,17 @@ func (id *ID) UnmarshalJSON(data []byte) error {
 		*id = ID(s)
 		return nil
 	case "number":
-		if !isJSONInteger(data) || data[0] == '-' || string(data) == "0" {
+		if isDigits(data) && data[0] != '0' {
+			*id = ID(data) // any length: the id is its text
+			return nil
+		}
+		// 1.0 and 1e3 are integers to APISIX too (lua-cjson reads a
+		// double); the id is the integer's decimal text
+		n, ok := JSONInteger(data)
+		if !ok || n < 1 {
 			return &json.UnmarshalTypeError{Value: "number " + string(data), Type: idType}
 		}
-		*id = ID(data)
+		*id = ID(strconv.FormatInt(n, 10))
 		return nil
 	default:
 		return &json.UnmarshalTypeError{Value: kind, Type: idType}
@@ -319,17 +328,18 @@ func unbracket(h string) string {
 	return h
 }
 
-// jsonInt decodes a JSON integer; the error is jsonschema's wording.
+// jsonInt decodes a JSON integer (JSONInteger); the error is jsonschema's
+// wording.
 func jsonInt(raw json.RawMessage) (int, string) {
 	k := JSONKind(raw)
-	if k != "number" || !isJSONInteger(raw) {
+	if k != "number" {
 		return 0, "wrong type: expected integer, got " + GotType(k)
 	}
-	v, err := strconv.Atoi(string(raw))
-	if err != nil {
-		return 0, "wrong type: expected integer, got number" // out of int range
+	v, ok := JSONInteger(raw)
+	if !ok || int64(int(v)) != v {
+		return 0, "wrong type: expected integer, got number" // a fraction, or out of range
 	}
-	return v, ""
+	return int(v), ""
 }
 
 // JSONKind names the JSON type of a value by its first byte after JSON
@@ -371,7 +381,41 @@ func GotType(k string) string {
 	return k
 }
 
-// isJSONInteger reports whether a JSON number has no fraction or exponent.
-func isJSONInteger(num []byte) bool {
-	return !bytes.ContainsAny(num, ".eE")
+// JSONInteger returns the value of the JSON number num when that value is
+// an integer that fits an int64, whatever its syntax: 10, 10.0, 1e2 and
+// 1.5e1 are integers, 10.5 is not. APISIX's jsonschema checks "integer" on
+// the double lua-cjson decoded, so a number is an integer by its value,
+// not by how it is written. ok is false for anything that is not a JSON
+// number.
+func JSONInteger(num []byte) (v int64, ok bool) {
+	num = bytes.TrimSpace(num)
+	if len(num) == 0 || JSONKind(num) != "number" {
+		return 0, false
+	}
+	s := string(num)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true
+	}
+	if !bytes.ContainsAny(num, ".eE") {
+		return 0, false // an integer literal outside int64
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	// -2^63 and 2^63 are exact doubles; int64 holds [-2^63, 2^63)
+	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// isDigits reports whether b is a non-empty run of ASCII digits.
+func isDigits(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

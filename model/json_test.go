@@ -20,6 +20,11 @@ func TestIDUnmarshalJSON(t *testing.T) {
 	ok(`12`, "12")
 	ok(`123456789012345678901234567890`, "123456789012345678901234567890")
 	ok(`null`, "prev")
+	// an integral value in any number syntax is an integer (APISIX reads
+	// a double): the id is its decimal text
+	ok(`12.0`, "12")
+	ok(`1e3`, "1000")
+	ok(`1.5e1`, "15")
 
 	bad := func(in string) {
 		t.Helper()
@@ -33,10 +38,40 @@ func TestIDUnmarshalJSON(t *testing.T) {
 	bad(`0`)
 	bad(`-1`)
 	bad(`1.5`)
-	bad(`1e3`)
+	bad(`1e-1`)
+	bad(`0.0`)
+	bad(`-1.0`)
+	bad(`1e30`)
 	bad(`true`)
 	bad(`{}`)
 	bad(`[]`)
+}
+
+func TestJSONInteger(t *testing.T) {
+	f := func(in string, want int64, wantOK bool) {
+		t.Helper()
+		v, ok := JSONInteger([]byte(in))
+		assert.Equal(t, wantOK, ok, in)
+		assert.Equal(t, want, v, in)
+	}
+	f(`10`, 10, true)
+	f(`-3`, -3, true)
+	f(`10.0`, 10, true)
+	f(`1e2`, 100, true)
+	f(`1E2`, 100, true)
+	f(`1.5e1`, 15, true)
+	f(`-0.0`, 0, true)
+	f(` 7 `, 7, true)
+	f(`9223372036854775807`, 9223372036854775807, true)
+	f(`-9.223372036854775808e18`, -9223372036854775808, true)
+	f(`10.5`, 0, false)
+	f(`1e-1`, 0, false)
+	f(`9223372036854775808`, 0, false) // out of int64
+	f(`9.3e18`, 0, false)
+	f(`1e400`, 0, false)
+	f(`"10"`, 0, false)
+	f(`true`, 0, false)
+	f(``, 0, false)
 }
 
 func TestNodesUnmarshalMapForm(t *testing.T) {
@@ -62,6 +97,10 @@ func TestNodesUnmarshalMapForm(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(`{}`), &n))
 	assert.NotNil(t, n, "present but empty")
 	assert.Empty(t, n)
+
+	n = nil
+	require.NoError(t, json.Unmarshal([]byte(`{"a:80": 1.0, "b:80": 2e0}`), &n), "integral weights in any syntax")
+	assert.Equal(t, Nodes{{Host: "a", Port: 80, Weight: 1}, {Host: "b", Port: 80, Weight: 2}}, n)
 }
 
 func TestNodesUnmarshalArrayForm(t *testing.T) {
@@ -85,6 +124,10 @@ func TestNodesUnmarshalArrayForm(t *testing.T) {
 	n = Nodes{{Host: "x"}}
 	require.NoError(t, json.Unmarshal([]byte(`null`), &n))
 	assert.Nil(t, n)
+
+	n = nil
+	require.NoError(t, json.Unmarshal([]byte(`[{"host": "a", "port": 8.0e1, "weight": 1.0, "priority": -1.0}]`), &n))
+	assert.Equal(t, Nodes{{Host: "a", Port: 80, Weight: 1, Priority: -1}}, n)
 }
 
 func TestNodesUnmarshalErrors(t *testing.T) {
@@ -98,6 +141,9 @@ func TestNodesUnmarshalErrors(t *testing.T) {
 	f(`1`, p+`object matches none of the required`)
 	f(`{"a:80": "1"}`, p+`failed to validate a:80 (matching ".*"): wrong type: expected integer, got string`)
 	f(`{"a:80": 1.5}`, p+`failed to validate a:80 (matching ".*"): wrong type: expected integer, got number`)
+	f(`{"a:80": 1e-3}`, p+`failed to validate a:80 (matching ".*"): wrong type: expected integer, got number`)
+	f(`{"a:80": 1e30}`, p+`failed to validate a:80 (matching ".*"): wrong type: expected integer, got number`)
+	f(`[{"host": "a", "weight": 0.5}]`, p+`failed to validate item 1: property "weight" validation failed: wrong type: expected integer, got number`)
 	f(`{"a:80": 99999999999999999999}`, p+`failed to validate a:80 (matching ".*"): wrong type: expected integer, got number`)
 	f(`{"a:0": 1}`, `invalid port 0`)
 	f(`{"a:70000": 1}`, `invalid port 70000`)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/sluice-gw/sluice/model"
@@ -26,12 +25,13 @@ func JSONKind(raw []byte) string {
 	return "null"
 }
 
-// JSONKindInt is JSONKind, except that a number that is a 64-bit integer
-// is "integer" (prometheus words its errors so).
+// JSONKindInt is JSONKind, except that a number whose value is a 64-bit
+// integer (1, 1.0, 1e2: model.JSONInteger) is "integer" (prometheus words
+// its errors so).
 func JSONKindInt(raw []byte) string {
 	k := JSONKind(raw)
 	if k == "number" {
-		if _, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64); err == nil {
+		if _, ok := model.JSONInteger(raw); ok {
 			return "integer"
 		}
 	}

@@ -25,7 +25,9 @@ func TestJSONKind(t *testing.T) {
 	f(`1`, "number", "integer")
 	f(` -7 `, "number", "integer")
 	f(`1.5`, "number", "number")
-	f(`1e3`, "number", "number")
+	f(`1.0`, "number", "integer")
+	f(`1e2`, "number", "integer")
+	f(`1e3`, "number", "integer")
 	f(`99999999999999999999`, "number", "number") // beyond int64
 }
 

@@ -60,7 +60,7 @@ type ruleConf struct {
 	} `json:"match"`
 	WeightedUpstreams []armConf `json:"weighted_upstreams"`
 	// guide form
-	Weight   *int            `json:"weight"`
+	Weight   json.RawMessage `json:"weight"`
 	Upstream json.RawMessage `json:"upstream"`
 	Rewrite  json.RawMessage `json:"rewrite"`
 }
@@ -68,7 +68,7 @@ type ruleConf struct {
 type armConf struct {
 	UpstreamID json.RawMessage `json:"upstream_id"`
 	Upstream   json.RawMessage `json:"upstream"`
-	Weight     *int            `json:"weight"`
+	Weight     json.RawMessage `json:"weight"` // an integer (weight), default 1
 	Rewrite    json.RawMessage `json:"rewrite"`
 }
 
@@ -127,7 +127,7 @@ func (trafficSplit) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 	var guide []armConf // guide-form rules, collected into one rule
 	for i, rc := range c.Rules {
 		at := fmt.Sprintf("rules[%d]", i+1)
-		if len(rc.WeightedUpstreams) == 0 && rc.Weight != nil {
+		if len(rc.WeightedUpstreams) == 0 && present(rc.Weight) {
 			if len(rc.Match) > 0 {
 				return nil, bad("%s: match needs weighted_upstreams (a rule with weight is one arm of the guide form, which matches every request)", at)
 			}
@@ -180,12 +180,9 @@ func (s *split) addRule(r *rule, idx int, at string, arms []armConf, env *plugin
 	seen := map[string]int{}
 	for j, ac := range arms {
 		where := fmt.Sprintf("%s[%d]", at, j+1)
-		w := 1
-		if ac.Weight != nil {
-			w = *ac.Weight
-			if w < 0 {
-				return bad("%s.weight: expected %d to be at least 0", where, w)
-			}
+		w, err := weight(ac.Weight)
+		if err != nil {
+			return bad("%s.weight: %v", where, err)
 		}
 		weights[j] = w
 		a := arm{}
@@ -224,7 +221,32 @@ func (s *split) addRule(r *rule, idx int, at string, arms []armConf, env *plugin
 	return nil
 }
 
-// idString reads an upstream_id: a string or an integer.
+// present reports whether an optional field was given (not absent, not
+// null).
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// weight reads an arm's weight: an integer ≥ 0, 1 when absent. An
+// integral value in any number syntax (1.0, 1e2) is an integer, as in
+// APISIX's schema (model.JSONInteger).
+func weight(raw json.RawMessage) (int, error) {
+	if !present(raw) {
+		return 1, nil
+	}
+	if k := plugin.JSONKind(raw); k != "number" {
+		return 0, fmt.Errorf("wrong type: expected integer, got %s", model.GotType(k))
+	}
+	w, ok := model.JSONInteger(raw)
+	switch {
+	case !ok || int64(int(w)) != w:
+		return 0, errors.New("wrong type: expected integer, got number") // a fraction, or out of range
+	case w < 0:
+		return 0, fmt.Errorf("expected %d to be at least 0", w)
+	}
+	return int(w), nil
+}
+
+// idString reads an upstream_id: a string or an integer, whose id is its
+// decimal text (1.0 names upstream "1", as model.ID reads it).
 func idString(raw json.RawMessage) (string, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -233,6 +255,9 @@ func idString(raw json.RawMessage) (string, error) {
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return "", errors.New("wrong type: expected string or integer")
+	}
+	if v, ok := model.JSONInteger(raw); ok {
+		return strconv.FormatInt(v, 10), nil
 	}
 	return n.String(), nil
 }

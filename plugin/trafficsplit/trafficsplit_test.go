@@ -157,6 +157,28 @@ func TestGrayscaleWithRouteUpstream(t *testing.T) {
 	assert.Equal(t, []int{1980, 1980, 1981, 1981, 1981, 1981}, sorted(f.ports("/x", 6, 0)))
 }
 
+// A weight is an integer by its value, as in APISIX's schema: 2.0 and 1e0
+// split 2:1 in both forms; 1.5 is refused.
+func TestIntegralWeights(t *testing.T) {
+	f := newFixture(t, 1)
+	f.mustBuild(split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":2.0},{"weight":1e0}]}]`))
+	assert.Equal(t, []int{1980, 1980, 1981, 1981, 1981, 1981}, sorted(f.ports("/x", 6, 0)))
+	f.mustBuild(split(`[{"weight":2.0,"upstream":{"nodes":{"127.0.0.1:1981":1.0}}},{"weight":10e-1,"upstream":{"nodes":{"127.0.0.1:1982":1}}}]`))
+	assert.Equal(t, []int{1981, 1981, 1981, 1981, 1982, 1982}, sorted(f.ports("/x", 6, 0)))
+
+	for conf, want := range map[string]string{
+		split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":1.5}]}]`):  `rules[1].weighted_upstreams[1].weight: wrong type: expected integer, got number`,
+		split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":1e30}]}]`): `rules[1].weighted_upstreams[1].weight: wrong type: expected integer, got number`,
+		split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":"1"}]}]`):  `rules[1].weighted_upstreams[1].weight: wrong type: expected integer, got string`,
+		split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":-1.0}]}]`): `rules[1].weighted_upstreams[1].weight: expected -1 to be at least 0`,
+		split(`[{"weight":0.5,"upstream":{"nodes":{"127.0.0.1:1":1}}}]`):       `rules[1].weight: wrong type: expected integer, got number`,
+	} {
+		err := f.build(conf)
+		require.Error(t, err, conf)
+		assert.Contains(t, err.Error(), "failed to check the configuration of plugin traffic-split err: "+want, conf)
+	}
+}
+
 // APISIX T4–7: configurations that split nothing send everything to the route.
 func TestNoOpConfigs(t *testing.T) {
 	for _, conf := range []string{
