@@ -39,6 +39,9 @@
 //     createdIndex of an item loaded at start is its last revision.
 //   - Routes of equal priority on the same path are tried in id order.
 //   - A sub-path in the URL is only for PATCH; GET/PUT/DELETE with one → 404.
+//   - List filters (name, label, uri, filter) are APISIX 3.x's, with RE2
+//     patterns; what APISIX would answer with an empty list or ignore (a
+//     pattern that does not compile, an unknown filter field) is a 400.
 //   - ?ttl= on PUT, POST or PATCH is refused (400): keys never expire, and
 //     a route meant to be temporary must not be stored as a lasting one.
 package admin

@@ -256,7 +256,9 @@ type listBody struct {
 	List  []itemBody `json:"list"`
 }
 
-// get answers GET /{res} and GET /{res}/{id} from memory.
+// get answers GET /{res} and GET /{res}/{id} from memory. A list takes
+// APISIX's filters (name, label, uri, filter: listFilter) and then pages
+// (page, page_size); total counts what the filters kept.
 func (s *Server) get(w http.ResponseWriter, r *http.Request, res *resource, id string) {
 	key := func(id string) string { return s.prefix + "/" + res.name + "/" + id }
 	if id != "" {
@@ -275,16 +277,24 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, res *resource, id s
 		writeJSON(w, http.StatusOK, ib)
 		return
 	}
+	q := r.URL.Query()
+	filter, err := parseListFilter(res, q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	s.mu.RLock()
 	ids := s.state.sortedIDs(res.name)
 	list := make([]itemBody, 0, len(ids))
 	for _, id := range ids {
 		it := s.state.get(res.name, id)
+		if filter != nil && !filter.keep(it.raw) {
+			continue
+		}
 		list = append(list, itemBody{Key: key(id), Value: it.raw, CreatedIndex: it.created, ModifiedIndex: it.rev})
 	}
 	s.mu.RUnlock()
-	total := len(list)
-	q := r.URL.Query()
+	total := len(list) // APISIX: what the filter kept, before paging
 	if q.Has("page") || q.Has("page_size") {
 		page, size := 1, 10
 		if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
