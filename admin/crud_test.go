@@ -201,6 +201,41 @@ func TestReferences(t *testing.T) {
 	e.must(http.StatusOK, "DELETE", "/apisix/admin/upstreams/u2", "")
 }
 
+// The guide form's rule-level upstream_id ({"weight":1,"upstream_id":"gx"})
+// is a reference like a weighted_upstreams arm's: it must exist, and the
+// upstream cannot be deleted while a route, service, plugin config or
+// global rule names it.
+func TestGuideFormUpstreamIDReferences(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	up := `{"nodes":{"127.0.0.1:1":1}}`
+	guide := func(uri, id string) string {
+		return `{"uri":"` + uri + `","upstream":` + up + `,"plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":"` + id + `"},{"weight":1}]}}}`
+	}
+	r := e.must(http.StatusBadRequest, "PUT", "/apisix/admin/routes/g", guide("/g", "gx"))
+	assert.Contains(t, r.json(t)["error_msg"], "failed to fetch upstream info by upstream id [gx], response code: 404")
+
+	for _, id := range []string{"gx", "gs", "gp", "gg"} {
+		e.must(http.StatusCreated, "PUT", "/apisix/admin/upstreams/"+id, up)
+	}
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/routes/g", guide("/g", "gx"))
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/services/s", `{"upstream":`+up+`,"plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":"gs"}]}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/plugin_configs/p", `{"plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":"gp"}]}}}`)
+	e.must(http.StatusCreated, "PUT", "/apisix/admin/global_rules/1", `{"plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":"gg"},{"weight":9}]}}}`)
+	for id, owner := range map[string]string{"gx": "route [g]", "gs": "service [s]", "gp": "plugin_config [p]", "gg": "global_rule [1]"} {
+		r = e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/upstreams/"+id, "")
+		assert.JSONEq(t, `{"error_msg":"can not delete this upstream, plugin in `+owner+` is still using it now"}`, r.body)
+	}
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/routes/g", "")
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/upstreams/gx", "")
+
+	// a route another writer stored: an id that does not read does not
+	// hide the one that does
+	e.foreign(t, "/apisix/routes/f", `{"uri":"/f","upstream":`+up+`,"plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":true},{"weight":1,"upstream_id":"gs"}]}}}`)
+	e.must(http.StatusOK, "DELETE", "/apisix/admin/services/s", "")
+	r = e.must(http.StatusBadRequest, "DELETE", "/apisix/admin/upstreams/gs", "")
+	assert.Contains(t, r.body, "plugin in route [f] is still using it now")
+}
+
 func TestPatch(t *testing.T) {
 	clk := newClock(1700000000)
 	e := newEnv(t, envOpt{opts: []Option{WithClock(clk.now)}})

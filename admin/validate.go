@@ -365,17 +365,21 @@ func (st *state) checkPlugins(plugins map[string]json.RawMessage) error {
 }
 
 // trafficSplit is the part of a traffic-split configuration that refers to
-// upstreams (a referenced upstream cannot be deleted).
+// upstreams (a referenced upstream cannot be deleted): the arms of
+// weighted_upstreams, and the rules themselves in the guide form
+// ({"weight":1,"upstream_id":"u"}).
 type trafficSplit struct {
 	Rules []struct {
+		UpstreamID        json.RawMessage `json:"upstream_id"`
 		WeightedUpstreams []struct {
-			UpstreamID model.ID `json:"upstream_id"`
+			UpstreamID json.RawMessage `json:"upstream_id"`
 		} `json:"weighted_upstreams"`
 	} `json:"rules"`
 }
 
 // trafficSplitUpstreams returns the upstream ids a plugins object's
-// traffic-split refers to.
+// traffic-split refers to. Each id is read on its own, so one that does
+// not read (in an item another writer stored) does not hide the others.
 func trafficSplitUpstreams(plugins map[string]json.RawMessage) []string {
 	raw, ok := plugins["traffic-split"]
 	if !ok {
@@ -386,11 +390,16 @@ func trafficSplitUpstreams(plugins map[string]json.RawMessage) []string {
 		return nil
 	}
 	var ids []string
+	add := func(raw json.RawMessage) {
+		var id model.ID
+		if len(raw) > 0 && json.Unmarshal(raw, &id) == nil && id != "" {
+			ids = append(ids, string(id))
+		}
+	}
 	for _, r := range ts.Rules {
+		add(r.UpstreamID)
 		for _, wu := range r.WeightedUpstreams {
-			if wu.UpstreamID != "" {
-				ids = append(ids, string(wu.UpstreamID))
-			}
+			add(wu.UpstreamID)
 		}
 	}
 	return ids

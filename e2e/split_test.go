@@ -164,6 +164,43 @@ func TestSplitUnknownUpstreamIs400(t *testing.T) {
 	assert.Contains(t, r["error_msg"], "failed to fetch upstream info by upstream id [a]")
 }
 
+// TestSplitGuideFormUpstreamID: a guide-form rule that names its upstream
+// by upstream_id ({"weight":1,"upstream_id":"gx"}) is an arm like a
+// weighted_upstreams one: half the requests reach gx (rewritten), half the
+// route's upstream, and gx cannot be deleted while the route names it.
+func TestSplitGuideFormUpstreamID(t *testing.T) {
+	main, gx := startUpstream(t, "main", nil), startUpstream(t, "gx", nil)
+	dir, port, adminPort := newAdminGatewayDir(t, e2eAdminKey)
+	g := startAdminGateway(t, dir, port, adminPort)
+	code, r := adminDo(t, g, "PUT", "/apisix/admin/upstreams/gx", e2eAdminKey, fmt.Sprintf(`{"nodes":{%q:1}}`, gx.addr()))
+	require.Equal(t, 201, code, r)
+	code, r = adminDo(t, g, "PUT", "/apisix/admin/routes/guide", e2eAdminKey, fmt.Sprintf(`{"uri":"/chat/completions",
+	  "upstream":{"nodes":{%q:1}},
+	  "plugins":{"traffic-split":{"rules":[
+	    {"weight":1,"upstream_id":"gx","rewrite":{"uri":"/v2/chat/completions"}},
+	    {"weight":1}]}}}`, main.addr()))
+	require.Equal(t, 201, code, r)
+
+	seen := map[string]int{}
+	for range 10 {
+		resp, body := dataGet(t, g, "POST", "/chat/completions", `{"model":"m"}`)
+		require.Equal(t, 200, resp.StatusCode, body)
+		seen[resp.Header.Get("X-Upstream-Name")+" "+resp.Header.Get("X-Upstream-Path")]++
+	}
+	assert.Equal(t, map[string]int{"gx /v2/chat/completions": 5, "main /chat/completions": 5}, seen)
+
+	code, r = adminDo(t, g, "DELETE", "/apisix/admin/upstreams/gx", e2eAdminKey, "")
+	assert.Equal(t, 400, code)
+	assert.Equal(t, "can not delete this upstream, plugin in route [guide] is still using it now", r["error_msg"])
+	resp, body := dataGet(t, g, "POST", "/chat/completions", `{}`)
+	assert.Equal(t, 200, resp.StatusCode, body)
+
+	code, r = adminDo(t, g, "PUT", "/apisix/admin/routes/other", e2eAdminKey,
+		`{"uri":"/o","plugins":{"traffic-split":{"rules":[{"weight":1,"upstream_id":"nope"}]}},"upstream_id":"gx"}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, r["error_msg"], "failed to fetch upstream info by upstream id [nope]")
+}
+
 // TestRouteVarsOnModel: a route's own vars can read the JSON body
 // (post_arg.model), so requests are routed by the model they ask for.
 func TestRouteVarsOnModel(t *testing.T) {

@@ -7,8 +7,8 @@
 //
 // Two forms are accepted (SPEC §6): APISIX's
 // rules[] {match[] {vars}, weighted_upstreams[] {upstream | upstream_id, weight}}
-// and the AI-gateway guide's rules[] {weight, upstream, rewrite}, which
-// APISIX silently ignores: every rule with a weight and no
+// and the AI-gateway guide's rules[] {weight, upstream | upstream_id,
+// rewrite}, which APISIX silently ignores: every rule with a weight and no
 // weighted_upstreams is one arm of a single weighted rule that matches every
 // request, tried after the APISIX-form rules. An arm may carry
 // rewrite {uri, headers} (rules[].rewrite in the guide form,
@@ -59,10 +59,11 @@ type ruleConf struct {
 		Vars json.RawMessage `json:"vars"`
 	} `json:"match"`
 	WeightedUpstreams []armConf `json:"weighted_upstreams"`
-	// guide form
-	Weight   json.RawMessage `json:"weight"`
-	Upstream json.RawMessage `json:"upstream"`
-	Rewrite  json.RawMessage `json:"rewrite"`
+	// guide form: the rule is one arm
+	Weight     json.RawMessage `json:"weight"`
+	UpstreamID json.RawMessage `json:"upstream_id"`
+	Upstream   json.RawMessage `json:"upstream"`
+	Rewrite    json.RawMessage `json:"rewrite"`
 }
 
 type armConf struct {
@@ -70,6 +71,8 @@ type armConf struct {
 	Upstream   json.RawMessage `json:"upstream"`
 	Weight     json.RawMessage `json:"weight"` // an integer (weight), default 1
 	Rewrite    json.RawMessage `json:"rewrite"`
+
+	at string // where errors point, when not at[j] (a guide-form rule: rules[i])
 }
 
 type rewriteConf struct {
@@ -131,11 +134,11 @@ func (trafficSplit) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instan
 			if len(rc.Match) > 0 {
 				return nil, bad("%s: match needs weighted_upstreams (a rule with weight is one arm of the guide form, which matches every request)", at)
 			}
-			guide = append(guide, armConf{Upstream: rc.Upstream, Weight: rc.Weight, Rewrite: rc.Rewrite})
+			guide = append(guide, armConf{UpstreamID: rc.UpstreamID, Upstream: rc.Upstream, Weight: rc.Weight, Rewrite: rc.Rewrite, at: at})
 			continue
 		}
-		if len(rc.Upstream) > 0 || len(rc.Rewrite) > 0 {
-			return nil, bad("%s: upstream and rewrite belong in weighted_upstreams[] or in a rule with a weight", at)
+		if len(rc.Upstream) > 0 || len(rc.Rewrite) > 0 || present(rc.UpstreamID) {
+			return nil, bad("%s: upstream, upstream_id and rewrite belong in weighted_upstreams[] or in a rule with a weight", at)
 		}
 		r := rule{}
 		for _, m := range rc.Match {
@@ -180,6 +183,9 @@ func (s *split) addRule(r *rule, idx int, at string, arms []armConf, env *plugin
 	seen := map[string]int{}
 	for j, ac := range arms {
 		where := fmt.Sprintf("%s[%d]", at, j+1)
+		if ac.at != "" {
+			where = ac.at
+		}
 		w, err := weight(ac.Weight)
 		if err != nil {
 			return bad("%s.weight: %v", where, err)

@@ -237,6 +237,41 @@ func TestGuideFormRewritesPerArm(t *testing.T) {
 	assert.Equal(t, map[string]int{"1981/v1/chat/completions": 50, "1982/v2/chat/completions": 50}, seen)
 }
 
+// A guide-form rule names its upstream by upstream_id as a weighted_upstreams
+// arm does: {"weight":1,"upstream_id":"u1"} next to {"weight":1} (the
+// route's upstream) splits 1:1; before, the id was dropped and every
+// request went to the route's upstream.
+func TestGuideFormUpstreamID(t *testing.T) {
+	f := newFixture(t, 1)
+	f.mustBuild(split(`[{"weight":1,"upstream_id":"u1"},{"weight":1}]`))
+	assert.Equal(t, []int{1980, 1980, 1980, 1981, 1981, 1981}, sorted(f.ports("/x", 6, 0)))
+
+	f.mustBuild(split(`[{"weight":3,"upstream_id":"u2","rewrite":{"uri":"/v2"}},{"weight":1,"upstream":{"nodes":{"127.0.0.1:1983":1}}}]`))
+	r := newReq(t, "/v1")
+	seen := map[string]int{}
+	for range 8 {
+		port, uri := f.send(r, 0)
+		seen[strconv.Itoa(port)+uri]++
+		require.NotNil(t, r.c.Arm)
+	}
+	assert.Equal(t, map[string]int{"1982/v2": 6, "1983/v1": 2}, seen)
+
+	// an unknown id is the same 400 as in weighted_upstreams, at its rule
+	err := f.build(split(`[{"weighted_upstreams":[{"upstream_id":"u1"}]},{"weight":1},{"weight":1,"upstream_id":"nope"}]`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "failed to fetch upstream info by upstream id [nope], response code: 404 (plugin traffic-split, rules[3].upstream_id)")
+	// a rule with weighted_upstreams (or without a weight) is not an arm:
+	// an upstream_id beside them would be ignored, so it is refused
+	for _, conf := range []string{
+		split(`[{"upstream_id":"u1","weighted_upstreams":[{"weight":1}]}]`),
+		split(`[{"upstream_id":"u1"}]`),
+	} {
+		err = f.build(conf)
+		require.Error(t, err, conf)
+		assert.Contains(t, err.Error(), "rules[1]: upstream, upstream_id and rewrite belong in weighted_upstreams[] or in a rule with a weight", conf)
+	}
+}
+
 func TestPositionSurvivesRebuild(t *testing.T) {
 	f := newFixture(t, 1)
 	conf := split(`[{"weighted_upstreams":[{"upstream_id":"u1","weight":2},{"upstream_id":"u2","weight":1}]}]`)
