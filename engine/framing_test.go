@@ -338,3 +338,47 @@ func TestTrailers(t *testing.T) {
 	case <-time.After(2 * time.Second): // or nothing at all
 	}
 }
+
+// TestNoFramingOn204: a 204 reaches the client without the upstream's
+// Content-Length or Transfer-Encoding (RFC 9110 §8.6, RFC 9112 §6.1: a
+// server must not send them on a 204), and the connection serves the next
+// request.
+func TestNoFramingOn204(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/cl":
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
+			case "/te":
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n")
+			default:
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	for _, path := range []string{"/cl", "/te"} {
+		c := dialSend(t, g.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		tp := textproto.NewReader(bufio.NewReader(c))
+		line, err := tp.ReadLine()
+		require.NoError(t, err, path)
+		assert.Equal(t, "HTTP/1.1 204 No Content", line, path)
+		h, err := tp.ReadMIMEHeader()
+		require.NoError(t, err, path)
+		assert.Equal(t, "1", h.Get("X-A"), path)
+		assert.NotContains(t, h, "Content-Length", path)
+		assert.NotContains(t, h, "Transfer-Encoding", path)
+
+		_, err = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err, path)
+		line, err = tp.ReadLine()
+		require.NoError(t, err, path)
+		assert.Equal(t, "HTTP/1.1 200 OK", line, path, "the next response follows the 204's head")
+	}
+}

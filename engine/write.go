@@ -293,6 +293,10 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 	}
 	dst = append(dst, crlf...)
 	tunnel := r.Status == 101
+	// RFC 9110 §8.6, RFC 9112 §6.1: no Content-Length or
+	// Transfer-Encoding on a 1xx or 204, whatever the upstream sent (nginx
+	// clears them too); such a response never has a body.
+	noFraming := r.Status < 200 || r.Status == 204
 	for i := range r.Headers {
 		h := &r.Headers[i]
 		n := h.Name
@@ -316,7 +320,7 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 			}
 		case 17:
 			if http1.FoldEq(n, "transfer-encoding") {
-				if !ex.decode {
+				if !ex.decode && !noFraming {
 					dst = appendHeader(dst, h) // (its codings: the last is chunked)
 				}
 				continue
@@ -327,7 +331,7 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 		}
 		dst = appendHeader(dst, h)
 	}
-	if !r.Chunked { // the length the body is relayed with (or a HEAD's, a 304's)
+	if !r.Chunked && !noFraming { // the length the body is relayed with (or a HEAD's, a 304's)
 		dst = appendFraming(dst, false, r.ContentLength)
 	}
 	dst = append(dst, ex.pc.RespHeaders()...)
