@@ -382,3 +382,26 @@ func TestNoFramingOn204(t *testing.T) {
 		assert.Equal(t, "HTTP/1.1 200 OK", line, path, "the next response follows the 204's head")
 	}
 }
+
+// TestXForwardedForJoined: the client's X-Forwarded-For fields all reach
+// the upstream, joined with ", " in order before the client address, as
+// nginx's $proxy_add_x_forwarded_for (APISIX) sends them — not only the
+// last field's value.
+func TestXForwardedForJoined(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	for _, tc := range []struct{ fields, want string }{
+		{"", "127.0.0.1"},
+		{"X-Forwarded-For: 1.1.1.1\r\n", "1.1.1.1, 127.0.0.1"},
+		{"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n", "1.1.1.1, 2.2.2.2, 127.0.0.1"},
+		{"x-forwarded-for: 1.1.1.1, 3.3.3.3\r\nX-Kept: 1\r\nX-FORWARDED-FOR:\r\nX-Forwarded-For: 2.2.2.2\r\n", "1.1.1.1, 3.3.3.3, 2.2.2.2, 127.0.0.1"},
+	} {
+		c := dialSend(t, g.addr, "GET /a HTTP/1.1\r\nHost: x\r\n"+tc.fields+"\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.fields)
+		require.Equal(t, 200, resp.StatusCode, tc.fields)
+		got := next(t, seen)
+		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-For"], "one field: %q", got.head)
+	}
+}

@@ -168,7 +168,7 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	}
 	dst = append(dst, crlf...)
 
-	var xff []byte
+	xff := false // the client sent X-Forwarded-For fields (appended to below)
 	ops := pc.HeaderOps
 	for i := range r.Headers {
 		h := &r.Headers[i]
@@ -195,7 +195,7 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 			}
 		case 15:
 			if http1.FoldEq(n, "x-forwarded-for") {
-				xff = h.Value
+				xff = true
 				continue
 			}
 		case 16:
@@ -230,9 +230,8 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	}
 	ip := ex.rreq.RemoteAddr.Unmap()
 	dst = append(dst, "X-Forwarded-For: "...)
-	if len(xff) > 0 {
-		dst = append(dst, xff...)
-		dst = append(dst, ", "...)
+	if xff {
+		dst = appendXFF(dst, r.Headers)
 	}
 	dst = ip.AppendTo(dst)
 	dst = append(dst, "\r\nX-Real-IP: "...)
@@ -245,6 +244,20 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	dst = append(dst, "\r\nX-Forwarded-Port: "...)
 	dst = strconv.AppendUint(dst, uint64(ex.cl.port), 10)
 	dst = append(dst, "\r\n\r\n"...)
+	return dst
+}
+
+// appendXFF appends the values of every X-Forwarded-For field in hs, in
+// order, each followed by ", " (empty ones skipped): nginx's
+// $proxy_add_x_forwarded_for, which APISIX sends, joins them all before
+// the client address. It allocates only to grow dst.
+func appendXFF(dst []byte, hs []http1.Header) []byte {
+	for i := range hs {
+		if h := &hs[i]; len(h.Value) > 0 && len(h.Name) == 15 && http1.FoldEq(h.Name, "x-forwarded-for") {
+			dst = append(dst, h.Value...)
+			dst = append(dst, ", "...)
+		}
+	}
 	return dst
 }
 
