@@ -405,3 +405,24 @@ func TestXForwardedForJoined(t *testing.T) {
 		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-For"], "one field: %q", got.head)
 	}
 }
+
+// TestXForwardedHostIsHost: X-Forwarded-Host is nginx's $host, as APISIX
+// sends it — the Host lowercased and without its port — not the raw value.
+func TestXForwardedHostIsHost(t *testing.T) {
+	up, seen := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	for _, tc := range []struct{ req, want string }{
+		{"GET /a HTTP/1.1\r\nHost: API.Example.COM:8443\r\n\r\n", "api.example.com"},
+		{"GET /a HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "api.example.com"},
+		{"GET /a HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "[::1]"},
+		{"GET http://Abs.Example:81/a HTTP/1.1\r\nHost: other\r\n\r\n", "abs.example"},
+	} {
+		c := dialSend(t, g.addr, tc.req)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.req)
+		require.Equal(t, 200, resp.StatusCode, tc.req)
+		got := next(t, seen)
+		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-Host"], tc.req)
+	}
+}

@@ -237,9 +237,11 @@ func (l *loop) appendUpstreamHead(dst []byte, ex *exchange) []byte {
 	dst = append(dst, "\r\nX-Real-IP: "...)
 	dst = ip.AppendTo(dst)
 	dst = append(dst, "\r\nX-Forwarded-Proto: http"...)
-	if len(r.Host) > 0 { // HTTP/1.0 requests may have none
+	// APISIX sends nginx's $host (plugin.AppendHost): lowercased, without
+	// the port. HTTP/1.0 requests may have no Host.
+	if h := plugin.StripPort(r.Host); len(h) > 0 {
 		dst = append(dst, "\r\nX-Forwarded-Host: "...)
-		dst = append(dst, r.Host...)
+		dst = plugin.AppendLower(dst, h)
 	}
 	dst = append(dst, "\r\nX-Forwarded-Port: "...)
 	dst = strconv.AppendUint(dst, uint64(ex.cl.port), 10)
