@@ -41,7 +41,8 @@ type Options struct {
 	Publisher *router.Publisher
 	// Version goes into "Server: sluice/<version>".
 	Version string
-	// MaxHead is the largest request head in bytes (431 beyond); default 32 KiB.
+	// MaxHead is the largest request head in bytes (431 beyond, 414 when
+	// the request line alone does not fit); default 32 KiB.
 	MaxHead int
 	// MaxBody is client_max_body_size in bytes (413 beyond); 0 = unlimited.
 	MaxBody int64

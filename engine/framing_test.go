@@ -426,3 +426,35 @@ func TestXForwardedHostIsHost(t *testing.T) {
 		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-Host"], tc.req)
 	}
 }
+
+// TestRequestLineTooLong: a request line longer than the head limit gets
+// 414 with a JSON error_msg and Connection: close (RFC 9112 §3, as nginx
+// answers); a long field after a short request line still gets 431.
+func TestRequestLineTooLong(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	long := strings.Repeat("a", 40<<10)
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"long target", "GET /" + long + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+		{"long target, line unfinished", "GET /" + long, 414},
+		{"long field", "GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + long + "\r\n\r\n", 431},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialSend(t, g.addr, tc.req)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err)
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.True(t, resp.Close, "Connection: close")
+			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			var body struct {
+				Msg string `json:"error_msg"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+			assert.NotEmpty(t, body.Msg)
+		})
+	}
+}

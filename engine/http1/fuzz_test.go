@@ -28,7 +28,7 @@ func FuzzParseRequest(f *testing.F) {
 					t.Fatalf("error %T %v", err, err)
 				}
 				switch e.Status {
-				case 400, 417, 431, 501, 505:
+				case 400, 414, 417, 431, 501, 505:
 				default:
 					t.Fatalf("status %d", e.Status)
 				}

@@ -14,7 +14,7 @@ import "errors"
 var ErrNeedMore = errors.New("http1: need more data")
 
 // Error is a parse failure with the HTTP status the gateway must answer
-// (400, 417, 431, 501, 505 for a request head or a chunked body; 502 for a
+// (400, 414, 417, 431, 501, 505 for a request head or a chunked body; 502 for a
 // response head). Values are package-level (the ErrX variables) so returning
 // one does not allocate; compare them with == or errors.Is.
 type Error struct {
@@ -47,7 +47,8 @@ type Header struct {
 // Limits bound what a parser accepts. Zero fields take the defaults.
 type Limits struct {
 	// MaxHead is the largest head in bytes, request line (or status line)
-	// and headers included, final CRLF included; larger → 431 (requests).
+	// and headers included, final CRLF included; larger → 431 (requests),
+	// or 414 when the request line alone does not fit.
 	// Default 32 KiB (nginx large_client_header_buffers 4 8k ≈ APISIX 32k).
 	MaxHead int
 	// MaxHeaders is the largest number of header fields; more → 431.

@@ -15,7 +15,7 @@ func (r *Request) Reset() {
 //
 // It returns ErrNeedMore while the head is incomplete and buf holds no more
 // than lim.MaxHead bytes, or an *Error whose Status the gateway answers
-// (400, 417, 431, 501, 505); see the ErrX values. A nil lim means defaults.
+// (400, 414, 417, 431, 501, 505); see the ErrX values. A nil lim means defaults.
 // It does not allocate once r.Headers has capacity for lim.MaxHeaders.
 // It is pure: any goroutine may call it on its own r.
 func ParseRequest(r *Request, buf []byte, lim *Limits) (int, error) {
@@ -49,6 +49,11 @@ func ParseRequest(r *Request, buf []byte, lim *Limits) (int, error) {
 
 	e := bytes.IndexByte(w[pos:], '\n')
 	if e < 0 {
+		if len(buf) > maxHead && pos < len(w) {
+			// RFC 9112 §3: a request line longer than the server parses
+			// is a 414, not a 431 (nginx: "client sent too long URI").
+			return 0, ErrURITooLong
+		}
 		return 0, moreOrTooLarge(len(buf), maxHead)
 	}
 	line := w[pos : pos+e]

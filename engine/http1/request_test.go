@@ -328,10 +328,10 @@ func TestParseRequestLimits(t *testing.T) {
 	f(exact, nil)
 	f(exact+"GET / HTTP/1.1\r\n", nil) // pipelined bytes do not count
 	over := "GET /a" + exact[5:]
-	f(over, ErrHeadTooLarge)                    // complete, 65 bytes
-	f(over[:len(over)-2], ErrNeedMore)          // 63 bytes so far
-	f(over[:len(over)-1], ErrNeedMore)          // 64 bytes: not over the limit yet
-	f(strings.Repeat("A", 65), ErrHeadTooLarge) // incomplete, already too long
+	f(over, ErrHeadTooLarge)                  // complete, 65 bytes
+	f(over[:len(over)-2], ErrNeedMore)        // 63 bytes so far
+	f(over[:len(over)-1], ErrNeedMore)        // 64 bytes: not over the limit yet
+	f(strings.Repeat("A", 65), ErrURITooLong) // incomplete, already too long
 	f(strings.Repeat("\r\n", 40), ErrHeadTooLarge)
 	f(strings.Repeat("\r\n", 32), ErrNeedMore)
 
@@ -342,8 +342,29 @@ func TestParseRequestLimits(t *testing.T) {
 	assert.ErrorIs(t, err, ErrTooManyHeaders)
 	huge := "GET /" + strings.Repeat("a", DefaultMaxHead) + " HTTP/1.1\r\nHost: h\r\n\r\n"
 	_, err = ParseRequest(&r, []byte(huge), nil)
-	assert.ErrorIs(t, err, ErrHeadTooLarge)
-	assert.Equal(t, 431, StatusOf(err))
+	assert.ErrorIs(t, err, ErrURITooLong)
+	assert.Equal(t, 414, StatusOf(err))
+}
+
+// TestRequestLineTooLong: a request line that does not fit the head limit
+// is a 414 (RFC 9112 §3, as nginx answers), not a 431; a head that is too
+// large only because of its fields stays a 431.
+func TestRequestLineTooLong(t *testing.T) {
+	lim := &Limits{MaxHead: 64}
+	f := func(in string, want error) {
+		t.Helper()
+		var r Request
+		_, err := ParseRequest(&r, []byte(in), lim)
+		assert.ErrorIs(t, err, want, in)
+	}
+	long := "GET /" + strings.Repeat("a", 64)
+	f(long, ErrURITooLong)                                              // no end of line yet
+	f(long+" HTTP/1.1\r\nHost: h\r\n\r\n", ErrURITooLong)               // whole, but the line is past the limit
+	f("\r\n\r\n"+long, ErrURITooLong)                                   // after empty lines
+	f(long[:60], ErrNeedMore)                                           // not over the limit yet
+	f("GET / HTTP/1.1\r\nX: "+strings.Repeat("a", 64), ErrHeadTooLarge) // a field does not fit
+	f("GET / HTTP/1.1\r\nHost: h\r\nX: "+strings.Repeat("a", 40)+"\r\n\r\n", ErrHeadTooLarge)
+	assert.Equal(t, 414, StatusOf(ErrURITooLong))
 }
 
 func TestRequestHelpers(t *testing.T) {

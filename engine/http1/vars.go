@@ -26,6 +26,7 @@ var (
 	ErrDuplicateHost    = &Error{400, "duplicate host"}
 	ErrBadHost          = &Error{400, "invalid host"}
 	ErrExpectation      = &Error{417, "unsupported expectation"}
+	ErrURITooLong       = &Error{414, "request line too long"} // the request line alone does not fit MaxHead
 	ErrHeadTooLarge     = &Error{431, "head too large"}
 	ErrTooManyHeaders   = &Error{431, "too many headers"}
 )
