@@ -336,7 +336,7 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 		case 17:
 			if http1.FoldEq(n, "transfer-encoding") {
 				if !ex.decode && !noFraming {
-					dst = appendHeader(dst, h) // (its codings: the last is chunked)
+					dst = appendHeader(dst, h) // (chunked, if listed, is the last coding: ParseResponse)
 				}
 				continue
 			}

@@ -18,10 +18,11 @@ func (r *Response) Reset() {
 // Field rules are the request's (obs-fold, space before colon, bad bytes
 // and differing Content-Lengths are errors). Transfer-Encoding makes the
 // body chunked when its last coding is chunked (RFC 9112 §6.3 item 4: any
-// other final coding means read until close); Transfer-Encoding together
-// with Content-Length is refused rather than resolved, as is
-// Transfer-Encoding on HTTP/1.0, so sluice never guesses an upstream's
-// framing.
+// other final coding means read until close). chunked listed twice, or
+// before another coding, is refused (RFC 9112 §6.1: it is applied at most
+// once, and last); Transfer-Encoding together with Content-Length is
+// refused rather than resolved, as is Transfer-Encoding on HTTP/1.0, so
+// sluice never guesses an upstream's framing.
 func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 	r.Reset()
 	maxHead, maxHeaders := limitsOf(lim)
@@ -101,6 +102,11 @@ func ParseResponse(r *Response, buf []byte, lim *Limits) (int, error) {
 					var c []byte
 					c, v, more = cutElem(v)
 					if len(c) > 0 {
+						if r.Chunked {
+							// RFC 9112 §6.1: chunked is applied at most
+							// once and is the final coding
+							return 0, errUpstreamTEOrder
+						}
 						r.Chunked = FoldEq(c, "chunked")
 						r.TECodings++
 					}

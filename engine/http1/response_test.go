@@ -24,6 +24,7 @@ func TestParseResponseStatus(t *testing.T) {
 		{"599", "HTTP/1.1 599 X\r\n\r\n", true},
 		{"te gzip chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", true},
 		{"te gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true},
+		{"te gzip then chunked field", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"cl list same", "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", true},
 
 		{"http2", "HTTP/2 200 OK\r\n\r\n", false},
@@ -50,6 +51,11 @@ func TestParseResponseStatus(t *testing.T) {
 		{"cl empty", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", false},
 		{"cl and te", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
 		{"te on 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		// RFC 9112 §6.1: chunked at most once, and last
+		{"te chunked gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false},
+		{"te chunked chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", false},
+		{"te chunked then chunked field", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"te chunked then gzip field", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,7 +132,7 @@ func TestResponseBodyKind(t *testing.T) {
 	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", false, BodyChunked)
 	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", true, BodyNone)
 	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", false, BodyChunked)
-	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", false, BodyUntilClose)
+	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", false, BodyChunked)
 	f("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", false, BodyUntilClose)
 	f("HTTP/1.1 200 OK\r\n", false, BodyUntilClose)
 	f("HTTP/1.0 200 OK\r\n", false, BodyUntilClose)

@@ -45,6 +45,7 @@ var (
 	errBadStatus         = &Error{502, "upstream: invalid status code"}
 	errUpstreamTEHTTP10  = &Error{502, "upstream: transfer-encoding on http/1.0"}
 	errUpstreamCLWithTE  = &Error{502, "upstream: content-length with transfer-encoding"}
+	errUpstreamTEOrder   = &Error{502, "upstream: chunked not the final transfer coding"}
 	errUpstreamMalformed = &Error{502, "upstream: invalid response head"}
 )
 
