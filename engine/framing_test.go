@@ -458,3 +458,54 @@ func TestRequestLineTooLong(t *testing.T) {
 		})
 	}
 }
+
+// TestTransferCodings: chunked must be the final transfer coding and come
+// once (RFC 9112 §6.1), so an upstream head breaking that is a 502 for
+// any client. An HTTP/1.0 client knows no transfer codings: only a lone
+// chunked (de-chunked for it) can reach it, and any other coding — under
+// the chunks or over a close-delimited body — is a 502 rather than bytes
+// it would take as content. An HTTP/1.1 client gets the codings relayed.
+func TestTransferCodings(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			te := strings.ReplaceAll(strings.TrimPrefix(req.URL.Path, "/"), "-", ", ")
+			if te == "gzip" { // close-delimited
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b-not-really")
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: "+te+"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	for _, tc := range []struct {
+		path, version string
+		status        int
+		te            string // relayed Transfer-Encoding
+	}{
+		{"/gzip", "1.0", 502, ""},
+		{"/gzip-chunked", "1.0", 502, ""},
+		{"/chunked-gzip", "1.0", 502, ""},
+		{"/chunked-chunked", "1.0", 502, ""},
+		{"/chunked", "1.0", 200, ""},
+		{"/chunked-gzip", "1.1", 502, ""},
+		{"/chunked-chunked", "1.1", 502, ""},
+		{"/gzip", "1.1", 200, "gzip"},
+		{"/gzip-chunked", "1.1", 200, "gzip, chunked"},
+	} {
+		name := tc.path + " HTTP/" + tc.version
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/"+tc.version+"\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		tp := textproto.NewReader(bufio.NewReader(c)) // net/http refuses codings other than chunked
+		line, err := tp.ReadLine()
+		require.NoError(t, err, name)
+		h, err := tp.ReadMIMEHeader()
+		require.NoError(t, err, name)
+		assert.Equal(t, fmt.Sprintf("HTTP/1.1 %d %s", tc.status, statusText(tc.status)), line, name)
+		assert.Equal(t, tc.te, h.Get("Transfer-Encoding"), name)
+	}
+}

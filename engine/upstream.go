@@ -562,9 +562,10 @@ func (l *loop) startResponse(ex *exchange, buf []byte, n int) bool {
 		return l.startTunnel(ex, buf, n)
 	}
 	ex.respKind = r.BodyKind(ex.headReq)
-	if ex.decode && ex.respKind == http1.BodyChunked && r.TECodings > 1 {
-		// an HTTP/1.0 client gets the body de-chunked, and no header could
-		// tell it about the coding left under the chunks (gzip, ...)
+	if ex.decode && ex.respKind != http1.BodyNone && r.TECodings > 0 && !(r.Chunked && r.TECodings == 1) {
+		// an HTTP/1.0 client knows no transfer codings: a lone chunked is
+		// de-chunked for it, but no header could tell it about any other
+		// (gzip, under the chunks or over a close-delimited body)
 		l.fail(ex, 502, "upstream transfer coding cannot be sent to an HTTP/1.0 client")
 		return false
 	}
