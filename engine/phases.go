@@ -144,12 +144,17 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 	if cl.closed || cl.c == nil {
 		return
 	}
+	if !reqDone {
+		// the linger drains every byte (endExchange could not: the client
+		// was paused then); set before the answer goes out, so a client
+		// that reads it finds the socket already draining
+		l.setLowat(cl, 1)
+	}
 	cl.write(l.wbuf)
 	if cl.closed {
 		return
 	}
 	if !reqDone {
-		l.setLowat(cl, 1) // the linger drains every byte (endExchange could not: the client was paused then)
 		cl.c.Discard(-1)
 		cl.state = csLinger
 		cl.deadline = l.now + int64(lingerTime)
