@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -16,7 +17,10 @@ import (
 // expire is called (the DNS refresh tick), and when a fresh lookup fails it
 // keeps serving the last good answer (logged), so a DNS outage neither
 // blocks Admin API writes nor empties a routing table. A name never
-// resolved still fails, and the write naming it is refused.
+// resolved still fails, and the write naming it is refused. A lookup of
+// such a name that timed out is remembered as failed until expire too:
+// every write rebuilds the whole table, and without that each one would
+// wait out a lookup timeout (5 s) per stored name in a DNS outage.
 type cachingResolver struct {
 	next router.Resolver
 	log  *slog.Logger
@@ -27,8 +31,9 @@ type cachingResolver struct {
 
 type dnsEntry struct {
 	addrs []netip.Addr
-	stale bool // expire was called since the lookup
-	used  bool // looked up since the last expire
+	err   error // the lookup timed out (addrs nil): answered until expire
+	stale bool  // expire was called since the lookup
+	used  bool  // looked up since the last expire
 }
 
 func newCachingResolver(next router.Resolver, log *slog.Logger) *cachingResolver {
@@ -46,22 +51,32 @@ func (c *cachingResolver) LookupNetIP(ctx context.Context, network, host string)
 	if e != nil && !e.stale {
 		e.used = true
 		c.mu.Unlock()
-		return e.addrs, nil
+		return e.addrs, e.err
 	}
 	c.mu.Unlock()
 	addrs, err := c.next.LookupNetIP(ctx, network, host)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		if e != nil {
+		if e != nil && e.addrs != nil {
 			c.log.Warn("admin: DNS lookup failed; keeping the last answer", "host", host, "err", err)
 			e.used = true
 			return e.addrs, nil
+		}
+		if timedOut(err) {
+			c.cache[key] = &dnsEntry{err: err, used: true}
 		}
 		return nil, err
 	}
 	c.cache[key] = &dnsEntry{addrs: addrs, used: true}
 	return addrs, nil
+}
+
+// timedOut reports whether a failed lookup ran out of time (no answer),
+// rather than being told the name does not exist, which is quick.
+func timedOut(err error) bool {
+	var de *net.DNSError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de) && de.IsTimeout
 }
 
 // expire makes the next lookup of every name ask the real resolver again,
