@@ -237,6 +237,9 @@ func (l *loop) clientClosed(cl *client) {
 		if u := ex.up; u != nil {
 			l.dropUpstream(u)
 		}
+		if ex.pc.Status == 0 {
+			ex.pc.Status = 499 // nginx's: closed before the answer (logged and counted)
+		}
 		l.endExchange(ex)
 	}
 	// remove from the sweep list (swap with last)

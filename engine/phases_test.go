@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net"
@@ -160,4 +161,46 @@ func TestDeferredAcrossTableSwap(t *testing.T) {
 	require.Equal(t, 404, resp.StatusCode)
 	gate <- 0
 	assert.Equal(t, 200, <-ch)
+}
+
+// statusLog is a test plugin whose Log phase reports the status the
+// request ended with (what metrics and the access log record).
+type statusLog struct{}
+
+type statusLogInst struct{}
+
+var loggedStatus = make(chan int, 16)
+
+func (statusLog) Name() string  { return "test-status-log" }
+func (statusLog) Priority() int { return 0 }
+func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) {
+	return statusLogInst{}, nil
+}
+func (statusLogInst) Log(c *plugin.Ctx) { loggedStatus <- c.Status }
+
+func init() { plugin.Register(statusLog{}) }
+
+// A client that goes away before the answer is logged and counted with
+// nginx's 499, not with no status at all.
+func TestClientGoneIs499(t *testing.T) {
+	release := make(chan struct{})
+	up := acceptEach(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		<-release // never answers while the client is there
+	})
+	defer close(release)
+	r := routeTo("r1", "/slow", up)
+	r.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	g := startTestGateway(t, 1, snapshot(r))
+	c := dialSend(t, g.addr, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	time.Sleep(100 * time.Millisecond) // the request is upstream
+	c.Close()
+	select {
+	case s := <-loggedStatus:
+		assert.Equal(t, 499, s)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Log phase for the abandoned request")
+	}
 }

@@ -23,7 +23,7 @@
 //	| method          | request method                                                        |
 //	| host            | Host header as received                                               |
 //	| path            | request target as received, query included (quoted)                  |
-//	| status          | status sent to the client                                             |
+//	| status          | status sent to the client; 499 if it closed before the answer         |
 //	| bytes           | bytes sent to the client, response head included                      |
 //	| request_time    | seconds from the first request byte to the last response byte (ms)   |
 //	| upstream        | upstream node ip:port; - when nothing was sent upstream               |
