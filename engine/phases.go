@@ -233,8 +233,8 @@ func (l *loop) headerFilter(ex *exchange) {
 func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	c := &ex.pc
 	c.BytesOut += int64(len(b))
-	if c.FirstByte == 0 && len(b) > 0 {
-		c.FirstByte = l.now
+	if c.FirstByte == 0 && len(b) > 0 && c.UpstreamStatus >= 200 && c.UpstreamStatus < 300 {
+		c.FirstByte = l.now // time to first token: an error body is no token
 	}
 	ch := ex.route.Chain
 	if ch == nil {

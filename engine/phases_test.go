@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-gw/sluice/internal/testupstream"
+	"github.com/sluice-gw/sluice/model"
 	"github.com/sluice-gw/sluice/plugin"
 )
 
@@ -163,20 +164,25 @@ func TestDeferredAcrossTableSwap(t *testing.T) {
 	assert.Equal(t, 200, <-ch)
 }
 
-// statusLog is a test plugin whose Log phase reports the status the
-// request ended with (what metrics and the access log record).
+// statusLog is a test plugin whose Log phase reports what the request
+// ended with (what metrics and the access log record).
 type statusLog struct{}
 
 type statusLogInst struct{}
 
-var loggedStatus = make(chan int, 16)
+type logged struct {
+	status    int
+	firstByte int64
+}
+
+var loggedStatus = make(chan logged, 16)
 
 func (statusLog) Name() string  { return "test-status-log" }
 func (statusLog) Priority() int { return 0 }
 func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) {
 	return statusLogInst{}, nil
 }
-func (statusLogInst) Log(c *plugin.Ctx) { loggedStatus <- c.Status }
+func (statusLogInst) Log(c *plugin.Ctx) { loggedStatus <- logged{c.Status, c.FirstByte} }
 
 func init() { plugin.Register(statusLog{}) }
 
@@ -199,8 +205,44 @@ func TestClientGoneIs499(t *testing.T) {
 	c.Close()
 	select {
 	case s := <-loggedStatus:
-		assert.Equal(t, 499, s)
+		assert.Equal(t, 499, s.status)
 	case <-time.After(5 * time.Second):
 		t.Fatal("no Log phase for the abandoned request")
+	}
+}
+
+// Time to first token counts the first body byte of a 2xx answer only: an
+// error body (a 500's JSON) is no token, and would flatter a failing arm.
+func TestFirstByteOnlyForSuccess(t *testing.T) {
+	up := serveRequests(t, func(c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 14\r\n\r\n{\"error\":\"x\"}\n")
+		return true
+	})
+	ok := serveRequests(t, func(c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}\n")
+		return true
+	})
+	bad, good := routeTo("bad", "/bad", up), routeTo("good", "/good", ok)
+	for _, r := range []*model.Route{bad, good} {
+		r.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	}
+	g := startTestGateway(t, 1, snapshot(bad, good))
+	for _, tc := range []struct {
+		path   string
+		status int
+		ttft   bool
+	}{{"/bad", 500, false}, {"/good", 200, true}} {
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		select {
+		case s := <-loggedStatus:
+			assert.Equal(t, tc.status, s.status, tc.path)
+			assert.Equal(t, tc.ttft, s.firstByte > 0, tc.path)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no Log phase")
+		}
 	}
 }

@@ -100,7 +100,7 @@ var (
 		"sluice_split_latency_seconds":          "Request latency in seconds per traffic-split arm",
 		"sluice_split_weight":                   "Configured weight of each traffic-split arm",
 		"sluice_llm_tokens_total":               "LLM tokens the upstream reported in its usage object, per route and arm",
-		"sluice_llm_ttft_seconds":               "Time to first response byte from the upstream (time to first token), in seconds",
+		"sluice_llm_ttft_seconds":               "Time to the first body byte of a 2xx upstream response (time to first token), in seconds",
 	}
 )
 

@@ -243,7 +243,7 @@ type Ctx struct {
 	Node           int             // node index in the upstream, -1 none
 	Addr           netip.AddrPort  // upstream address used
 	UpstreamStart  int64           // unix nanos, request sent upstream
-	FirstByte      int64           // unix nanos, first response byte from upstream (0: none)
+	FirstByte      int64           // unix nanos, first body byte of a 2xx upstream response (0: none)
 	End            int64           // unix nanos, request ended
 	BytesIn        int64           // request bytes received (head + body)
 	BytesOut       int64           // response bytes sent to the client
