@@ -37,19 +37,20 @@ type exchange struct {
 	cl    *client
 	phase uint8
 
-	req   http1.Request
-	rreq  router.Request
-	tbl   *router.Table // the table the request started on
-	route *router.Route
-	ups   *balancer.Upstream
-	cur   *balancer.Cursor
-	node  int
-	addr  netip.AddrPort
-	tried balancer.Tried
-	ra    [16]byte // client address bytes for chash on remote_addr
-	tries int
-	start int64 // unix nanos, request head parsed
-	sent  int64 // request fully sent upstream
+	req    http1.Request
+	rreq   router.Request
+	tbl    *router.Table // the table the request started on
+	route  *router.Route
+	ups    *balancer.Upstream
+	cur    *balancer.Cursor
+	node   int
+	addr   netip.AddrPort
+	tried  balancer.Tried
+	ra     [16]byte // client address bytes for chash on remote_addr
+	tries  int
+	start  int64 // unix nanos, request head parsed
+	sent   int64 // request fully sent upstream
+	dialAt int64 // the serving attempt began (connect or pooled connection taken)
 
 	deadline  int64 // 0 = none; connect, send or read deadline by phase
 	pausedOut int   // while a side is paused: bytes the other side still had to send at the last check
@@ -472,6 +473,7 @@ func (l *loop) connect(ex *exchange, retry bool) {
 	}
 	ex.node, ex.addr = node, addr
 	ex.tries++
+	ex.dialAt = l.now
 	ex.phase = exConnecting
 	if u.Timeouts.Connect > 0 {
 		ex.deadline = l.now + int64(u.Timeouts.Connect)

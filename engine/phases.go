@@ -275,7 +275,9 @@ func (l *loop) logExchange(ex *exchange) {
 	c := &ex.pc
 	c.Now, c.End = l.now, l.now
 	c.Node, c.Addr = ex.node, ex.addr
-	c.UpstreamStart = ex.sent
+	if ex.sent > 0 {
+		c.UpstreamStart = ex.dialAt
+	}
 	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
 	c.PromptTokens, c.CompletionTokens = -1, -1
 	if ch.Usage && ex.respStarted {
@@ -321,7 +323,7 @@ func (l *loop) accessLog(ex *exchange) {
 		e.UpstreamStatus = ex.resp.Status
 	}
 	if ex.sent > 0 {
-		e.UpstreamResponseTime = l.now - ex.sent
+		e.UpstreamResponseTime = l.now - ex.dialAt
 	}
 	l.alog.Append(e)
 }

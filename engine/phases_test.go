@@ -171,8 +171,8 @@ type statusLog struct{}
 type statusLogInst struct{}
 
 type logged struct {
-	status    int
-	firstByte int64
+	status                     int
+	start, firstByte, upstream int64
 }
 
 var loggedStatus = make(chan logged, 16)
@@ -182,7 +182,9 @@ func (statusLog) Priority() int { return 0 }
 func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) {
 	return statusLogInst{}, nil
 }
-func (statusLogInst) Log(c *plugin.Ctx) { loggedStatus <- logged{c.Status, c.FirstByte} }
+func (statusLogInst) Log(c *plugin.Ctx) {
+	loggedStatus <- logged{c.Status, c.Start, c.FirstByte, c.UpstreamStart}
+}
 
 func init() { plugin.Register(statusLog{}) }
 
@@ -244,5 +246,34 @@ func TestFirstByteOnlyForSuccess(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no Log phase")
 		}
+	}
+}
+
+// The upstream's time starts when its attempt does (connect, or a pooled
+// connection taken), as nginx's $upstream_response_time, which APISIX's
+// type="upstream" latency reads: a request body the client sends slowly
+// is the upstream's time too, not the gateway's.
+func TestUpstreamTimeFromConnect(t *testing.T) {
+	up := serveRequests(t, func(c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}\n")
+		return true
+	})
+	r := routeTo("r", "/up", up)
+	r.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	g := startTestGateway(t, 1, snapshot(r))
+	c := dialSend(t, g.addr, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+	time.Sleep(300 * time.Millisecond) // the body comes late
+	_, err := io.WriteString(c, "{}")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	select {
+	case s := <-loggedStatus:
+		require.Positive(t, s.upstream)
+		assert.Less(t, time.Duration(s.upstream-s.start), 150*time.Millisecond, "the attempt began with the head, before the body came")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Log phase")
 	}
 }

@@ -242,7 +242,7 @@ type Ctx struct {
 	UpstreamStatus int             // upstream's status (0: no response)
 	Node           int             // node index in the upstream, -1 none
 	Addr           netip.AddrPort  // upstream address used
-	UpstreamStart  int64           // unix nanos, request sent upstream
+	UpstreamStart  int64           // unix nanos, the serving upstream attempt began: connect, TLS and sending included, as nginx's $upstream_response_time (0: nothing sent)
 	FirstByte      int64           // unix nanos, first body byte of a 2xx upstream response (0: none)
 	End            int64           // unix nanos, request ended
 	BytesIn        int64           // request bytes received (head + body)

@@ -28,7 +28,7 @@
 //	| request_time    | seconds from the first request byte to the last response byte (ms)   |
 //	| upstream        | upstream node ip:port; - when nothing was sent upstream               |
 //	| upstream_status | upstream's response status; - when it sent none                       |
-//	| upstream_time   | seconds from sending upstream to the end of its response; - if none  |
+//	| upstream_time   | seconds from connecting upstream to the end of its response; - if none|
 //	| route           | matched route id; - when no route matched                             |
 //	| arm             | traffic-split arm, "rule/arm" (0-based, as in the config); - if none  |
 //	| upstream_uri    | path and query sent upstream, after rewrites (quoted); - if none      |
