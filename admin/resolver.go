@@ -61,6 +61,9 @@ func (c *cachingResolver) LookupNetIP(ctx context.Context, network, host string)
 		if e != nil && e.addrs != nil {
 			c.log.Warn("admin: DNS lookup failed; keeping the last answer", "host", host, "err", err)
 			e.used = true
+			if timedOut(err) {
+				e.stale = false // not asked again before the next refresh either
+			}
 			return e.addrs, nil
 		}
 		if timedOut(err) {
