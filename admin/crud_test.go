@@ -420,6 +420,8 @@ func TestTTLRefused(t *testing.T) {
 		{"PUT", "/apisix/admin/routes/tmp?ttl=60"},
 		{"PUT", "/apisix/admin/routes/tmp?ttl=abc"},
 		{"PUT", "/apisix/admin/routes/tmp?ttl="},
+		{"PUT", "/apisix/admin/routes/tmp?ttl=5;x"},
+		{"PUT", "/apisix/admin/routes/tmp?a=1&%74tl=5"},
 		{"POST", "/apisix/admin/routes?ttl=60"},
 	} {
 		r := e.must(http.StatusBadRequest, c.method, c.path, body)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -136,7 +137,7 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if r.Method != http.MethodDelete && r.URL.Query().Has("ttl") {
+	if r.Method != http.MethodDelete && hasQueryKey(r.URL.RawQuery, "ttl") {
 		// APISIX: ?ttl=N on PUT, POST and PATCH stores the key with an etcd
 		// lease, so it expires. sluice keeps every key until it is deleted:
 		// ignoring ttl would leave a "temporary" route in place for good.
@@ -315,4 +316,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, res *resource, id s
 		list[i].Value = masked(res.name, list[i].Value)
 	}
 	writeJSON(w, http.StatusOK, listBody{Total: total, List: list})
+}
+
+// hasQueryKey reports whether the raw query has key k, reading it as
+// APISIX does: pairs split at '&' only (Go's parser drops a pair holding
+// a ';', so "ttl=5;x" would slip past url.Values), keys percent-decoded.
+func hasQueryKey(raw, k string) bool {
+	for _, kv := range strings.Split(raw, "&") {
+		key, _, _ := strings.Cut(kv, "=")
+		if u, err := url.QueryUnescape(key); err == nil && u == k || key == k {
+			return true
+		}
+	}
+	return false
 }
