@@ -176,6 +176,8 @@ func TestPathNormalized(t *testing.T) {
 		{"/%C3%A4dmin%20b/x", "/%C3%A4dmin%20b/x", true, 200},
 		{"/public/..%2Fadmin/x", "", false, 400},
 		{"/../admin/x", "", false, 400},
+		{"/admin%00/x", "", false, 400}, // a NUL, and a '%' that starts no escape: 400, as nginx
+		{"/public/a%2", "", false, 400},
 	} {
 		c := dialSend(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))

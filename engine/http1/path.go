@@ -57,15 +57,23 @@ func normalizePath(p []byte) (n int, dots, ok bool) {
 	w := 0
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if c == '%' && i+2 < len(p) {
-			if h, l := unhex[p[i+1]], unhex[p[i+2]]; h < 16 && l < 16 {
-				// (not a hex digit right after a '%' or one further: it
-				// could make a new escape, "%7%41" would read "%7A" to a
-				// second decoding)
-				if d := h<<4 | l; unreserved(d) && !(unhex[d] < 16 && (w >= 1 && p[w-1] == '%' || w >= 2 && p[w-2] == '%')) {
-					c = d
-					i += 2
-				}
+		if c == '%' {
+			if i+2 >= len(p) || unhex[p[i+1]] >= 16 || unhex[p[i+2]] >= 16 {
+				return 0, false, false // a '%' that starts no escape (nginx: 400)
+			}
+			h, l := unhex[p[i+1]], unhex[p[i+2]]
+			d := h<<4 | l
+			if d == 0 {
+				// "%00": routes match the decoded path, where a NUL would
+				// end "/admin%00x" at "/admin" for some upstreams (nginx: 400)
+				return 0, false, false
+			}
+			// (not a hex digit right after a '%' or one further: it
+			// could make a new escape, "%7%41" would read "%7A" to a
+			// second decoding)
+			if unreserved(d) && !(unhex[d] < 16 && (w >= 1 && p[w-1] == '%' || w >= 2 && p[w-2] == '%')) {
+				c = d
+				i += 2
 			}
 		}
 		p[w] = c

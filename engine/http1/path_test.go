@@ -28,7 +28,11 @@ func TestNormalizePath(t *testing.T) {
 		{"/a/b%20c", "/a/b%20c", true},                       // not unreserved: kept
 		{"/models/org%2Fmodel", "/models/org%2Fmodel", true}, // an encoded slash in a name: kept
 		{"/a/.hidden/..x/...", "/a/.hidden/..x/...", true},
-		{"/a%2", "/a%2", true},
+		{"/a%2", "", false}, // a '%' that starts no escape, and %00: 400, as nginx
+		{"/a%", "", false},
+		{"/a%zz", "", false},
+		{"/admin%00/keys", "", false},
+		{"/a%7%41", "", false},
 		{"*", "*", true},
 		{"/..", "", false},
 		{"/../a", "", false},
