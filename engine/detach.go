@@ -11,7 +11,8 @@ import (
 // slices are sub-slices) into dst and re-points r's slices at the copy, so
 // the request outlives gnet's buffer (Peek data is valid only until
 // Discard or the end of the callback). A slice that is not part of src
-// (the path, once normalised into a scratch buffer) is copied after it.
+// (the path, once normalised into a scratch buffer, and its match form) is
+// copied after it.
 // It returns the grown dst and does not allocate once dst has room.
 func detach(r *http1.Request, src, dst []byte) []byte {
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
@@ -23,6 +24,9 @@ func detach(r *http1.Request, src, dst []byte) []byte {
 	extra := 0
 	if r.Path != nil && !inSrc(r.Path) {
 		extra = len(r.Path)
+	}
+	if r.MatchPath != nil && !inSrc(r.MatchPath) {
+		extra += len(r.MatchPath)
 	}
 	dst = slices.Grow(dst[:0], len(src)+extra) // no move while slices point in
 	dst = append(dst, src...)
@@ -41,6 +45,7 @@ func detach(r *http1.Request, src, dst []byte) []byte {
 	r.Method = move(r.Method)
 	r.Target = move(r.Target)
 	r.Path = move(r.Path)
+	r.MatchPath = move(r.MatchPath)
 	r.Query = move(r.Query)
 	r.Host = move(r.Host)
 	r.Connection = move(r.Connection)

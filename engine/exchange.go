@@ -179,7 +179,7 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	fwd := r.Path
 	if differs {
 		l.matchBuf = http1.AppendMatchPath(l.matchBuf[:0], fwd)
-		r.Path = l.matchBuf
+		r.Path, r.MatchPath = l.matchBuf, l.matchBuf // (detach copies it: $uri for plugins)
 	}
 	// a route matches on post_arg.*: a request reaching it is matched
 	// again with its body (≤ 64 KiB) once that has arrived

@@ -511,3 +511,30 @@ func TestTransferCodings(t *testing.T) {
 		assert.Equal(t, tc.te, h.Get("Transfer-Encoding"), name)
 	}
 }
+
+// Variables read the path as routes match it, decoded once (APISIX's
+// $uri everywhere): a traffic-split rule on uri sees "/v/a b" for
+// /v/a%20b, as the route's own vars do, while the upstream gets the path
+// as sent.
+func TestURIVariableDecoded(t *testing.T) {
+	def, defSeen := recordingUpstream(t)
+	arm, armSeen := recordingUpstream(t)
+	r := routeTo("v", "/v/*", def)
+	r.Vars = json.RawMessage(`[["uri","==","/v/a b"]]`)
+	r.Plugins = map[string]json.RawMessage{"traffic-split": json.RawMessage(`{"rules":[{"match":[{"vars":[["uri","==","/v/a b"]]}],
+		"weighted_upstreams":[{"weight":1,"upstream":{"nodes":{"` + arm + `":1}}}]}]}`)}
+	g := startTestGateway(t, 1, snapshot(r))
+	c := dialSend(t, g.addr, "GET /v/a%20b HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "the route's vars read the decoded path")
+	select {
+	case got := <-armSeen:
+		assert.Equal(t, "/v/a%20b", got.path, "sent as it came")
+	case <-defSeen:
+		t.Fatal("the split rule's vars read the encoded path")
+	case <-time.After(2 * time.Second):
+		t.Fatal("no upstream got the request")
+	}
+}

@@ -17,7 +17,7 @@ const (
 	// it as nil (an unset nginx variable in APISIX); plugins that build
 	// a key or a URI from it refuse it at configuration time.
 	VarNone           VarKind = iota
-	VarURI                    // uri, document_uri: the request path as sent
+	VarURI                    // uri, document_uri: the request path, percent-decoded once (APISIX's $uri)
 	VarRequestURI             // request_uri: the request target as sent
 	VarArgs                   // args, query_string: the raw query
 	VarIsArgs                 // is_args: "?" when the request has a query, else ""
@@ -113,6 +113,9 @@ func (v *Var) RequestValue(r *http1.Request) []byte {
 	}
 	switch v.Kind {
 	case VarURI:
+		if r.MatchPath != nil {
+			return r.MatchPath // decoded, as routes matched it (APISIX's $uri)
+		}
 		return r.Path
 	case VarRequestURI:
 		return r.Target

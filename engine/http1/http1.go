@@ -80,8 +80,11 @@ type Request struct {
 	Target []byte // raw request-target as sent
 	Path   []byte // Target up to '?' (for absolute-form targets, the path part; "*" for OPTIONS *)
 	Query  []byte // after the first '?', without it; nil when there is none
-	Major  uint8  // HTTP major version (1)
-	Minor  uint8  // HTTP minor version (0 or 1)
+	// MatchPath is Path as routes and variables read it ($uri):
+	// percent-decoded once (AppendMatchPath); nil when that is Path.
+	MatchPath []byte
+	Major     uint8 // HTTP major version (1)
+	Minor     uint8 // HTTP minor version (0 or 1)
 
 	Headers []Header // all fields in order, including Host, Content-Length, ...
 

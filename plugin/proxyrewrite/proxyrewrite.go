@@ -179,12 +179,6 @@ func (c *conf) compileURI(s string) error {
 	}
 	c.uri = t
 	if t.literal() {
-		// a dot segment here would be refused on every request (a built
-		// path may not climb): refuse it now, when the route is written
-		path, _, _ := strings.Cut(s, "?") // (a query may hold anything)
-		if _, ok := http1.NormalizeBuiltPath([]byte(path)); !ok {
-			return plugin.Errorf(name, `property "uri" validation failed: %q has a "." or ".." segment (write the path it means)`, s)
-		}
 		c.literal = true
 		b := uriBuilder{split: -1}
 		for i := range t {
@@ -196,6 +190,12 @@ func (c *conf) compileURI(s string) error {
 			c.litPath = b.dst[:b.split:b.split]
 			c.litQuery = b.dst[b.split+1:]
 			c.hasQuery = true
+		}
+		// a dot segment here would be refused on every request (a built
+		// path may not climb): refuse it now, when the route is written
+		// (checked as it will be sent: a '%' there is "%25")
+		if _, ok := http1.NormalizeBuiltPath(slices.Clone(c.litPath)); !ok {
+			return plugin.Errorf(name, `property "uri" validation failed: %q has a "." or ".." segment (write the path it means)`, s)
 		}
 	}
 	return nil
