@@ -158,3 +158,46 @@ func TestStale(t *testing.T) {
 	assert.Equal(t, "HTT", string(b), "a peek: nothing consumed")
 	c.Close()
 }
+
+// A pooled connection idle a second or more is checked before use: one
+// the upstream closed after the loop last looked (its FIN not yet seen
+// as an event) is dropped instead of carrying a request that could not
+// be sent again (a POST). The loop is held in a task while the upstream
+// closes, so only get's check can see it.
+func TestPoolDropsStaleOnGet(t *testing.T) {
+	conns := make(chan net.Conn, 1)
+	up := acceptEach(t, func(c net.Conn) {
+		conns <- c
+		r := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(r); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/*", up)))
+	resp, err := http.Get("http://" + g.addr + "/x")
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	upSide := <-conns
+	l := (*g.srv.h.loops.Load())[0]
+	var fresh, stale *upConn
+	var dead bool
+	onLoop(t, l, func() {
+		require.Len(t, l.pools, 1)
+		for _, p := range l.pools {
+			fresh = p.get(l.now) // just used: not checked, handed out
+			require.NotNil(t, fresh)
+			p.idle = append(p.idle, fresh) // back, as release would
+			fresh.inPool = true
+			upSide.Close()
+			time.Sleep(50 * time.Millisecond) // the FIN is in the socket, not yet an event
+			stale = p.get(l.now + int64(2*time.Second))
+			dead = fresh.dead
+		}
+	})
+	assert.Nil(t, stale, "a connection the upstream closed is not handed out")
+	assert.True(t, dead, "and is closed")
+}
