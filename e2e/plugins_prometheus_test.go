@@ -385,3 +385,51 @@ func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
 		assert.Equal(t, float64(n), m[key(id)], id)
 	}
 }
+
+// A stream an arm's upstream cuts after its first event — the way an LLM
+// stream usually fails — reaches the client cut (no clean end), keeps the
+// 200 it was sent with in the status series, and is counted on its arm in
+// sluice_split_aborted_total, with a gateway log line naming route and arm.
+func TestSplitAbortedStream(t *testing.T) {
+	cut := startUpstream(t, "cutter", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t0\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close() // mid-stream, no last chunk
+		}
+	})
+	metricsPort := freePort(t)
+	doc := routesDoc(route("cut", "/cut/*", fmt.Sprintf(`    plugins:
+      traffic-split:
+        rules:
+          - weighted_upstreams:
+              - upstream: {name: canary, type: roundrobin, nodes: {%q: 1}}
+                weight: 1
+`, cut.addr()), cut.addr()))
+	g := startGatewayConf(t, func(port int) string {
+		return gatewayConfig(port, 1, "") + fmt.Sprintf("plugin_attr:\n  prometheus:\n    export_addr: {ip: 127.0.0.1, port: %d}\n", metricsPort)
+	}, doc)
+	g.waitListening("127.0.0.1:" + strconv.Itoa(metricsPort))
+
+	resp, err := client.Get(g.url("/cut/chat"))
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Error(t, err, "the client sees the stream cut")
+
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/apisix/prometheus/metrics"
+	var m map[string]float64
+	waitFor(t, 2*time.Second, "the request counted", func() bool {
+		m, _ = scrapeSeries(t, metricsURL)
+		return m[`sluice_split_requests_total{route="cut",rule="0",arm="canary"}`] == 1
+	})
+	assert.Equal(t, float64(1), m[`sluice_split_aborted_total{route="cut",rule="0",arm="canary"}`], "counted as cut")
+	assert.Equal(t, float64(1), m[`sluice_split_status_total{route="cut",rule="0",arm="canary",code="200"}`], "with the status it was sent with")
+	waitFor(t, 2*time.Second, "the gateway's warning", func() bool {
+		s := g.log.String()
+		return strings.Contains(s, "response cut mid-stream") && strings.Contains(s, "route=cut") && strings.Contains(s, "arm=canary")
+	})
+}

@@ -798,6 +798,12 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	if !started {
 		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
 		ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
+	} else {
+		// The response was under way: its status went out, so it is
+		// logged as sent, but the client sees a cut stream — the way an
+		// LLM stream usually fails. Say so, and count it on its arm.
+		ex.pc.Aborted = true
+		l.logAborted(ex, msg)
 	}
 	l.endExchange(ex) // ex is recycled: only the copies above are used below
 	if cl.paused || cl.resuming {
@@ -828,6 +834,20 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 		return
 	}
 	l.writeFinal(cl, reqDone, keep) // part of the body unread: linger
+}
+
+// logAborted warns that ex's response was cut after it started (msg:
+// why), naming its route and split arm. Off the hot path: an error.
+func (l *loop) logAborted(ex *exchange, msg string) {
+	route, arm := "", ""
+	if ex.route != nil {
+		route = ex.route.ID
+	}
+	if a := ex.pc.Arm; a != nil {
+		arm = a.Name
+	}
+	l.opts.Logger.Warn("response cut mid-stream", "reason", msg, "route", route, "arm", arm,
+		"upstream", ex.addr.String(), "status", ex.pc.Status, "bytes", ex.pc.BytesOut)
 }
 
 // endExchange releases ex (and detaches it from its client and upstream).

@@ -97,6 +97,7 @@ var (
 		"apisix_upstream_status":                "Upstream status from health check",
 		"sluice_split_requests_total":           "Requests per traffic-split arm",
 		"sluice_split_status_total":             "Responses per traffic-split arm and status code",
+		"sluice_split_aborted_total":            "Responses per traffic-split arm cut after they started (upstream closed, timed out or broke framing mid-body; their status is the one sent)",
 		"sluice_split_latency_seconds":          "Request latency in seconds per traffic-split arm",
 		"sluice_split_weight":                   "Configured weight of each traffic-split arm",
 		"sluice_llm_tokens_total":               "LLM tokens the upstream reported in its usage object, per route and arm",

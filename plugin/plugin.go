@@ -239,6 +239,7 @@ type Ctx struct {
 	// Response side, set by the engine.
 	Resp           *http1.Response // upstream response head (HeaderFilter only)
 	Status         int             // status sent to the client (0: none)
+	Aborted        bool            // the response started but was cut (upstream closed, timed out or broke framing mid-body)
 	UpstreamStatus int             // upstream's status (0: no response)
 	Node           int             // node index in the upstream, -1 none
 	Addr           netip.AddrPort  // upstream address used

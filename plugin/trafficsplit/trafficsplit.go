@@ -15,7 +15,8 @@
 // weighted_upstreams[].rewrite in the APISIX form — a sluice extension).
 //
 // The plugin counts its split: sluice_split_requests_total,
-// sluice_split_status_total, sluice_split_latency_seconds and
+// sluice_split_status_total, sluice_split_aborted_total (responses cut
+// after they started), sluice_split_latency_seconds and
 // sluice_split_weight per (route, rule, arm), and sluice_llm_tokens_total /
 // sluice_llm_ttft_seconds per (route, arm). Compile creates every handle;
 // Access and Log do not allocate.
@@ -99,6 +100,7 @@ type arm struct {
 
 	// metric handles (nil when compiled for validation only)
 	requests *vm.Counter
+	aborted  *vm.Counter
 	statuses *metrics.Statuses
 	latency  *metrics.Histogram
 	llm      *metrics.LLM
@@ -429,6 +431,7 @@ func (s *split) handles(route string) {
 			a := &r.arms[ai]
 			rl, an := strconv.Itoa(ri), a.meta.Name
 			a.requests = metrics.Counter("sluice_split_requests_total", "route", route, "rule", rl, "arm", an)
+			a.aborted = metrics.Counter("sluice_split_aborted_total", "route", route, "rule", rl, "arm", an)
 			a.statuses = metrics.NewStatuses("sluice_split_status_total", "route", route, "rule", rl, "arm", an)
 			a.latency = metrics.NewHistogram("sluice_split_latency_seconds", metrics.SecondsBuckets, "route", route, "rule", rl, "arm", an)
 			a.llm = metrics.NewLLM(route, an)
@@ -498,6 +501,9 @@ func (s *split) Log(c *plugin.Ctx) {
 	}
 	a.requests.Inc()
 	a.statuses.Inc(c.Status)
+	if c.Aborted {
+		a.aborted.Inc()
+	}
 	a.latency.Update(c.Loop, float64(c.End-c.Start)/1e9)
 	a.llm.Record(c.Loop, c.Start, c.FirstByte, c.PromptTokens, c.CompletionTokens)
 }
