@@ -100,7 +100,11 @@ type exchange struct {
 	usage   plugin.UsageScanner
 	// scanUsage: the response may carry LLM usage (JSON/SSE, not compressed)
 	scanUsage bool
-	rport     uint16 // client's port (access log)
+	// scanGzip: the same, gzip-encoded: its body is kept in gz (up to
+	// maxGzipScan) and scanned once it ended (scanGzipped)
+	scanGzip bool
+	gz       []byte
+	rport    uint16 // client's port (access log)
 }
 
 func (l *loop) newExchange() *exchange {
@@ -118,11 +122,11 @@ func (l *loop) newExchange() *exchange {
 }
 
 func (ex *exchange) reset() {
-	gen, out, body, head, plain, uri := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0], ex.uri[:0]
+	gen, out, body, head, plain, uri, gz := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0], ex.uri[:0], ex.gz[:0]
 	rh, sh := ex.req.Headers[:0], ex.resp.Headers[:0]
 	pc := ex.pc
 	pc.Reset()
-	*ex = exchange{gen: gen, out: out, body: body, head: head, plain: plain, uri: uri, pc: pc}
+	*ex = exchange{gen: gen, out: out, body: body, head: head, plain: plain, uri: uri, gz: gz, pc: pc}
 	ex.req.Headers = rh
 	ex.resp.Headers = sh
 	ex.rreq.Request = &ex.req

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"net"
 	"sync/atomic"
@@ -45,9 +47,12 @@ type loop struct {
 	pendingAnswer map[*client][]byte
 	freeEx        []*exchange
 
-	wbuf       []byte // scratch for heads written to clients
-	pathBuf    []byte // scratch for a request path being normalised
-	matchBuf   []byte // scratch for the form of a path routes match
+	wbuf       []byte       // scratch for heads written to clients
+	pathBuf    []byte       // scratch for a request path being normalised
+	matchBuf   []byte       // scratch for the form of a path routes match
+	gzr        *gzip.Reader // reused to read usage from gzip responses (scanGzipped)
+	gzSrc      bytes.Reader
+	gzBuf      []byte
 	salvageBuf []byte // scratch for what a closing upstream socket still holds (salvage)
 	keyBuf     []byte // scratch for a chash key (router.HashKey.Append)
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"net/netip"
 
@@ -213,7 +214,11 @@ func (l *loop) headerFilter(ex *exchange) {
 	}
 	if ch.Usage {
 		r := &ex.resp
-		ex.scanUsage = plugin.ScanUsage(r.Header(hdrContentType), r.Header(hdrContentEncoding))
+		ct, ce := r.Header(hdrContentType), r.Header(hdrContentEncoding)
+		ex.scanUsage = plugin.ScanUsage(ct, ce)
+		// gzip: what clients that ask for compression (openai-python's
+		// httpx does by default) mostly get
+		ex.scanGzip = !ex.scanUsage && http1.FoldEq(bytes.TrimSpace(ce), "gzip") && plugin.ScanUsage(ct, nil)
 		ex.usage.Reset()
 	}
 	if len(ch.HeaderFilter) == 0 {
@@ -240,8 +245,8 @@ func (l *loop) bodyFilter(ex *exchange, b []byte) {
 	if ch == nil {
 		return
 	}
-	if ex.scanUsage && ex.respKind != http1.BodyChunked {
-		ex.usage.Feed(b)
+	if ex.respKind != http1.BodyChunked {
+		l.scanBody(ex, b)
 	}
 	for _, p := range ch.BodyFilter {
 		p.BodyFilter(c, b)
@@ -249,9 +254,52 @@ func (l *loop) bodyFilter(ex *exchange, b []byte) {
 }
 
 // scanChunk feeds one run of chunk data to the usage scanner.
-func (l *loop) scanChunk(ex *exchange, data []byte) {
-	if ex.scanUsage && len(data) > 0 {
+func (l *loop) scanChunk(ex *exchange, data []byte) { l.scanBody(ex, data) }
+
+// scanBody feeds response body data to the usage scanner, or keeps it for
+// scanGzipped when it is gzip-encoded.
+func (l *loop) scanBody(ex *exchange, data []byte) {
+	switch {
+	case len(data) == 0:
+	case ex.scanUsage:
 		ex.usage.Feed(data)
+	case ex.scanGzip && len(ex.gz)+len(data) <= maxGzipScan:
+		ex.gz = append(ex.gz, data...)
+	case ex.scanGzip: // too big to keep: no usage read from it
+		ex.scanGzip, ex.gz = false, ex.gz[:0]
+	}
+}
+
+// maxGzipScan bounds the gzip-encoded response body kept for the usage
+// scan: a chat completion's JSON is a few KiB compressed.
+const maxGzipScan = 64 << 10
+
+// scanGzipped decompresses the gzip body kept in ex.gz into the usage
+// scanner, once the response ended (a corrupt or cut body gives what it
+// held before the damage). On the loop, after the response went out; one
+// reader per loop, reused.
+func (l *loop) scanGzipped(ex *exchange) {
+	if !ex.scanGzip || len(ex.gz) == 0 {
+		return
+	}
+	ex.scanGzip = false
+	l.gzSrc.Reset(ex.gz)
+	if l.gzr == nil {
+		r, err := gzip.NewReader(&l.gzSrc)
+		if err != nil {
+			return
+		}
+		l.gzr, l.gzBuf = r, make([]byte, 16<<10)
+	} else if l.gzr.Reset(&l.gzSrc) != nil {
+		return
+	}
+	l.gzr.Multistream(false)
+	for {
+		n, err := l.gzr.Read(l.gzBuf)
+		ex.usage.Feed(l.gzBuf[:n])
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -281,6 +329,7 @@ func (l *loop) logExchange(ex *exchange) {
 	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
 	c.PromptTokens, c.CompletionTokens = -1, -1
 	if ch.Usage && ex.respStarted {
+		l.scanGzipped(ex)
 		c.PromptTokens, c.CompletionTokens = ex.usage.Prompt(), ex.usage.Completion()
 	}
 	for _, p := range ch.Log {

@@ -2,8 +2,13 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -173,6 +178,7 @@ type statusLogInst struct{}
 type logged struct {
 	status                     int
 	start, firstByte, upstream int64
+	prompt, completion         int64
 }
 
 var loggedStatus = make(chan logged, 16)
@@ -183,8 +189,10 @@ func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) 
 	return statusLogInst{}, nil
 }
 func (statusLogInst) Log(c *plugin.Ctx) {
-	loggedStatus <- logged{c.Status, c.Start, c.FirstByte, c.UpstreamStart}
+	loggedStatus <- logged{c.Status, c.Start, c.FirstByte, c.UpstreamStart, c.PromptTokens, c.CompletionTokens}
 }
+
+func (statusLogInst) ReadsUsage() bool { return true }
 
 func init() { plugin.Register(statusLog{}) }
 
@@ -275,5 +283,73 @@ func TestUpstreamTimeFromConnect(t *testing.T) {
 		assert.Less(t, time.Duration(s.upstream-s.start), 150*time.Millisecond, "the attempt began with the head, before the body came")
 	case <-time.After(5 * time.Second):
 		t.Fatal("no Log phase")
+	}
+}
+
+// Usage is read from gzip-encoded responses too (what a client asking for
+// compression gets), whole or chunked, JSON or SSE; one too big to keep,
+// or corrupt, gives no usage and no harm.
+func TestUsageFromGzip(t *testing.T) {
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return b.Bytes()
+	}
+	js := gz(`{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}`)
+	sse := gz("data: {\"choices\":[]}\n\ndata: {\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":13}}\n\ndata: [DONE]\n\n")
+	big := make([]byte, 100<<10)
+	rand.NewChaCha8([32]byte{1}).Read(big) // incompressible: over the bound
+	huge := gz(`{"pad":"` + base64.StdEncoding.EncodeToString(big) + `","usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	bodies := map[string]func(c net.Conn){
+		"/json": func(c net.Conn) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(js), js)
+		},
+		"/chunked": func(c net.Conn) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n",
+				10, js[:10], len(js)-10, js[10:])
+		},
+		"/sse": func(c net.Conn) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(sse), sse)
+		},
+		"/huge": func(c net.Conn) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(huge), huge)
+		},
+		"/corrupt": func(c net.Conn) {
+			bad := append([]byte(nil), js...)
+			bad[len(bad)/2] ^= 0xff
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(bad), bad)
+		},
+	}
+	up := acceptEach(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			bodies[req.URL.Path](c)
+		}
+	})
+	rt := routeTo("r", "/*", up)
+	rt.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	g := startTestGateway(t, 1, snapshot(rt))
+	for _, tc := range []struct {
+		path               string
+		prompt, completion int64
+	}{{"/json", 5, 7}, {"/chunked", 5, 7}, {"/sse", 11, 13}, {"/huge", -1, -1}, {"/corrupt", -1, -1}, {"/json", 5, 7}} {
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, tc.path)
+		io.Copy(io.Discard, resp.Body)
+		select {
+		case s := <-loggedStatus:
+			assert.Equal(t, [2]int64{tc.prompt, tc.completion}, [2]int64{s.prompt, s.completion}, tc.path)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no Log phase")
+		}
+		c.Close()
 	}
 }
