@@ -346,7 +346,7 @@ func dashboardQueries(t *testing.T) []dashQuery {
 
 // prometheus in a global rule and on a route counts the route's requests
 // once (APISIX run_policy prefer_route); the global rule alone counts the
-// other routes.
+// other routes, and the requests no route matched.
 func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
 	up := startUpstream(t, "u1", nil)
 	metricsPort := freePort(t)
@@ -384,6 +384,23 @@ func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
 	for _, id := range []string{"both", "global-only"} {
 		assert.Equal(t, float64(n), m[key(id)], id)
 	}
+
+	// a request no route matches runs the global rules too (APISIX):
+	// its 404 is counted with route=""
+	for i := 0; i < n; i++ {
+		resp, err := client.Get(g.url("/nope"))
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 404, resp.StatusCode)
+	}
+	notFound := `apisix_http_status{route="",matched_uri="",matched_host="",service="",consumer="",node="",code="404"}`
+	var body string
+	waitFor(t, 2*time.Second, "the 404s counted", func() bool {
+		m, body = scrapeSeries(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/apisix/prometheus/metrics")
+		return m[notFound] >= n
+	})
+	assert.Equal(t, float64(n), m[notFound], body)
 }
 
 // A stream an arm's upstream cuts after its first event — the way an LLM

@@ -313,10 +313,13 @@ func (l *loop) logExchange(ex *exchange) {
 	if l.alog != nil {
 		l.accessLog(ex)
 	}
-	if ex.route == nil {
-		return
+	var ch *plugin.Chain
+	switch {
+	case ex.route != nil:
+		ch = ex.route.Chain
+	case ex.tbl != nil:
+		ch = ex.tbl.NoRoute // a 404: the global rules log it, as in APISIX
 	}
-	ch := ex.route.Chain
 	if ch == nil || len(ch.Log) == 0 {
 		return
 	}
@@ -327,6 +330,9 @@ func (l *loop) logExchange(ex *exchange) {
 		c.UpstreamStart = ex.dialAt
 	}
 	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
+	if len(ex.head) == 0 { // not detached: answered before routing ended
+		c.BytesIn = int64(ex.req.HeadLen) + ex.bodyTotal
+	}
 	c.PromptTokens, c.CompletionTokens = -1, -1
 	if ch.Usage && ex.respStarted {
 		l.scanGzipped(ex)

@@ -206,6 +206,9 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.Rotations = s.rotations
 	t.SplitArms = s.arms
 	t.HashKeys = s.hashKeys
+	if len(s.global) > 0 {
+		t.NoRoute = plugin.NewChain(s.global)
+	}
 	slices.Sort(t.RouteIDs)
 	b.gen++
 	t.Generation = b.gen

@@ -60,6 +60,10 @@ type Table struct {
 	// HashKeys holds each upstream's compiled chash key, by Upstream.Index
 	// (zero for upstreams that do not hash on variables).
 	HashKeys []HashKey
+	// NoRoute is the global rules' plugins, whose Log phase a request no
+	// route matched (the 404) runs, as APISIX runs global rules for it
+	// (prometheus in a global rule counts 404s); nil when there are none.
+	NoRoute *plugin.Chain
 
 	idx index
 }

@@ -207,9 +207,11 @@ func (p *inst) ReadsUsage() bool { return true }
 func (p *inst) Log(c *plugin.Ctx) {
 	rs := p.route
 	if rs == nil {
-		if p.routes == nil || c.RouteID == "" {
+		if p.routes == nil {
 			return // compiled for validation only
 		}
+		// (a global rule's: RouteID "" is a request no route matched,
+		// counted with route="" as APISIX does)
 		rs = p.routes.get(c.RouteID, p.newRoute)
 	}
 	ls := rs.sets.get(labelKey{consumer: c.Consumer, node: c.Addr.Addr().Unmap(), uri: c.MatchedURI}, rs.newLabelSet)
