@@ -26,7 +26,7 @@ func (l *loop) startPlugins(ex *exchange) {
 	c.Loop = l.idx
 	c.Now = l.now
 	c.Start = ex.start
-	c.RouteID = ex.route.ID
+	c.RouteID, c.RouteName = ex.route.ID, ex.route.Name
 	c.MatchedURI = ex.route.MatchedURI
 	c.Match = &ex.rreq
 	c.Node = -1

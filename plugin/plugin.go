@@ -152,6 +152,10 @@ type Consumer struct {
 type Env struct {
 	// RouteID is the route the plugin is compiled for ("" for a global rule).
 	RouteID string
+	// RouteName is that route's name, or "".
+	RouteName string
+	// ServiceName is the route's service's name, or "".
+	ServiceName string
 	// ServiceID is the route's service_id, or "".
 	ServiceID string
 	// Scope names where the configuration came from, for errors and state
@@ -202,6 +206,7 @@ type Ctx struct {
 	Now        int64 // unix nanos of the current event
 	Start      int64 // unix nanos, request head parsed
 	RouteID    string
+	RouteName  string // the route's name, or ""
 	// MatchedURI is the route's uri pattern that matched ("/v1/*").
 	MatchedURI string
 	// Body is the complete request body when a plugin asked for it

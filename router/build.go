@@ -253,6 +253,7 @@ func (s *build) route(ib *indexBuilder, mr *model.Route, seq int) error {
 
 	rt := &Route{
 		ID:        id,
+		Name:      mr.Name,
 		Priority:  mr.Priority,
 		Websocket: mr.EnableWebsocket || svc != nil && svc.EnableWebsocket,
 	}

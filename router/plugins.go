@@ -117,6 +117,10 @@ func (s *build) routeChain(mr *model.Route, svc *model.Service, up *balancer.Ups
 		svcID = string(svc.ID)
 	}
 	env := s.env("route "+string(mr.ID), string(mr.ID), svcID, up)
+	env.RouteName = mr.Name
+	if svc != nil {
+		env.ServiceName = svc.Name
+	}
 	es, err := s.compileSet(merged, env)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ type tagPlugin struct {
 	prio int
 }
 
-type tagInst struct{ tag, scope string }
+type tagInst struct{ tag, scope, routeName, serviceName string }
 
 func (p tagPlugin) Name() string  { return p.name }
 func (p tagPlugin) Priority() int { return p.prio }
@@ -34,7 +34,7 @@ func (p tagPlugin) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instanc
 	if c.Bad {
 		return nil, plugin.Errorf(p.name, `property "bad" validation failed`)
 	}
-	return &tagInst{tag: c.Tag, scope: env.Scope}, nil
+	return &tagInst{tag: c.Tag, scope: env.Scope, routeName: env.RouteName, serviceName: env.ServiceName}, nil
 }
 func (i *tagInst) Access(*plugin.Ctx) plugin.Result { return plugin.Result{} }
 
@@ -103,6 +103,32 @@ func TestPluginMergeAndOrder(t *testing.T) {
 		tags = append(tags, st.Instance().(*tagInst).tag)
 	}
 	assert.Equal(t, []string{"global", "plugin_config", "route"}, tags)
+}
+
+// A route's plugins learn its name and its service's (prometheus
+// prefer_name), the matched route carries its name for the request, and
+// the global rules' chain is kept for requests no route matches.
+func TestPluginEnvNamesAndNoRoute(t *testing.T) {
+	snap := model.NewSnapshot()
+	snap.Services["s1"] = &model.Service{ID: "s1", Name: "llm"}
+	r := route("r1", "/a", withNode("127.0.0.1:1"))
+	r.Name, r.ServiceID = "chat-canary", "s1"
+	r.Plugins = plugins("test-low", `{"tag":"route"}`)
+	snap.Routes = []*model.Route{r}
+	tbl, err := (&Builder{Loops: 1}).Build(snap)
+	require.NoError(t, err)
+	rt := tbl.Match(newRequest(t, "GET", "/a"))
+	require.NotNil(t, rt)
+	assert.Equal(t, "chat-canary", rt.Name)
+	in := rt.Chain.Pre[0].Instance().(*tagInst)
+	assert.Equal(t, [2]string{"chat-canary", "llm"}, [2]string{in.routeName, in.serviceName})
+	assert.Nil(t, tbl.NoRoute, "no global rules: nothing to run for a 404")
+
+	snap.GlobalRules["g1"] = json.RawMessage(`{"plugins":{"test-high":{"tag":"global"}}}`)
+	tbl, err = (&Builder{Loops: 1}).Build(snap)
+	require.NoError(t, err)
+	require.NotNil(t, tbl.NoRoute)
+	assert.Equal(t, []string{"test-high"}, tbl.NoRoute.Names)
 }
 
 func TestPluginErrors(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 // Route is a compiled route.
 type Route struct {
 	ID       string
+	Name     string // the route's name ("" if none): prometheus prefer_name
 	Priority int
 	// Upstream is the route's upstream (inline, upstream_id, or its
 	// service's); nil when the route has none (503 at request time).

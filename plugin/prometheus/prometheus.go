@@ -22,6 +22,8 @@
 package prometheus
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"net/netip"
 	"strconv"
@@ -59,6 +61,8 @@ type inst struct {
 	// service is the service label of routes created lazily ("": a global
 	// rule does not know the route's service).
 	service string
+	// preferName: label routes by name (a global rule's, per request)
+	preferName bool
 }
 
 var (
@@ -91,9 +95,10 @@ type labelSet struct {
 
 // Compile checks the configuration against APISIX's schema (prefer_name,
 // a boolean; other keys are allowed, as in APISIX) and creates the route's
-// series. prefer_name is accepted, but the route label is always the route
-// id: plugin.Env does not carry the route's name. Compiled for validation only (no route and not a global rule:
-// a service's or plugin_config's plugins no route uses), it creates none.
+// series. With prefer_name the route label is the route's name and the
+// service label its service's name, where they have one (APISIX). Compiled
+// for validation only (no route and not a global rule: a service's or
+// plugin_config's plugins no route uses), it creates none.
 func (prom) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
@@ -106,10 +111,15 @@ func (prom) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	p := &inst{buckets: buckets, service: env.ServiceID}
+	preferName := string(bytes.TrimSpace(m["prefer_name"])) == "true"
+	p := &inst{buckets: buckets, service: env.ServiceID, preferName: preferName}
 	switch {
 	case env.RouteID != "":
-		p.route = newRouteSeries(env.RouteID, env.ServiceID, buckets)
+		route, svc := env.RouteID, env.ServiceID
+		if preferName {
+			route, svc = cmp.Or(env.RouteName, route), cmp.Or(env.ServiceName, svc)
+		}
+		p.route = newRouteSeries(route, svc, buckets)
 		seed(p.route, env.RouteUpstream)
 		upstreamStatus(env.RouteUpstream)
 	case env.Global:
@@ -212,7 +222,11 @@ func (p *inst) Log(c *plugin.Ctx) {
 		}
 		// (a global rule's: RouteID "" is a request no route matched,
 		// counted with route="" as APISIX does)
-		rs = p.routes.get(c.RouteID, p.newRoute)
+		id := c.RouteID
+		if p.preferName && c.RouteName != "" {
+			id = c.RouteName
+		}
+		rs = p.routes.get(id, p.newRoute)
 	}
 	ls := rs.sets.get(labelKey{consumer: c.Consumer, node: c.Addr.Addr().Unmap(), uri: c.MatchedURI}, rs.newLabelSet)
 	ls.status.Inc(c.Status)

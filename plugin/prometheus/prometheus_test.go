@@ -208,6 +208,28 @@ func TestGlobalRule(t *testing.T) {
 	assert.Equal(t, "1", m[`apisix_http_status{route="glob-2",matched_uri="",matched_host="",service="",consumer="",node="127.0.0.1",code="404"}`])
 }
 
+// prefer_name labels a route by its name and its service by the
+// service's name (APISIX), on a route and in a global rule; without a
+// name the id stays.
+func TestPreferName(t *testing.T) {
+	p := compile(t, `{"prefer_name":true}`, &plugin.Env{RouteID: "pn-1", RouteName: "chat-canary",
+		ServiceID: "svc-9", ServiceName: "llm", Scope: "route pn-1"})
+	p.Log(ctx("pn-1", "127.0.0.1:1980", 200))
+	g := compile(t, `{"prefer_name":true}`, &plugin.Env{Global: true, Scope: "global_rules 1"})
+	named := ctx("pn-2", "127.0.0.1:1980", 200)
+	named.RouteName = "chat-stable"
+	g.Log(named)
+	g.Log(ctx("pn-3", "127.0.0.1:1980", 200))
+	m := scrape(t)
+	st := func(route, svc string) string {
+		return `apisix_http_status{route="` + route + `",matched_uri="",matched_host="",service="` + svc + `",consumer="",node="127.0.0.1",code="200"}`
+	}
+	assert.Equal(t, "1", m[st("chat-canary", "llm")])
+	assert.Equal(t, "1", m[st("chat-stable", "")])
+	assert.Equal(t, "1", m[st("pn-3", "")], "no name: the id")
+	assert.Empty(t, m[st("pn-1", "svc-9")], "not by id")
+}
+
 func TestValidationOnlyCreatesNothing(t *testing.T) {
 	before := len(metrics.Names())
 	p := compile(t, `{}`, &plugin.Env{Scope: "services val-1", ServiceID: "val-1",
