@@ -294,14 +294,20 @@ func (l *loop) scanGzipped(ex *exchange) {
 		return
 	}
 	l.gzr.Multistream(false)
-	for {
+	for out := 0; out < maxGunzipScan; {
 		n, err := l.gzr.Read(l.gzBuf)
 		ex.usage.Feed(l.gzBuf[:n])
+		out += n
 		if err != nil {
 			return
 		}
 	}
 }
+
+// maxGunzipScan bounds what scanGzipped decompresses (64 KiB of gzip can
+// hold 64 MiB: the loop must not spend its time on a bomb); a chat
+// completion's JSON is far smaller.
+const maxGunzipScan = 1 << 20
 
 // logExchange runs the Log phase and writes the access-log line when ex
 // ends (every way it can end, once).

@@ -302,6 +302,7 @@ func TestUsageFromGzip(t *testing.T) {
 	big := make([]byte, 100<<10)
 	rand.NewChaCha8([32]byte{1}).Read(big) // incompressible: over the bound
 	huge := gz(`{"pad":"` + base64.StdEncoding.EncodeToString(big) + `","usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	bomb := gz(`{"pad":"` + strings.Repeat("a", 8<<20) + `","usage":{"prompt_tokens":2,"completion_tokens":2}}`) // ~8 KiB: kept, not read to its end
 	bodies := map[string]func(c net.Conn){
 		"/json": func(c net.Conn) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(js), js)
@@ -315,6 +316,9 @@ func TestUsageFromGzip(t *testing.T) {
 		},
 		"/huge": func(c net.Conn) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(huge), huge)
+		},
+		"/bomb": func(c net.Conn) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(bomb), bomb)
 		},
 		"/corrupt": func(c net.Conn) {
 			bad := append([]byte(nil), js...)
@@ -338,7 +342,7 @@ func TestUsageFromGzip(t *testing.T) {
 	for _, tc := range []struct {
 		path               string
 		prompt, completion int64
-	}{{"/json", 5, 7}, {"/chunked", 5, 7}, {"/sse", 11, 13}, {"/huge", -1, -1}, {"/corrupt", -1, -1}, {"/json", 5, 7}} {
+	}{{"/json", 5, 7}, {"/chunked", 5, 7}, {"/sse", 11, 13}, {"/huge", -1, -1}, {"/bomb", -1, -1}, {"/corrupt", -1, -1}, {"/json", 5, 7}} {
 		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
