@@ -60,21 +60,31 @@ func (apiBreaker) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance
 	}
 	b.result = plugin.Result{Status: c.BreakResponseCode, Body: defaultBody, Headers: defaultHeaders}
 	if c.BreakResponseBody != nil {
-		// APISIX adds break_response_headers only together with a body.
-		var h []byte
+		// APISIX adds break_response_headers only together with a body,
+		// their values through resolve_var ("$remote_addr").
 		ct := false
 		for _, kv := range c.BreakResponseHeaders {
-			h = append(h, kv.Key...)
-			h = append(h, ": "...)
-			h = append(h, kv.Value...)
-			h = append(h, "\r\n"...)
+			h := hdrTpl{head: []byte(kv.Key + ": ")}
+			for _, p := range plugin.ParseTemplate(kv.Value) {
+				if p.Literal() {
+					h.parts = append(h.parts, hdrPart{lit: []byte(p.Lit)})
+					continue
+				}
+				v := plugin.ParseVar(p.Var)
+				if v.Kind == plugin.VarNone || v.Kind == plugin.VarPostArg {
+					return nil, plugin.Errorf(name, `property "break_response_headers" validation failed: variable %q is not supported by sluice (write \$ for a literal $)`, p.Var)
+				}
+				h.parts = append(h.parts, hdrPart{v: v, isVar: true, def: []byte(p.Def), hasDef: p.HasDef})
+				b.dynamic = true
+			}
+			b.headers = append(b.headers, h)
 			ct = ct || strings.EqualFold(kv.Key, "content-type")
 		}
 		if !ct {
-			h = append(h, "Content-Type: text/plain; charset=utf-8\r\n"...)
+			b.headers = append(b.headers, hdrTpl{head: []byte("Content-Type: "), parts: []hdrPart{{lit: []byte("text/plain; charset=utf-8")}}})
 		}
 		b.result.Body = []byte(*c.BreakResponseBody)
-		b.result.Headers = h
+		b.result.Headers = b.appendHeaders(nil, nil)
 	}
 	canon, err := json.Marshal(c)
 	if err != nil {
@@ -96,7 +106,55 @@ type breaker struct {
 	unhealthy [100]bool // unhealthy.http_statuses, indexed by status-500
 	healthy   [300]bool // healthy.http_statuses, indexed by status-200
 	result    plugin.Result
+	headers   []hdrTpl // break_response_headers
+	dynamic   bool     // some header value holds a variable: built per answer
 	store     *store
+}
+
+// hdrTpl is one break_response_headers entry: "Key: " and its value's
+// parts.
+type hdrTpl struct {
+	head  []byte
+	parts []hdrPart
+}
+
+type hdrPart struct {
+	lit    []byte
+	v      plugin.Var
+	isVar  bool
+	def    []byte
+	hasDef bool
+}
+
+// appendHeaders appends the header lines to dst, variables read from c
+// (nil: at compile time, when only literal values are built).
+func (b *breaker) appendHeaders(dst []byte, c *plugin.Ctx) []byte {
+	for _, h := range b.headers {
+		dst = append(dst, h.head...)
+		for _, p := range h.parts {
+			if !p.isVar {
+				dst = append(dst, p.lit...)
+				continue
+			}
+			if c == nil {
+				continue
+			}
+			present := false
+			switch p.v.Kind {
+			case plugin.VarConsumer:
+				dst, present = append(dst, c.Consumer...), c.Consumer != ""
+			case plugin.VarRouteID:
+				dst, present = append(dst, c.RouteID...), c.RouteID != ""
+			default:
+				dst, present = p.v.Append(dst, c.Req, c.RemoteAddr)
+			}
+			if !present && p.hasDef {
+				dst = append(dst, p.def...)
+			}
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
 }
 
 var (
@@ -135,7 +193,14 @@ func (b *breaker) Access(c *plugin.Ctx) plugin.Result {
 		return plugin.Result{}
 	}
 	if last+b.breakerSec(count) >= c.Now/1e9 {
-		return b.result
+		if !b.dynamic {
+			return b.result
+		}
+		res := b.result
+		start := len(c.Scratch)
+		c.Scratch = b.appendHeaders(c.Scratch, c)
+		res.Headers = c.Scratch[start:len(c.Scratch):len(c.Scratch)]
+		return res
 	}
 	return plugin.Result{}
 }

@@ -2,6 +2,7 @@ package apibreaker
 
 import (
 	"encoding/json"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -312,6 +313,30 @@ func TestBreakResponse(t *testing.T) {
 	// APISIX adds the headers only together with a body.
 	b = compile(t, `{"break_response_code":502,"break_response_headers":[{"key":"X-Breaker","value":"open"}]}`)
 	assert.Equal(t, "Content-Type: application/json\r\n", string(b.result.Headers))
+}
+
+// Header values resolve variables as APISIX's resolve_var does
+// ("$remote_addr", "${http_x_id ?? none}"); an unknown variable is
+// refused, and so are the fields that frame the answer.
+func TestBreakResponseHeaderVariables(t *testing.T) {
+	b := compile(t, `{"break_response_code":503,"break_response_body":"down","unhealthy":{"failures":1},
+		"break_response_headers":[{"key":"X-Client","value":"$remote_addr"},{"key":"X-Id","value":"${http_x_id ?? none}"}]}`)
+	cl := &client{b: b, c: newCtx(t, "h", "/x")}
+	cl.c.RemoteAddr = netip.MustParseAddr("192.0.2.7")
+	require.Equal(t, 500, cl.at(0).do(500))
+	res := b.Access(cl.c)
+	require.Equal(t, 503, res.Status)
+	assert.Equal(t, "X-Client: 192.0.2.7\r\nX-Id: none\r\nContent-Type: text/plain; charset=utf-8\r\n", string(res.Headers))
+
+	for conf, want := range map[string]string{
+		`{"break_response_code":503,"break_response_body":"x","break_response_headers":[{"key":"X-A","value":"$nope"}]}`:                 `variable "nope" is not supported`,
+		`{"break_response_code":503,"break_response_body":"x","break_response_headers":[{"key":"Content-Length","value":"100"}]}`:        `header "Content-Length" cannot be set by sluice`,
+		`{"break_response_code":503,"break_response_body":"x","break_response_headers":[{"key":"transfer-encoding","value":"chunked"}]}`: `cannot be set by sluice`,
+	} {
+		_, err := apiBreaker{}.Compile(json.RawMessage(conf), &plugin.Env{Scope: "test " + t.Name()})
+		require.Error(t, err, conf)
+		assert.Contains(t, err.Error(), want, conf)
+	}
 }
 
 func TestStoreFull(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // conf is api-breaker's configuration after APISIX's schema check, with the
@@ -272,6 +273,14 @@ func headers(v any) ([]header, error) {
 			}
 			if !validHeader(s, f.name == "key") {
 				return nil, itemErr(i, propErr(f.name, errors.New("invalid character in header "+f.name)))
+			}
+			if f.name == "key" {
+				switch strings.ToLower(s) {
+				case "content-length", "transfer-encoding", "connection":
+					// sluice frames the answer itself: a second length
+					// would desync a keep-alive client
+					return nil, itemErr(i, propErr(f.name, fmt.Errorf("header %q cannot be set by sluice (it frames the response)", s)))
+				}
 			}
 			*f.dst = s
 		}
