@@ -802,6 +802,12 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	if !started {
 		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
 		ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
+		if ex.tries > 0 && ex.pc.UpstreamStatus == 0 && (status == 502 || status == 504) {
+			// an attempt failed (connect, timeout, bad answer): nginx's
+			// $upstream_status says 502 or 504 then, and APISIX's
+			// api-breaker counts it; so does sluice's
+			ex.pc.UpstreamStatus = status
+		}
 	} else {
 		// The response was under way: its status went out, so it is
 		// logged as sent, but the client sees a cut stream — the way an

@@ -357,3 +357,28 @@ func TestUsageFromGzip(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A dead upstream trips api-breaker: a failed connect counts as the 502
+// nginx puts in $upstream_status (APISIX's breaker reads it), so after
+// unhealthy.failures of them the breaker answers without trying.
+func TestBreakerTripsOnDeadUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens: connect refused
+	r := routeTo("dead", "/dead", dead)
+	r.Plugins = map[string]json.RawMessage{"api-breaker": json.RawMessage(
+		`{"break_response_code":599,"unhealthy":{"http_statuses":[502],"failures":2}}`)}
+	g := startTestGateway(t, 1, snapshot(r))
+	var got []int
+	for range 3 {
+		c := dialSend(t, g.addr, "GET /dead HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		c.Close()
+		got = append(got, resp.StatusCode)
+	}
+	assert.Equal(t, []int{502, 502, 599}, got)
+}

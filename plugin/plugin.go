@@ -245,7 +245,7 @@ type Ctx struct {
 	Resp           *http1.Response // upstream response head (HeaderFilter only)
 	Status         int             // status sent to the client (0: none)
 	Aborted        bool            // the response started but was cut (upstream closed, timed out or broke framing mid-body)
-	UpstreamStatus int             // upstream's status (0: no response)
+	UpstreamStatus int             // upstream's status; 502/504 when an attempt failed or timed out, as nginx's $upstream_status (0: none tried)
 	Node           int             // node index in the upstream, -1 none
 	Addr           netip.AddrPort  // upstream address used
 	UpstreamStart  int64           // unix nanos, the serving upstream attempt began: connect, TLS and sending included, as nginx's $upstream_response_time (0: nothing sent)
