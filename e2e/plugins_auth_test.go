@@ -320,3 +320,37 @@ func TestHiddenKeyStaysHidden(t *testing.T) {
 	r, _ = up.lastRequest()
 	assert.Equal(t, "k=", r.Header.Get("X-Orig-Key"), "the hidden header's value came back")
 }
+
+// Global rules run for a request no route matches, as in APISIX: a global
+// key-auth answers 401 before anyone learns which paths exist, a global
+// limit-count counts those requests, and a request they let through gets
+// the 404.
+func TestGlobalRulesBeforeNotFound(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	gw := startGateway(t, 1, "", `consumers:
+  - username: jack
+    plugins:
+      key-auth:
+        key: auth-one
+`+routesDoc(route("1", "/anything", "", up.addr()))+`global_rules:
+  - id: g1
+    plugins:
+      key-auth: {}
+      limit-count:
+        count: 2
+        time_window: 60
+        key_type: constant
+        key: all
+`)
+	base := gw.url("")
+	resp, body := authGet(t, base, "GET", "/nope")
+	assert.Equal(t, 401, resp.StatusCode, body)
+	assert.Equal(t, missingKeyBody, strings.TrimSpace(body))
+	resp, body = authGet(t, base, "GET", "/nope", "apikey: auth-one")
+	assert.Equal(t, 404, resp.StatusCode, body)
+	assert.Contains(t, body, "404 Route Not Found")
+	resp, _ = authGet(t, base, "GET", "/anything", "apikey: auth-one")
+	assert.Equal(t, 200, resp.StatusCode, "the route shares the global counter")
+	resp, _ = authGet(t, base, "GET", "/nope", "apikey: auth-one")
+	assert.Equal(t, 503, resp.StatusCode, "limit-count counted the 404s too")
+}

@@ -401,6 +401,8 @@ func TestPrometheusGlobalRuleCountsOnce(t *testing.T) {
 		return m[notFound] >= n
 	})
 	assert.Equal(t, float64(n), m[notFound], body)
+	lat := `apisix_http_latency_sum{type="request",route="",service="",consumer="",node=""}`
+	assert.Less(t, m[lat], float64(n*1000), "their latency is measured from their start (ms): %v", m[lat])
 }
 
 // A stream an arm's upstream cuts after its first event — the way an LLM

@@ -201,8 +201,11 @@ func (l *loop) dispatch(cl *client, ex *exchange, buf []byte, n int) bool {
 	r.Path = fwd
 	ex.rreq.Body = nil // it pointed into gnet's buffer; plugins get the kept copy
 	if rt == nil {
-		l.answer(cl, ex, n, 404, "404 Route Not Found")
-		return true
+		if rt = t.NotFound; rt == nil {
+			l.answer(cl, ex, n, 404, "404 Route Not Found")
+			return true
+		}
+		// global rules run first (key-auth's 401, limit-count), then proceed answers 404
 	}
 	ex.route = rt
 	if rt.Broken {
@@ -347,6 +350,10 @@ func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 // proceed sends ex to its upstream: the split arm a plugin chose, or the
 // route's.
 func (l *loop) proceed(ex *exchange) {
+	if ex.route.IsNotFound {
+		l.fail(ex, 404, "404 Route Not Found") // the global rules let it through
+		return
+	}
 	if uri := ex.pc.URI; ex.pc.URIBuilt && http1.NeedsNormalize(uri) {
 		// A rewrite built from request values ($arg_x = "../../admin") must
 		// not put back what the request path's normalisation took out: a

@@ -319,13 +319,10 @@ func (l *loop) logExchange(ex *exchange) {
 	if l.alog != nil {
 		l.accessLog(ex)
 	}
-	var ch *plugin.Chain
-	switch {
-	case ex.route != nil:
-		ch = ex.route.Chain
-	case ex.tbl != nil:
-		ch = ex.tbl.NoRoute // a 404: the global rules log it, as in APISIX
+	if ex.route == nil {
+		return
 	}
+	ch := ex.route.Chain // (a 404's: the global rules', router.Table.NotFound)
 	if ch == nil || len(ch.Log) == 0 {
 		return
 	}

@@ -207,7 +207,7 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 	t.SplitArms = s.arms
 	t.HashKeys = s.hashKeys
 	if len(s.global) > 0 {
-		t.NoRoute = plugin.NewChain(s.global)
+		t.NotFound = &Route{Chain: plugin.NewChain(s.global), IsNotFound: true}
 	}
 	slices.Sort(t.RouteIDs)
 	b.gen++

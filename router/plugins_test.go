@@ -108,7 +108,7 @@ func TestPluginMergeAndOrder(t *testing.T) {
 // A route's plugins learn its name and its service's (prometheus
 // prefer_name), the matched route carries its name for the request, and
 // the global rules' chain is kept for requests no route matches.
-func TestPluginEnvNamesAndNoRoute(t *testing.T) {
+func TestPluginEnvNamesAndNotFound(t *testing.T) {
 	snap := model.NewSnapshot()
 	snap.Services["s1"] = &model.Service{ID: "s1", Name: "llm"}
 	r := route("r1", "/a", withNode("127.0.0.1:1"))
@@ -122,13 +122,15 @@ func TestPluginEnvNamesAndNoRoute(t *testing.T) {
 	assert.Equal(t, "chat-canary", rt.Name)
 	in := rt.Chain.Pre[0].Instance().(*tagInst)
 	assert.Equal(t, [2]string{"chat-canary", "llm"}, [2]string{in.routeName, in.serviceName})
-	assert.Nil(t, tbl.NoRoute, "no global rules: nothing to run for a 404")
+	assert.Nil(t, tbl.NotFound, "no global rules: nothing to run for a 404")
 
 	snap.GlobalRules["g1"] = json.RawMessage(`{"plugins":{"test-high":{"tag":"global"}}}`)
 	tbl, err = (&Builder{Loops: 1}).Build(snap)
 	require.NoError(t, err)
-	require.NotNil(t, tbl.NoRoute)
-	assert.Equal(t, []string{"test-high"}, tbl.NoRoute.Names)
+	require.NotNil(t, tbl.NotFound)
+	assert.True(t, tbl.NotFound.IsNotFound)
+	assert.Nil(t, tbl.NotFound.Upstream)
+	assert.Equal(t, []string{"test-high"}, tbl.NotFound.Chain.Names)
 }
 
 func TestPluginErrors(t *testing.T) {

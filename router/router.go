@@ -39,6 +39,8 @@ type Route struct {
 	// Broken: the route's upstream, service or plugins did not build
 	// (BuildIsolated); it answers 503 and runs nothing.
 	Broken bool
+	// IsNotFound marks Table.NotFound: after its plugins, a 404.
+	IsNotFound bool
 
 	match matcher
 }
@@ -61,10 +63,12 @@ type Table struct {
 	// HashKeys holds each upstream's compiled chash key, by Upstream.Index
 	// (zero for upstreams that do not hash on variables).
 	HashKeys []HashKey
-	// NoRoute is the global rules' plugins, whose Log phase a request no
-	// route matched (the 404) runs, as APISIX runs global rules for it
-	// (prometheus in a global rule counts 404s); nil when there are none.
-	NoRoute *plugin.Chain
+	// NotFound is what a request no route matched runs when there are
+	// global rules: a route without upstream whose chain is theirs. As in
+	// APISIX, they run (key-auth answers 401, limit-count counts, and
+	// prometheus logs the request) and the answer is then the 404; nil
+	// without global rules.
+	NotFound *Route
 
 	idx index
 }
