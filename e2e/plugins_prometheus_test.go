@@ -452,3 +452,41 @@ func TestSplitAbortedStream(t *testing.T) {
 		return strings.Contains(s, "response cut mid-stream") && strings.Contains(s, "route=cut") && strings.Contains(s, "arm=canary")
 	})
 }
+
+// prefer_name labels a route by its name, and a series labelled so (or
+// route="", a 404 a global rule counted) stays through table changes: a
+// later change to the routes must not drop it as a deleted route's.
+func TestPreferNameSeriesSurviveReload(t *testing.T) {
+	up := startUpstream(t, "u1", nil)
+	metricsPort := freePort(t)
+	named := route("n1", "/named", "    name: chat-named\n    plugins:\n      prometheus:\n        prefer_name: true\n", up.addr())
+	g := startGatewayConf(t, func(port int) string {
+		return gatewayConfig(port, 1, "") + fmt.Sprintf("plugin_attr:\n  prometheus:\n    export_addr: {ip: 127.0.0.1, port: %d}\n", metricsPort)
+	}, routesDoc(named))
+	g.waitListening("127.0.0.1:" + strconv.Itoa(metricsPort))
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/apisix/prometheus/metrics"
+	series := `apisix_http_status{route="chat-named",matched_uri="/named",matched_host="",service="",consumer="",node="127.0.0.1",code="200"}`
+	get := func(path string) int {
+		resp, err := client.Get(g.url(path))
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 3 {
+		require.Equal(t, 200, get("/named"))
+	}
+	var m map[string]float64
+	waitFor(t, 2*time.Second, "three counted under the name", func() bool {
+		m, _ = scrapeSeries(t, metricsURL)
+		return m[series] == 3
+	})
+	// another route comes: a new table
+	g.writeRoutes(routesDoc(named, route("n2", "/other", "", up.addr())))
+	waitFor(t, 5*time.Second, "the new table", func() bool { return get("/other") == 200 })
+	require.Equal(t, 200, get("/named"))
+	waitFor(t, 2*time.Second, "the count carried on", func() bool {
+		m, _ = scrapeSeries(t, metricsURL)
+		return m[series] == 4
+	})
+}

@@ -193,6 +193,9 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 			s.broken["routes/"+string(mr.ID)] = err
 		}
 		t.RouteIDs = append(t.RouteIDs, string(mr.ID))
+		if mr.Name != "" {
+			t.RouteNames = append(t.RouteNames, mr.Name)
+		}
 	}
 	if err := s.checkShared(); err != nil {
 		return nil, err
@@ -210,6 +213,8 @@ func (b *Builder) Build(snap *model.Snapshot) (*Table, error) {
 		t.NotFound = &Route{Chain: plugin.NewChain(s.global), IsNotFound: true}
 	}
 	slices.Sort(t.RouteIDs)
+	slices.Sort(t.RouteNames)
+	t.RouteNames = slices.Compact(t.RouteNames)
 	b.gen++
 	t.Generation = b.gen
 	return t, nil

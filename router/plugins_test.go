@@ -120,6 +120,7 @@ func TestPluginEnvNamesAndNotFound(t *testing.T) {
 	rt := tbl.Match(newRequest(t, "GET", "/a"))
 	require.NotNil(t, rt)
 	assert.Equal(t, "chat-canary", rt.Name)
+	assert.Equal(t, []string{"r1", "chat-canary", ""}, tbl.RouteLabels(), "metric route labels that stay")
 	in := rt.Chain.Pre[0].Instance().(*tagInst)
 	assert.Equal(t, [2]string{"chat-canary", "llm"}, [2]string{in.routeName, in.serviceName})
 	assert.Nil(t, tbl.NotFound, "no global rules: nothing to run for a 404")

@@ -57,6 +57,9 @@ type Table struct {
 	// RouteIDs lists the ids of the routes the table routes to (enabled
 	// ones), sorted.
 	RouteIDs []string
+	// RouteNames lists the names of those routes that have one, sorted
+	// (metrics labelled by name: prometheus prefer_name).
+	RouteNames []string
 	// SplitArms lists the traffic-split arms of the routes (plugins that
 	// implement plugin.ArmLister), for metrics.Retain.
 	SplitArms []metrics.Arm
@@ -114,4 +117,12 @@ type Request struct {
 
 	hostBuf [maxHost]byte // lowercased host, filled per Match / Eval call
 	addrBuf [64]byte      // RemoteAddr as text, filled per call
+}
+
+// RouteLabels returns the values a metric's route label may hold while t
+// is live: the routes' ids, their names (prometheus prefer_name) and ""
+// (requests no route matched, counted by a global rule). A new slice.
+func (t *Table) RouteLabels() []string {
+	out := make([]string, 0, len(t.RouteIDs)+len(t.RouteNames)+1)
+	return append(append(append(out, t.RouteIDs...), t.RouteNames...), "")
 }

@@ -178,7 +178,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	pub := &router.Publisher{OnStore: func(t *router.Table) {
 		// a deleted route's series leave the metrics endpoint
 		metrics.SetSplitWeights(t.SplitArms)
-		if n := metrics.Retain(t.RouteIDs, t.SplitArms) + prometheus.SweepUpstreamStatus(); n > 0 {
+		if n := metrics.Retain(t.RouteLabels(), t.SplitArms) + prometheus.SweepUpstreamStatus(); n > 0 {
 			log.Debug("metrics: dropped series of removed routes, arms and nodes", "series", n)
 		}
 	}}
