@@ -86,6 +86,9 @@ func TestURI(t *testing.T) {
 	f("/v1$uri", "/chat/completions?x=1", "/v1/chat/completions?x=1")
 	f("/v1${uri}.json", "/x", "/v1/x.json")
 	f("/u/$arg_user/$arg_id", "/anything?user=jo%20e&ID=7", "/u/jo%20e/7?user=jo%20e&ID=7")
+	// a '%' that starts no escape is encoded (uri_safe_encode), not sent raw
+	f("/m/$arg_model", "/a?model=50%", "/m/50%25?model=50%")
+	f("/m/$arg_model", "/a?model=5%4", "/m/5%254?model=5%4")
 	f("/$http_x_ver/x", "/a", "/v2/x")
 	f("/$http_x_sp", "/a", "/a%20b")
 	f("/h/$host", "/a", "/h/example.com")

@@ -187,14 +187,16 @@ const (
 
 // put appends s from source src.
 func (b *uriBuilder) put(s []byte, src int) {
-	for _, ch := range s {
+	for i, ch := range s {
 		if b.split < 0 {
 			switch {
 			case ch == '?' && src == srcText:
 				b.split = len(b.dst)
 				b.dst = append(b.dst, '?')
 				continue
-			case ch == '%' && src == srcRaw:
+			case ch == '%' && src == srcRaw && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+				// an escape the request already made; a '%' that starts
+				// none ($arg_x = "50%") is encoded like any other
 			case pathEscape[ch]:
 				b.dst = appendPct(b.dst, ch)
 				continue
@@ -223,4 +225,8 @@ func init() {
 func appendPct(dst []byte, ch byte) []byte {
 	const hex = "0123456789ABCDEF"
 	return append(dst, '%', hex[ch>>4], hex[ch&15])
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
