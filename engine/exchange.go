@@ -60,14 +60,15 @@ type exchange struct {
 	// threshold's slow-client reset count from it.
 	bodyAt int64
 
-	up        *upConn
-	counted   bool // counted in the active gauges
-	picked    bool // cur.Start(node) not yet matched by Done
-	reused    bool // up came from the pool
-	redone    bool // already re-sent once after a stale pooled connection
-	headReq   bool
-	keepAlive bool // the client connection stays open after this exchange
-	upgrade   bool // WebSocket upgrade allowed and asked for
+	up          *upConn
+	counted     bool // counted in the active gauges
+	picked      bool // cur.Start(node) not yet matched by Done
+	reused      bool // up came from the pool
+	clientFault bool // the client stalled (fail: not an upstream abort)
+	redone      bool // already re-sent once after a stale pooled connection
+	headReq     bool
+	keepAlive   bool // the client connection stays open after this exchange
+	upgrade     bool // WebSocket upgrade allowed and asked for
 
 	// request body
 	body      []byte // whole body when small enough to keep (retries)
@@ -123,6 +124,9 @@ func (l *loop) newExchange() *exchange {
 
 func (ex *exchange) reset() {
 	gen, out, body, head, plain, uri, gz := ex.gen, ex.out[:0], ex.body[:0], ex.head[:0], ex.plain[:0], ex.uri[:0], ex.gz[:0]
+	if cap(gz) > 16<<10 {
+		gz = nil // a rare big gzip answer: its buffer does not stay with every pooled exchange
+	}
 	rh, sh := ex.req.Headers[:0], ex.resp.Headers[:0]
 	pc := ex.pc
 	pc.Reset()
@@ -785,8 +789,16 @@ func (l *loop) timeout(ex *exchange) {
 		}
 		l.fail(ex, 504, "upstream connect timed out")
 	default:
+		// a response paused for a client that took none of it for
+		// send_timeout: the client's stall, not the upstream's
+		clientSlow := ex.up != nil && (ex.up.paused || ex.up.resuming)
 		if ex.up != nil {
 			l.dropUpstream(ex.up)
+		}
+		if clientSlow {
+			ex.clientFault = true
+			l.fail(ex, 504, "client took none of the response for send_timeout")
+			return
 		}
 		l.fail(ex, 504, "upstream timed out")
 	}
@@ -815,7 +827,7 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 			// api-breaker counts it; so does sluice's
 			ex.pc.UpstreamStatus = status
 		}
-	} else {
+	} else if !ex.clientFault {
 		// The response was under way: its status went out, so it is
 		// logged as sent, but the client sees a cut stream — the way an
 		// LLM stream usually fails. Say so, and count it on its arm.
@@ -854,8 +866,18 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 }
 
 // logAborted warns that ex's response was cut after it started (msg:
-// why), naming its route and split arm. Off the hot path: an error.
+// why), naming its route and split arm. Off the hot path (an error), and
+// at most once a second per loop: an upstream that fails thousands of
+// streams at once must not hold the loop on log writes; the lines left
+// out are counted in the next.
 func (l *loop) logAborted(ex *exchange, msg string) {
+	if l.now-l.abortLogAt < int64(time.Second) {
+		l.abortQuiet++
+		return
+	}
+	l.abortLogAt = l.now
+	quiet := l.abortQuiet
+	l.abortQuiet = 0
 	route, arm := "", ""
 	if ex.route != nil {
 		route = ex.route.ID
@@ -864,7 +886,7 @@ func (l *loop) logAborted(ex *exchange, msg string) {
 		arm = a.Name
 	}
 	l.opts.Logger.Warn("response cut mid-stream", "reason", msg, "route", route, "arm", arm,
-		"upstream", ex.addr.String(), "status", ex.pc.Status, "bytes", ex.pc.BytesOut)
+		"upstream", ex.addr.String(), "status", ex.pc.Status, "bytes", ex.pc.BytesOut, "more_since_last", quiet)
 }
 
 // endExchange releases ex (and detaches it from its client and upstream).

@@ -50,6 +50,8 @@ type loop struct {
 	wbuf       []byte       // scratch for heads written to clients
 	pathBuf    []byte       // scratch for a request path being normalised
 	matchBuf   []byte       // scratch for the form of a path routes match
+	abortLogAt int64        // last "response cut" warning (logAborted)
+	abortQuiet int          // warnings left out since
 	gzr        *gzip.Reader // reused to read usage from gzip responses (scanGzipped)
 	gzSrc      bytes.Reader
 	gzBuf      []byte
@@ -468,6 +470,7 @@ func (l *loop) sweep() {
 						ex.picked = false
 						ex.cur.Abandon(ex.node)
 					}
+					ex.clientFault = true
 					l.fail(ex, 408, "client body timed out")
 				}
 			case ex.deadline != 0 && now >= ex.deadline && !l.stillSending(ex):

@@ -329,7 +329,7 @@ func (l *loop) logExchange(ex *exchange) {
 	c := &ex.pc
 	c.Now, c.End = l.now, l.now
 	c.Node, c.Addr = ex.node, ex.addr
-	if ex.sent > 0 {
+	if ex.upstreamReached() {
 		c.UpstreamStart = ex.dialAt
 	}
 	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
@@ -380,7 +380,7 @@ func (l *loop) accessLog(ex *exchange) {
 	if ex.respStarted || ex.resp.Status > 0 {
 		e.UpstreamStatus = ex.resp.Status
 	}
-	if ex.sent > 0 {
+	if ex.upstreamReached() {
 		e.UpstreamResponseTime = l.now - ex.dialAt
 	}
 	l.alog.Append(e)
@@ -399,4 +399,11 @@ func sentTarget(out []byte) []byte {
 		return nil
 	}
 	return rest[:j]
+}
+
+// upstreamReached reports whether an upstream took ex's request (all of
+// it, or answered before it had it all: a 413 to an upload), so that its
+// time counts from the attempt's start (dialAt).
+func (ex *exchange) upstreamReached() bool {
+	return ex.dialAt > 0 && (ex.sent > 0 || ex.resp.Status > 0)
 }

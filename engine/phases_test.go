@@ -179,6 +179,7 @@ type logged struct {
 	status                     int
 	start, firstByte, upstream int64
 	prompt, completion         int64
+	aborted                    bool
 }
 
 var loggedStatus = make(chan logged, 16)
@@ -189,7 +190,7 @@ func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) 
 	return statusLogInst{}, nil
 }
 func (statusLogInst) Log(c *plugin.Ctx) {
-	loggedStatus <- logged{c.Status, c.Start, c.FirstByte, c.UpstreamStart, c.PromptTokens, c.CompletionTokens}
+	loggedStatus <- logged{c.Status, c.Start, c.FirstByte, c.UpstreamStart, c.PromptTokens, c.CompletionTokens, c.Aborted}
 }
 
 func (statusLogInst) ReadsUsage() bool { return true }
@@ -381,4 +382,94 @@ func TestBreakerTripsOnDeadUpstream(t *testing.T) {
 		got = append(got, resp.StatusCode)
 	}
 	assert.Equal(t, []int{502, 502, 599}, got)
+}
+
+// A response cut because the client took none of it for send_timeout is
+// the client's stall: not counted as the upstream's abort (its arm's
+// sluice_split_aborted_total), while one the upstream cuts is.
+func TestAbortedOnlyForUpstream(t *testing.T) {
+	big := serveRequests(t, func(c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n")
+		c.Write(make([]byte, 64<<20)) // blocks once every buffer is full
+		return false
+	})
+	cut := acceptEach(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial") // then closes
+	})
+	slow, gone := routeTo("slow", "/slow", big), routeTo("gone", "/gone", cut)
+	for _, r := range []*model.Route{slow, gone} {
+		r.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	}
+	g := startTestGatewayOpts(t, 1, snapshot(slow, gone), func(o *Options) { o.SendTimeout = 300 * time.Millisecond })
+	for _, tc := range []struct {
+		path    string
+		aborted bool
+	}{{"/slow", false}, {"/gone", true}} {
+		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if tc.path == "/gone" {
+			io.Copy(io.Discard, c) // reads until the cut
+		} // /slow: reads nothing
+		select {
+		case s := <-loggedStatus:
+			assert.Equal(t, 200, s.status, tc.path)
+			assert.Equal(t, tc.aborted, s.aborted, tc.path)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Log phase for", tc.path)
+		}
+		c.Close()
+	}
+}
+
+// A WebSocket upgrade is logged and counted as the 101 it answered, not
+// as no status at all.
+func TestUpgradeLogged101(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	})
+	rt := routeTo("ws", "/ws", up)
+	rt.EnableWebsocket = true
+	rt.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	g := startTestGateway(t, 1, snapshot(rt))
+	c := dialSend(t, g.addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+	require.NoError(t, err)
+	require.Equal(t, 101, resp.StatusCode)
+	select {
+	case s := <-loggedStatus:
+		assert.Equal(t, 101, s.status)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Log phase for the upgrade")
+	}
+}
+
+// An upstream that answers an upload before it had it all (a 413) was
+// reached: its time counts (from the attempt's start), not the gateway's.
+func TestUpstreamTimeWhenAnsweredEarly(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	})
+	rt := routeTo("r", "/up", up)
+	rt.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
+	g := startTestGateway(t, 1, snapshot(rt))
+	c := dialSend(t, g.addr, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nabc")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 413, resp.StatusCode)
+	select {
+	case s := <-loggedStatus:
+		assert.Positive(t, s.upstream, "the upstream's time starts with its attempt")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Log phase")
+	}
 }

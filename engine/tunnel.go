@@ -39,6 +39,9 @@ func (l *loop) startTunnel(ex *exchange, buf []byte, n int) bool {
 	cl, uc := ex.cl, ex.up
 	ex.respStarted = true
 	l.wbuf = l.appendResponseHead(l.wbuf[:0], ex)
+	// logged and counted as the 101 it is (the tunnel's bytes are not
+	// the exchange's)
+	ex.pc.Status, ex.pc.BytesOut = ex.resp.Status, int64(len(l.wbuf))
 	l.wbuf = append(l.wbuf, buf[n:]...)
 	uc.c.Discard(len(buf))
 	uc.tunnelIdle = orDefault(ex.ups.Timeouts.Read)
