@@ -354,3 +354,34 @@ func TestGlobalRulesBeforeNotFound(t *testing.T) {
 	resp, _ = authGet(t, base, "GET", "/nope", "apikey: auth-one")
 	assert.Equal(t, 503, resp.StatusCode, "limit-count counted the 404s too")
 }
+
+// A traffic-split rule may match on the consumer key-auth found
+// (consumer_name), as in APISIX: jack's requests take the canary arm,
+// rose's stay on the route's upstream.
+func TestSplitOnConsumer(t *testing.T) {
+	stable, canary := startUpstream(t, "stable", nil), startUpstream(t, "canary", nil)
+	gw := startGateway(t, 1, "", `consumers:
+  - username: jack
+    plugins:
+      key-auth:
+        key: auth-one
+  - username: rose
+    plugins:
+      key-auth:
+        key: auth-two
+`+routesDoc(route("1", "/chat", fmt.Sprintf(`    plugins:
+      key-auth: {}
+      traffic-split:
+        rules:
+          - match:
+              - vars: [["consumer_name", "==", "jack"]]
+            weighted_upstreams:
+              - upstream: {name: canary, type: roundrobin, nodes: {%q: 1}}
+                weight: 1
+`, canary.addr()), stable.addr())))
+	for key, want := range map[string]string{"auth-one": "canary", "auth-two": "stable"} {
+		resp, body := authGet(t, gw.url(""), "GET", "/chat", "apikey: "+key)
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Equal(t, want, resp.Header.Get("X-Upstream-Name"), key)
+	}
+}

@@ -24,6 +24,7 @@ func (x exprCond) Eval(c *plugin.Ctx) bool {
 	if r == nil {
 		return false
 	}
+	r.Consumer, r.RouteID = c.Consumer, c.RouteID // (key-auth ran before: consumer_name)
 	return x.e.Eval(r)
 }
 

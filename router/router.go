@@ -114,6 +114,10 @@ type Request struct {
 	// are matched without waiting.
 	BodyPending bool
 	NeedBody    bool
+	// Consumer and RouteID are what plugin conditions read as
+	// consumer_name and route_id (set by exprCond.Eval from the plugin
+	// context: unknown while routes are matched, as in APISIX).
+	Consumer, RouteID string
 
 	hostBuf [maxHost]byte // lowercased host, filled per Match / Eval call
 	addrBuf [64]byte      // RemoteAddr as text, filled per call

@@ -86,6 +86,10 @@ func (c *evalCtx) get(v *plugin.Var) []byte {
 		return c.remoteAddr()
 	case plugin.VarPostArg:
 		return postArg(c.r.Body, v.Name)
+	case plugin.VarConsumer:
+		return strBytes(c.r.Consumer)
+	case plugin.VarRouteID:
+		return strBytes(c.r.RouteID)
 	}
 	return v.RequestValue(c.r.Request)
 }
@@ -158,4 +162,12 @@ func parseIP(b []byte) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// strBytes returns s's bytes without copying (read only), or nil for "".
+func strBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
