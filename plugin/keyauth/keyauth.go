@@ -116,8 +116,9 @@ func (keyAuth) Compile(raw json.RawMessage, env *plugin.Env) (plugin.Instance, e
 
 	// APISIX 3.15+: WWW-Authenticate on every 401.
 	hdr := []byte("Content-Type: application/json\r\nWWW-Authenticate: apikey realm=\"" + realm + "\"\r\n")
-	c.missing = plugin.Result{Status: 401, Body: []byte(`{"message":"Missing API key in request"}`), Headers: hdr}
-	c.invalid = plugin.Result{Status: 401, Body: []byte(`{"message":"Invalid API key in request"}`), Headers: hdr}
+	// (core.response.exit ends a JSON body with a newline, as limit-count's)
+	c.missing = plugin.Result{Status: 401, Body: []byte(`{"message":"Missing API key in request"}` + "\n"), Headers: hdr}
+	c.invalid = plugin.Result{Status: 401, Body: []byte(`{"message":"Invalid API key in request"}` + "\n"), Headers: hdr}
 	return c, nil
 }
 

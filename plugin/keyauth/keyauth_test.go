@@ -109,12 +109,12 @@ func TestResults(t *testing.T) {
 	k := compile(t, `{}`)
 	res := k.Rewrite(newCtx(t, "GET / HTTP/1.1\r\nHost: a"))
 	assert.Equal(t, 401, res.Status)
-	assert.Equal(t, `{"message":"Missing API key in request"}`, string(res.Body))
+	assert.Equal(t, `{"message":"Missing API key in request"}`+"\n", string(res.Body))
 	assert.Equal(t, "Content-Type: application/json\r\nWWW-Authenticate: apikey realm=\"key\"\r\n", string(res.Headers))
 
 	res = k.Rewrite(newCtx(t, "GET / HTTP/1.1\r\nHost: a\r\napikey: x"))
 	assert.Equal(t, 401, res.Status)
-	assert.Equal(t, `{"message":"Invalid API key in request"}`, string(res.Body))
+	assert.Equal(t, `{"message":"Invalid API key in request"}`+"\n", string(res.Body))
 	assert.Equal(t, "Content-Type: application/json\r\nWWW-Authenticate: apikey realm=\"key\"\r\n", string(res.Headers))
 
 	k = compile(t, `{"realm":"api"}`)
@@ -207,7 +207,7 @@ func TestNoConsumers(t *testing.T) {
 	c := newCtx(t, "GET / HTTP/1.1\r\nHost: a\r\napikey: auth-one")
 	res := inst.(plugin.Rewriter).Rewrite(c)
 	assert.Equal(t, 401, res.Status)
-	assert.Equal(t, `{"message":"Invalid API key in request"}`, string(res.Body))
+	assert.Equal(t, `{"message":"Invalid API key in request"}`+"\n", string(res.Body))
 }
 
 func TestCompileErrors(t *testing.T) {
