@@ -182,15 +182,21 @@ func unreserved(c byte) bool {
 // a percent-encoded byte or a backslash.
 func MatchDiffers(p []byte) bool {
 	for i, c := range p {
-		if c == '\\' || c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 {
+		if c == '\\' || c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 && !isCtl(unhex[p[i+1]]<<4|unhex[p[i+2]]) {
 			return true
 		}
 	}
 	return false
 }
 
+// isCtl reports a control byte: AppendMatchPath leaves it encoded, so the
+// match form (the uri variable, which plugins may write into a header)
+// never holds a CR or LF.
+func isCtl(c byte) bool { return c < 0x20 || c == 0x7f }
+
 // AppendMatchPath appends to dst the form of the normalised path p that
-// routes match: percent-encodings decoded once, as in APISIX's $uri
+// routes match: percent-encodings (but those of control bytes) decoded
+// once, as in APISIX's $uri
 // (nginx's decoded path: "/%C3%BCn" matches a route "/ün", "/a%20b" one
 // "/a b"), an encoded slash or backslash and a raw backslash read as '/'
 // ("/admin%2Fkeys" matches /admin/*, so a route's plugins cannot be
@@ -200,7 +206,7 @@ func AppendMatchPath(dst, p []byte) []byte {
 	start := len(dst)
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 {
+		if c == '%' && i+2 < len(p) && unhex[p[i+1]] < 16 && unhex[p[i+2]] < 16 && !isCtl(unhex[p[i+1]]<<4|unhex[p[i+2]]) {
 			c = unhex[p[i+1]]<<4 | unhex[p[i+2]]
 			i += 2
 		}

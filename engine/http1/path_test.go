@@ -107,6 +107,7 @@ func TestAppendMatchPath(t *testing.T) {
 		"/a%252F":             "/a%2F", // decoded once
 		"/a%zz%4":             "/a%zz%4",
 		"/%2F%2f/%5c%5C\\x":   "/x",
+		"/a%0D%0Ab%09%7F":     "/a%0D%0Ab%09%7F", // control bytes stay encoded
 	} {
 		assert.Equal(t, want, string(AppendMatchPath(nil, []byte(in))), in)
 		assert.Equal(t, in != want, MatchDiffers([]byte(in)), in)

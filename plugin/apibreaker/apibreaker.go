@@ -139,7 +139,7 @@ func (b *breaker) appendHeaders(dst []byte, c *plugin.Ctx) []byte {
 			if c == nil {
 				continue
 			}
-			present := false
+			present, at := false, len(dst)
 			switch p.v.Kind {
 			case plugin.VarConsumer:
 				dst, present = append(dst, c.Consumer...), c.Consumer != ""
@@ -151,6 +151,7 @@ func (b *breaker) appendHeaders(dst []byte, c *plugin.Ctx) []byte {
 			if !present && p.hasDef {
 				dst = append(dst, p.def...)
 			}
+			dst = dropCtl(dst, at) // a value can never end the header line
 		}
 		dst = append(dst, "\r\n"...)
 	}
@@ -236,4 +237,17 @@ func (b *breaker) Log(c *plugin.Ctx) {
 			st.healthy.Store(0)
 		}
 	}
+}
+
+// dropCtl removes control bytes but HTAB from dst[from:].
+func dropCtl(dst []byte, from int) []byte {
+	w := from
+	for _, c := range dst[from:] {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			continue
+		}
+		dst[w] = c
+		w++
+	}
+	return dst[:w]
 }

@@ -327,6 +327,8 @@ func TestBreakResponseHeaderVariables(t *testing.T) {
 	res := b.Access(cl.c)
 	require.Equal(t, 503, res.Status)
 	assert.Equal(t, "X-Client: 192.0.2.7\r\nX-Id: none\r\nContent-Type: text/plain; charset=utf-8\r\n", string(res.Headers))
+	// a value never ends its line, whatever a variable holds
+	assert.Equal(t, "X-Ab", string(dropCtl([]byte("X-A\r\nb\x00"), 0)))
 
 	for conf, want := range map[string]string{
 		`{"break_response_code":503,"break_response_body":"x","break_response_headers":[{"key":"X-A","value":"$nope"}]}`:                 `variable "nope" is not supported`,
