@@ -334,15 +334,15 @@ func (k *conf) Rewrite(c *plugin.Ctx) plugin.Result {
 				continue
 			}
 			b := uriBuilder{dst: c.Scratch, start: len(c.Scratch), split: -1}
-			b.put(path[:locs[0]], srcRaw)
+			b.put(path[:locs[0]], srcCapture)
 			for _, tp := range r.tpl {
 				if tp.group < 0 {
 					b.put(tp.lit, srcText)
 				} else if 2*tp.group+1 < len(locs) && locs[2*tp.group] >= 0 {
-					b.put(path[locs[2*tp.group]:locs[2*tp.group+1]], srcRaw)
+					b.put(path[locs[2*tp.group]:locs[2*tp.group+1]], srcCapture)
 				}
 			}
-			b.put(path[locs[1]:], srcRaw)
+			b.put(path[locs[1]:], srcCapture)
 			k.finish(c, &b)
 			break
 		}

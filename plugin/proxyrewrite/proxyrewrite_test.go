@@ -115,6 +115,8 @@ func TestRegexURI(t *testing.T) {
 	}
 	f(`{"regex_uri":["^/iresty/(.*)/(.*)/(.*)","/$1-$2-$3"]}`, "/iresty/a/b/c?k=v", "/a-b-c?k=v")
 	f(`{"regex_uri":["^/api/(.*)","/v1/${1}x"]}`, "/api/users", "/v1/usersx")
+	// a capture ending inside an escape keeps its '%' (the path was checked)
+	f(`{"regex_uri":["^/v1/(.{3})(.*)","/$1$2"]}`, "/v1/a%C3%A9", "/a%C3%A9")
 	// Only the first match is replaced; the rest of the path stays.
 	f(`{"regex_uri":["o","0"]}`, "/foo/boo", "/f0o/boo")
 	// No match: the path is unchanged.

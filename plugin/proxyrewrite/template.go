@@ -180,9 +180,10 @@ type uriBuilder struct {
 
 // Bytes sources for put.
 const (
-	srcText  = iota // the template's own text: its first '?' splits path and query
-	srcValue        // a variable's value, not URI-encoded ($http_*, $host, ...)
-	srcRaw          // already percent-encoded request bytes ($uri, $args, captures of the path): '%' is kept
+	srcText    = iota // the template's own text: its first '?' splits path and query
+	srcValue          // a variable's value, not URI-encoded ($http_*, $host, ...)
+	srcRaw            // already percent-encoded request bytes ($uri, $args, $arg_x): '%' is kept where it starts an escape
+	srcCapture        // a regex_uri capture of the validated path: '%' is kept (a capture may end inside an escape)
 )
 
 // put appends s from source src.
@@ -194,7 +195,7 @@ func (b *uriBuilder) put(s []byte, src int) {
 				b.split = len(b.dst)
 				b.dst = append(b.dst, '?')
 				continue
-			case ch == '%' && src == srcRaw && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			case ch == '%' && (src == srcCapture || src == srcRaw && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2])):
 				// an escape the request already made; a '%' that starts
 				// none ($arg_x = "50%") is encoded like any other
 			case pathEscape[ch]:
