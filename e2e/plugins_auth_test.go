@@ -337,7 +337,7 @@ func TestGlobalRulesBeforeNotFound(t *testing.T) {
     plugins:
       key-auth: {}
       limit-count:
-        count: 2
+        count: 3
         time_window: 60
         key_type: constant
         key: all
@@ -348,7 +348,11 @@ func TestGlobalRulesBeforeNotFound(t *testing.T) {
 	assert.Equal(t, missingKeyBody, body)
 	resp, body = authGet(t, base, "GET", "/nope", "apikey: auth-one")
 	assert.Equal(t, 404, resp.StatusCode, body)
-	assert.Contains(t, body, "404 Route Not Found")
+	assert.Equal(t, `{"error_msg":"404 Route Not Found"}`+"\n", body)
+	assert.Equal(t, "2", resp.Header.Get("X-RateLimit-Remaining"), "with the headers the global rules added")
+	resp, body = authGet(t, base, "HEAD", "/nope", "apikey: auth-one")
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Empty(t, body, "HEAD: no body")
 	resp, _ = authGet(t, base, "GET", "/anything", "apikey: auth-one")
 	assert.Equal(t, 200, resp.StatusCode, "the route shares the global counter")
 	resp, _ = authGet(t, base, "GET", "/nope", "apikey: auth-one")
@@ -384,4 +388,44 @@ func TestSplitOnConsumer(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode, body)
 		assert.Equal(t, want, resp.Header.Get("X-Upstream-Name"), key)
 	}
+}
+
+// chash on $consumer_name hashes on the consumer key-auth found, as
+// APISIX's ctx.var does: each consumer sticks to one node and the
+// consumers spread over both (all from one client address).
+func TestCHashOnConsumer(t *testing.T) {
+	a, b := startUpstream(t, "a", nil), startUpstream(t, "b", nil)
+	var consumers strings.Builder
+	names := []string{"ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal"}
+	for _, n := range names {
+		fmt.Fprintf(&consumers, "  - username: %s\n    plugins:\n      key-auth:\n        key: key-%s\n", n, n)
+	}
+	gw := startGateway(t, 1, "", "consumers:\n"+consumers.String()+`routes:
+  - id: "1"
+    uri: /chat
+    plugins:
+      key-auth: {}
+    upstream:
+      type: chash
+      hash_on: vars_combinations
+      key: "$consumer_name"
+      nodes:
+        "`+a.addr()+`": 1
+        "`+b.addr()+`": 1
+`)
+	seen := map[string]bool{}
+	for _, n := range names {
+		var node string
+		for i := 0; i < 3; i++ {
+			resp, body := authGet(t, gw.url(""), "GET", "/chat", "apikey: key-"+n)
+			require.Equal(t, 200, resp.StatusCode, body)
+			got := resp.Header.Get("X-Upstream-Name")
+			if node != "" {
+				assert.Equal(t, node, got, "%s sticks to one node", n)
+			}
+			node = got
+		}
+		seen[node] = true
+	}
+	assert.Len(t, seen, 2, "the consumers spread over both nodes")
 }

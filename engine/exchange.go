@@ -355,7 +355,9 @@ func (l *loop) peekBody(ex *exchange, r *http1.Request, rest []byte) []byte {
 // route's.
 func (l *loop) proceed(ex *exchange) {
 	if ex.route.IsNotFound {
-		l.fail(ex, 404, "404 Route Not Found") // the global rules let it through
+		// the global rules let it through: the 404, with the headers they
+		// added (limit-count's X-RateLimit-*), as APISIX's exit keeps them
+		l.respond(ex, notFound)
 		return
 	}
 	if uri := ex.pc.URI; ex.pc.URIBuilt && http1.NeedsNormalize(uri) {
@@ -461,7 +463,7 @@ func (l *loop) keepBody(ex *exchange) {
 func (l *loop) answer(cl *client, ex *exchange, n int, status int, msg string) {
 	reqDone := ex.req.Body == http1.BodyNone
 	keep := ex.keepAlive && reqDone
-	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+	l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep, ex.headReq)
 	ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
 	l.logExchange(ex) // before Discard: ex.req may point into the read buffer
 	if n > 0 {
@@ -524,6 +526,9 @@ func (l *loop) hashKey(ex *exchange) []byte {
 	case balancer.HashConsumer:
 		k = unsafeBytes(ex.pc.Consumer)
 	default: // vars, vars_combinations: compiled by the router
+		// ($consumer_name and $route_id: what the plugins found, whether
+		// or not a plugin condition read them before)
+		ex.rreq.Consumer, ex.rreq.RouteID = ex.pc.Consumer, ex.pc.RouteID
 		if hk := ex.tbl.HashKeys; u.Index < len(hk) && hk[u.Index].Valid() {
 			l.keyBuf = hk[u.Index].Append(l.keyBuf[:0], &ex.rreq)
 			k = l.keyBuf
@@ -819,9 +824,9 @@ func (l *loop) fail(ex *exchange, status int, msg string) {
 	started, reqDone := ex.respStarted, ex.reqDone
 	keep := ex.keepAlive && reqDone
 	if !started {
-		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep)
+		l.wbuf = l.appendError(l.wbuf[:0], status, msg, !keep, ex.headReq)
 		ex.pc.Status, ex.pc.BytesOut = status, int64(len(l.wbuf))
-		if ex.tries > 0 && ex.pc.UpstreamStatus == 0 && (status == 502 || status == 504) {
+		if ex.tries > 0 && ex.pc.UpstreamStatus == 0 && ex.resp.Status == 0 && (status == 502 || status == 504) {
 			// an attempt failed (connect, timeout, bad answer): nginx's
 			// $upstream_status says 502 or 504 then, and APISIX's
 			// api-breaker counts it; so does sluice's
@@ -936,3 +941,8 @@ func (l *loop) nextRequest(cl *client) {
 		}
 	}
 }
+
+// notFound is the answer to a request no route matched, after the global
+// rules ran (router.Table.NotFound).
+var notFound = plugin.Result{Status: 404, Body: []byte(`{"error_msg":"404 Route Not Found"}` + "\n"),
+	Headers: []byte("Content-Type: application/json\r\n")}

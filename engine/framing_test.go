@@ -538,3 +538,25 @@ func TestURIVariableDecoded(t *testing.T) {
 		t.Fatal("no upstream got the request")
 	}
 }
+
+// An answer the gateway writes itself (a 404, an error, a plugin's) to a
+// HEAD request carries its length but no body: the next response on the
+// connection must not start with a stray body.
+func TestHeadAnswersHaveNoBody(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	dead := routeTo("dead", "/dead", "127.0.0.1:1") // connect refused: 502
+	g := startTestGateway(t, 1, snapshot(routeTo("r", "/ok", up), dead))
+	for _, path := range []string{"/nope", "/dead"} {
+		c := dialSend(t, g.addr, "HEAD "+path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		require.NoError(t, err, path)
+		assert.NotEqual(t, 200, resp.StatusCode, path)
+		assert.Positive(t, resp.ContentLength, "%s: its length is given", path)
+		resp, err = http.ReadResponse(br, nil)
+		require.NoError(t, err, "%s: the next response follows the head", path)
+		assert.Equal(t, 200, resp.StatusCode, path)
+		c.Close()
+	}
+}

@@ -182,12 +182,18 @@ func (l *loop) appendResult(dst []byte, ex *exchange, res plugin.Result, close b
 		dst = append(dst, ex.pc.RespHeaders()...)
 		dst = append(dst, res.Headers...)
 		dst = append(dst, crlf...)
+		if ex.headReq {
+			return dst // HEAD: the length, no body
+		}
 		return appendErrorBody(dst, msg)
 	}
 	dst = l.appendErrorHead(dst, res.Status, len(res.Body), close)
 	dst = append(dst, ex.pc.RespHeaders()...)
 	dst = append(dst, res.Headers...)
 	dst = append(dst, crlf...)
+	if ex.headReq {
+		return dst
+	}
 	return append(dst, res.Body...)
 }
 
@@ -379,6 +385,8 @@ func (l *loop) accessLog(ex *exchange) {
 	}
 	if ex.respStarted || ex.resp.Status > 0 {
 		e.UpstreamStatus = ex.resp.Status
+	} else if ex.pc.UpstreamStatus != 0 {
+		e.UpstreamStatus = ex.pc.UpstreamStatus // a failed attempt's 502/504, as nginx logs it
 	}
 	if ex.upstreamReached() {
 		e.UpstreamResponseTime = l.now - ex.dialAt

@@ -363,11 +363,15 @@ func (l *loop) appendResponseHead(dst []byte, ex *exchange) []byte {
 	return append(dst, crlf...)
 }
 
-// appendError writes a complete gateway response with a JSON error_msg.
-func (l *loop) appendError(dst []byte, status int, msg string, close bool) []byte {
+// appendError writes a complete gateway response with a JSON error_msg;
+// for a HEAD request (head) without the body, its length still given.
+func (l *loop) appendError(dst []byte, status int, msg string, close, head bool) []byte {
 	dst = l.appendErrorHead(dst, status, errorBodyLen(msg), close)
 	dst = append(dst, jsonContentType...)
 	dst = append(dst, crlf...)
+	if head {
+		return dst
+	}
 	return appendErrorBody(dst, msg)
 }
 
@@ -404,7 +408,7 @@ func appendErrorBody(dst []byte, msg string) []byte {
 // flushed, the write side shut down, and input read and dropped for a
 // moment so the client reads the status instead of a reset.
 func (l *loop) rejectAndLinger(cl *client, status int, msg string) {
-	l.wbuf = l.appendError(l.wbuf[:0], status, msg, true)
+	l.wbuf = l.appendError(l.wbuf[:0], status, msg, true, false)
 	l.writeFinal(cl, false, false)
 }
 
