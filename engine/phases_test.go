@@ -184,6 +184,19 @@ type logged struct {
 
 var loggedStatus = make(chan logged, 16)
 
+// nextLogged is what the next request's Log phase saw; the test fails
+// when none comes within 5 s.
+func nextLogged(t *testing.T, what string) logged {
+	t.Helper()
+	select {
+	case s := <-loggedStatus:
+		return s
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Log phase for", what)
+		return logged{}
+	}
+}
+
 func (statusLog) Name() string  { return "test-status-log" }
 func (statusLog) Priority() int { return 0 }
 func (statusLog) Compile(json.RawMessage, *plugin.Env) (plugin.Instance, error) {
@@ -214,12 +227,8 @@ func TestClientGoneIs499(t *testing.T) {
 	c := dialSend(t, g.addr, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
 	time.Sleep(100 * time.Millisecond) // the request is upstream
 	c.Close()
-	select {
-	case s := <-loggedStatus:
-		assert.Equal(t, 499, s.status)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no Log phase for the abandoned request")
-	}
+	s := nextLogged(t, "the abandoned request")
+	assert.Equal(t, 499, s.status)
 }
 
 // Time to first token counts the first body byte of a 2xx answer only: an
@@ -248,13 +257,9 @@ func TestFirstByteOnlyForSuccess(t *testing.T) {
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		require.NoError(t, err)
 		io.Copy(io.Discard, resp.Body)
-		select {
-		case s := <-loggedStatus:
-			assert.Equal(t, tc.status, s.status, tc.path)
-			assert.Equal(t, tc.ttft, s.firstByte > 0, tc.path)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no Log phase")
-		}
+		s := nextLogged(t, "the request")
+		assert.Equal(t, tc.status, s.status, tc.path)
+		assert.Equal(t, tc.ttft, s.firstByte > 0, tc.path)
 	}
 }
 
@@ -278,13 +283,9 @@ func TestUpstreamTimeFromConnect(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
 	io.Copy(io.Discard, resp.Body)
-	select {
-	case s := <-loggedStatus:
-		require.Positive(t, s.upstream)
-		assert.Less(t, time.Duration(s.upstream-s.start), 150*time.Millisecond, "the attempt began with the head, before the body came")
-	case <-time.After(5 * time.Second):
-		t.Fatal("no Log phase")
-	}
+	s := nextLogged(t, "the request")
+	require.Positive(t, s.upstream)
+	assert.Less(t, time.Duration(s.upstream-s.start), 150*time.Millisecond, "the attempt began with the head, before the body came")
 }
 
 // Usage is read from gzip-encoded responses too (what a client asking for
@@ -349,12 +350,8 @@ func TestUsageFromGzip(t *testing.T) {
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		require.NoError(t, err, tc.path)
 		io.Copy(io.Discard, resp.Body)
-		select {
-		case s := <-loggedStatus:
-			assert.Equal(t, [2]int64{tc.prompt, tc.completion}, [2]int64{s.prompt, s.completion}, tc.path)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no Log phase")
-		}
+		s := nextLogged(t, "the request")
+		assert.Equal(t, [2]int64{tc.prompt, tc.completion}, [2]int64{s.prompt, s.completion}, tc.path)
 		c.Close()
 	}
 }
@@ -412,13 +409,9 @@ func TestAbortedOnlyForUpstream(t *testing.T) {
 		if tc.path == "/gone" {
 			io.Copy(io.Discard, c) // reads until the cut
 		} // /slow: reads nothing
-		select {
-		case s := <-loggedStatus:
-			assert.Equal(t, 200, s.status, tc.path)
-			assert.Equal(t, tc.aborted, s.aborted, tc.path)
-		case <-time.After(10 * time.Second):
-			t.Fatal("no Log phase for", tc.path)
-		}
+		s := nextLogged(t, tc.path)
+		assert.Equal(t, 200, s.status, tc.path)
+		assert.Equal(t, tc.aborted, s.aborted, tc.path)
 		c.Close()
 	}
 }
@@ -441,12 +434,8 @@ func TestUpgradeLogged101(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
 	require.NoError(t, err)
 	require.Equal(t, 101, resp.StatusCode)
-	select {
-	case s := <-loggedStatus:
-		assert.Equal(t, 101, s.status)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no Log phase for the upgrade")
-	}
+	s := nextLogged(t, "the upgrade")
+	assert.Equal(t, 101, s.status)
 }
 
 // An upstream that answers an upload before it had it all (a 413) was
@@ -466,10 +455,6 @@ func TestUpstreamTimeWhenAnsweredEarly(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
 	require.Equal(t, 413, resp.StatusCode)
-	select {
-	case s := <-loggedStatus:
-		assert.Positive(t, s.upstream, "the upstream's time starts with its attempt")
-	case <-time.After(5 * time.Second):
-		t.Fatal("no Log phase")
-	}
+	s := nextLogged(t, "the request")
+	assert.Positive(t, s.upstream, "the upstream's time starts with its attempt")
 }

@@ -181,3 +181,16 @@ func AppendLower(dst, b []byte) []byte {
 	}
 	return dst
 }
+
+// AppendCtx is Append for a plugin's request c, with the ctx variables a
+// plugin context knows: consumer_name (the consumer an auth plugin
+// found) and route_id. service_id, fixed per route, is the caller's.
+func (v *Var) AppendCtx(dst []byte, c *Ctx) (_ []byte, present bool) {
+	switch v.Kind {
+	case VarConsumer:
+		return append(dst, c.Consumer...), c.Consumer != ""
+	case VarRouteID:
+		return append(dst, c.RouteID...), c.RouteID != ""
+	}
+	return v.Append(dst, c.Req, c.RemoteAddr)
+}

@@ -139,15 +139,9 @@ func (b *breaker) appendHeaders(dst []byte, c *plugin.Ctx) []byte {
 			if c == nil {
 				continue
 			}
-			present, at := false, len(dst)
-			switch p.v.Kind {
-			case plugin.VarConsumer:
-				dst, present = append(dst, c.Consumer...), c.Consumer != ""
-			case plugin.VarRouteID:
-				dst, present = append(dst, c.RouteID...), c.RouteID != ""
-			default:
-				dst, present = p.v.Append(dst, c.Req, c.RemoteAddr)
-			}
+			at := len(dst)
+			var present bool
+			dst, present = p.v.AppendCtx(dst, c)
 			if !present && p.hasDef {
 				dst = append(dst, p.def...)
 			}

@@ -437,15 +437,10 @@ func compileVar(v string, env *plugin.Env) (*varRef, error) {
 // reports a value or a default (APISIX counts it in n_resolved). It does
 // not allocate beyond growing dst.
 func (r *varRef) appendValue(dst []byte, c *plugin.Ctx) (_ []byte, present bool) {
-	switch r.v.Kind {
-	case plugin.VarConsumer:
-		dst, present = append(dst, c.Consumer...), c.Consumer != ""
-	case plugin.VarRouteID:
-		dst, present = append(dst, c.RouteID...), c.RouteID != ""
-	case plugin.VarServiceID:
+	if r.v.Kind == plugin.VarServiceID {
 		dst, present = append(dst, r.val...), r.val != ""
-	default:
-		dst, present = r.v.Append(dst, c.Req, c.RemoteAddr)
+	} else {
+		dst, present = r.v.AppendCtx(dst, c)
 	}
 	if !present && r.hasDef {
 		return append(dst, r.def...), true
