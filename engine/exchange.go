@@ -528,7 +528,7 @@ func (l *loop) hashKey(ex *exchange) []byte {
 	default: // vars, vars_combinations: compiled by the router
 		// ($consumer_name and $route_id: what the plugins found, whether
 		// or not a plugin condition read them before)
-		ex.rreq.Consumer, ex.rreq.RouteID = ex.pc.Consumer, ex.pc.RouteID
+		ex.rreq.Consumer, ex.rreq.RouteID = ex.pc.Consumer, ex.route.ID
 		if hk := ex.tbl.HashKeys; u.Index < len(hk) && hk[u.Index].Valid() {
 			l.keyBuf = hk[u.Index].Append(l.keyBuf[:0], &ex.rreq)
 			k = l.keyBuf

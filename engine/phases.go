@@ -175,6 +175,18 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 // plugins added, the Result's headers and body (a JSON error_msg with the
 // status text when it has no body).
 func (l *loop) appendResult(dst []byte, ex *exchange, res plugin.Result, close bool) []byte {
+	if res.Status == 204 || res.Status == 304 {
+		// no body, whatever the plugin gave (a rejected_code of 204), and
+		// for a 204 no length (RFC 9110 §8.6, §15.4.5)
+		length := -1
+		if res.Status == 304 && res.Body != nil {
+			length = len(res.Body)
+		}
+		dst = l.appendErrorHead(dst, res.Status, length, close)
+		dst = append(dst, ex.pc.RespHeaders()...)
+		dst = append(dst, res.Headers...)
+		return append(dst, crlf...)
+	}
 	if res.Body == nil {
 		msg := statusText(res.Status)
 		dst = l.appendErrorHead(dst, res.Status, errorBodyLen(msg), close)

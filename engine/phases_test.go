@@ -458,3 +458,84 @@ func TestUpstreamTimeWhenAnsweredEarly(t *testing.T) {
 	s := nextLogged(t, "the request")
 	assert.Positive(t, s.upstream, "the upstream's time starts with its attempt")
 }
+
+// An upstream that sends a status line and then breaks off (closes) was
+// answered 502 by the gateway: that is the upstream's failure, which
+// api-breaker counts, though the head was parsed as far as its status.
+func TestBreakerCountsBrokenHead(t *testing.T) {
+	up := acceptEach(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n") // then closes
+	})
+	r := routeTo("half", "/half", up)
+	r.Plugins = map[string]json.RawMessage{"api-breaker": json.RawMessage(
+		`{"break_response_code":599,"unhealthy":{"http_statuses":[502],"failures":1}}`)}
+	g := startTestGateway(t, 1, snapshot(r))
+	var got []int
+	for range 2 {
+		c := dialSend(t, g.addr, "GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		c.Close()
+		got = append(got, resp.StatusCode)
+	}
+	assert.Equal(t, []int{502, 599}, got)
+}
+
+// A plugin's 204 (limit-count rejected_code: 204) goes out without a body
+// or a length: the next response on the connection follows it.
+func TestPlugin204HasNoBody(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	r := routeTo("lc", "/lc", up)
+	r.Plugins = map[string]json.RawMessage{"limit-count": json.RawMessage(
+		`{"count":1,"time_window":60,"rejected_code":204,"rejected_msg":"too many"}`)}
+	g := startTestGateway(t, 1, snapshot(r, routeTo("ok", "/ok", up)))
+	c := dialSend(t, g.addr, "GET /lc HTTP/1.1\r\nHost: x\r\n\r\nGET /lc HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, want := range []int{200, 204, 200} {
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, want)
+		assert.Equal(t, want, resp.StatusCode)
+		if want == 204 {
+			assert.Empty(t, resp.Header.Get("Content-Length"), "a 204 has no length")
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+}
+
+// chash on $route_id hashes on the route's id, plugins or not: routes
+// spread over the nodes.
+func TestCHashOnRouteID(t *testing.T) {
+	a, aSeen := recordingUpstream(t)
+	b, bSeen := recordingUpstream(t)
+	var routes []*model.Route
+	for i := range 8 {
+		r := routeTo(fmt.Sprintf("r%d", i), fmt.Sprintf("/r%d", i), a, b)
+		r.Upstream.Type, r.Upstream.HashOn, r.Upstream.Key = "chash", "vars_combinations", "$route_id"
+		routes = append(routes, r)
+	}
+	g := startTestGateway(t, 1, snapshot(routes...))
+	hits := map[string]int{}
+	for i := range 8 {
+		c := dialSend(t, g.addr, fmt.Sprintf("GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n", i))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		c.Close()
+		select {
+		case <-aSeen:
+			hits["a"]++
+		case <-bSeen:
+			hits["b"]++
+		case <-time.After(2 * time.Second):
+			t.Fatal("no upstream got it")
+		}
+	}
+	assert.Len(t, hits, 2, "routes spread over both nodes: %v", hits)
+}

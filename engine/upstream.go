@@ -512,6 +512,11 @@ func (l *loop) relay(uc *upConn) gnet.Action {
 		}
 		if ex.phase != exRelaying {
 			n, err := http1.ParseResponse(&ex.resp, buf, &l.respLim)
+			if err != nil {
+				// a head not (yet) accepted has no status: the parse set it
+				// from the status line before it checked the fields
+				ex.resp.Status = 0
+			}
 			if err == http1.ErrNeedMore {
 				return gnet.None
 			}

@@ -376,7 +376,8 @@ func (l *loop) appendError(dst []byte, status int, msg string, close, head bool)
 }
 
 // appendErrorHead writes a gateway response's status line, Server, Date,
-// Content-Length and Connection, without the final CRLF.
+// Content-Length (none when length < 0) and Connection, without the final
+// CRLF.
 func (l *loop) appendErrorHead(dst []byte, status, length int, close bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
@@ -385,9 +386,11 @@ func (l *loop) appendErrorHead(dst []byte, status, length int, close bool) []byt
 	dst = append(dst, crlf...)
 	dst = append(dst, l.server...)
 	dst = append(dst, *dateHeader.Load()...)
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(length), 10)
-	dst = append(dst, crlf...)
+	if length >= 0 {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(length), 10)
+		dst = append(dst, crlf...)
+	}
 	if close {
 		dst = append(dst, connClose...)
 	}
