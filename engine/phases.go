@@ -117,7 +117,7 @@ func (l *loop) resumeWork(ex *exchange, gen uint64, res plugin.Result) {
 	if res.Status > 0 {
 		l.respond(ex, res)
 	} else {
-		ex.pc.AddRespHeaderLines(res.Headers) // e.g. limit-count's quota on redis
+		ex.pc.SetRespHeaderLines(res.Headers) // e.g. limit-count's quota on redis
 		if l.runPre(ex) {
 			l.proceed(ex)
 		}

@@ -539,3 +539,21 @@ func TestCHashOnRouteID(t *testing.T) {
 	}
 	assert.Len(t, hits, 2, "routes spread over both nodes: %v", hits)
 }
+
+// limit-count in a global rule and on the route: one set of X-RateLimit-*
+// headers, the route's (APISIX's set_header replaces).
+func TestRateLimitHeadersOnce(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	r := routeTo("r", "/r", up)
+	r.Plugins = map[string]json.RawMessage{"limit-count": json.RawMessage(`{"count":5,"time_window":60}`)}
+	snap := snapshot(r)
+	snap.GlobalRules["g"] = json.RawMessage(`{"plugins":{"limit-count":{"count":100,"time_window":60,"key_type":"constant","key":"all"}}}`)
+	g := startTestGateway(t, 1, snap)
+	c := dialSend(t, g.addr, "GET /r HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, []string{"5"}, resp.Header.Values("X-RateLimit-Limit"))
+	assert.Equal(t, []string{"4"}, resp.Header.Values("X-RateLimit-Remaining"))
+}

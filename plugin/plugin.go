@@ -14,6 +14,7 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -332,6 +333,52 @@ func (c *Ctx) AddRespHeaderInt(name []byte, v int64) {
 // AddRespHeaderLines appends raw "Name: value\r\n" lines to the response
 // the client gets.
 func (c *Ctx) AddRespHeaderLines(b []byte) { c.respHeaders = append(c.respHeaders, b...) }
+
+// SetRespHeaderInt is AddRespHeaderInt replacing the line of the same
+// name an earlier plugin added, as APISIX's set_header: limit-count in a
+// global rule and on the route sends one set of X-RateLimit-* headers.
+func (c *Ctx) SetRespHeaderInt(name []byte, v int64) {
+	c.dropRespHeader(name)
+	c.AddRespHeaderInt(name, v)
+}
+
+// SetRespHeaderLines is AddRespHeaderLines replacing the lines of the
+// same names added before.
+func (c *Ctx) SetRespHeaderLines(b []byte) {
+	for rest := b; len(rest) > 0; {
+		line := rest
+		if i := bytes.Index(rest, crlfBytes); i >= 0 {
+			line, rest = rest[:i], rest[i+2:]
+		} else {
+			rest = nil
+		}
+		if j := bytes.IndexByte(line, ':'); j > 0 {
+			c.dropRespHeader(line[:j])
+		}
+	}
+	c.AddRespHeaderLines(b)
+}
+
+var crlfBytes = []byte("\r\n")
+
+// dropRespHeader removes the added lines named name (ASCII
+// case-insensitive), in place.
+func (c *Ctx) dropRespHeader(name []byte) {
+	h, w := c.respHeaders, 0
+	for r := 0; r < len(h); {
+		end := len(h)
+		if i := bytes.Index(h[r:], crlfBytes); i >= 0 {
+			end = r + i + 2
+		}
+		line := h[r:end]
+		r = end
+		if len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], name) {
+			continue
+		}
+		w += copy(h[w:], line)
+	}
+	c.respHeaders = h[:w]
+}
 
 // RespHeaders returns the extra response head lines plugins added.
 func (c *Ctx) RespHeaders() []byte { return c.respHeaders }

@@ -76,9 +76,9 @@ func (in *instance) Access(c *plugin.Ctx) plugin.Result {
 	c.Scratch = c.Scratch[:start]
 	remaining, reset, ok := in.local.incoming(h, c.Now)
 	if in.show {
-		c.AddRespHeaderInt(hdrLimit, in.limit)
-		c.AddRespHeaderInt(hdrRemaining, remaining)
-		c.AddRespHeaderInt(hdrReset, reset)
+		c.SetRespHeaderInt(hdrLimit, in.limit)
+		c.SetRespHeaderInt(hdrRemaining, remaining)
+		c.SetRespHeaderInt(hdrReset, reset)
 	}
 	if !ok {
 		return plugin.Result{Status: in.code, Body: in.body, Headers: in.headers}
