@@ -67,16 +67,25 @@ func NewChain(entries []Entry) *Chain {
 	for _, e := range es {
 		ch.Names = append(ch.Names, e.Name)
 	}
-	for _, e := range es { // the rewrite phase, then access
-		if r, ok := e.Instance.(Rewriter); ok {
-			ch.Pre = append(ch.Pre, Step{Name: e.Name, rewr: r})
-			ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
-		}
+	// The global rules' rewrite and access phases, then the route's (APISIX
+	// http_access_phase: run_global_rules runs both phases of the global
+	// rules before the route's plugins run theirs).
+	split := 0
+	for split < len(es) && es[split].Global {
+		split++
 	}
-	for _, e := range es {
-		if a, ok := e.Instance.(Accessor); ok {
-			ch.Pre = append(ch.Pre, Step{Name: e.Name, access: a})
-			ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
+	for _, group := range [][]Entry{es[:split], es[split:]} {
+		for _, e := range group { // the rewrite phase, then access
+			if r, ok := e.Instance.(Rewriter); ok {
+				ch.Pre = append(ch.Pre, Step{Name: e.Name, rewr: r})
+				ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
+			}
+		}
+		for _, e := range group {
+			if a, ok := e.Instance.(Accessor); ok {
+				ch.Pre = append(ch.Pre, Step{Name: e.Name, access: a})
+				ch.NeedsBody = ch.NeedsBody || needsBody(e.Instance)
+			}
 		}
 	}
 	for _, e := range es {
