@@ -546,8 +546,13 @@ func TestHeadAnswersHaveNoBody(t *testing.T) {
 	up, _ := recordingUpstream(t)
 	dead := routeTo("dead", "/dead", "127.0.0.1:1") // connect refused: 502
 	g := startTestGateway(t, 1, snapshot(routeTo("r", "/ok", up), dead))
-	for _, path := range []string{"/nope", "/dead"} {
-		c := dialSend(t, g.addr, "HEAD "+path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+	// with a global rule a 404 is a plugin-chain answer (appendResult)
+	snap := snapshot(routeTo("r", "/ok", up))
+	snap.GlobalRules["g"] = json.RawMessage(`{"plugins":{"limit-count":{"count":100,"time_window":60}}}`)
+	gr := startTestGateway(t, 1, snap)
+	for _, tc := range []struct{ addr, path string }{{g.addr, "/nope"}, {g.addr, "/dead"}, {gr.addr, "/nope"}} {
+		path := tc.path
+		c := dialSend(t, tc.addr, "HEAD "+path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})

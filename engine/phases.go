@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"net/netip"
@@ -175,36 +176,30 @@ func (l *loop) writeFinal(cl *client, reqDone, keep bool) {
 // plugins added, the Result's headers and body (a JSON error_msg with the
 // status text when it has no body).
 func (l *loop) appendResult(dst []byte, ex *exchange, res plugin.Result, close bool) []byte {
-	if res.Status == 204 || res.Status == 304 {
-		// no body, whatever the plugin gave (a rejected_code of 204), and
-		// for a 204 no length (RFC 9110 §8.6, §15.4.5)
-		length := -1
-		if res.Status == 304 && res.Body != nil {
-			length = len(res.Body)
-		}
-		dst = l.appendErrorHead(dst, res.Status, length, close)
-		dst = append(dst, ex.pc.RespHeaders()...)
-		dst = append(dst, res.Headers...)
-		return append(dst, crlf...)
-	}
+	msg, length := "", len(res.Body)
 	if res.Body == nil {
-		msg := statusText(res.Status)
-		dst = l.appendErrorHead(dst, res.Status, errorBodyLen(msg), close)
-		dst = append(dst, jsonContentType...)
-		dst = append(dst, ex.pc.RespHeaders()...)
-		dst = append(dst, res.Headers...)
-		dst = append(dst, crlf...)
-		if ex.headReq {
-			return dst // HEAD: the length, no body
-		}
-		return appendErrorBody(dst, msg)
+		msg = statusText(res.Status)
+		length = errorBodyLen(msg)
 	}
-	dst = l.appendErrorHead(dst, res.Status, len(res.Body), close)
+	// a 204 or 304 has no body, whatever the plugin gave (a rejected_code
+	// of 204), and a 204 no length (RFC 9110 §8.6, §15.4.5); a HEAD gets
+	// the length without the body
+	bodyless := res.Status == 204 || res.Status == 304
+	if res.Status == 204 || bodyless && res.Body == nil {
+		length = -1
+	}
+	dst = l.appendErrorHead(dst, res.Status, length, close)
+	if res.Body == nil && !bodyless {
+		dst = append(dst, jsonContentType...)
+	}
 	dst = append(dst, ex.pc.RespHeaders()...)
 	dst = append(dst, res.Headers...)
 	dst = append(dst, crlf...)
-	if ex.headReq {
+	switch {
+	case bodyless || ex.headReq:
 		return dst
+	case res.Body == nil:
+		return appendErrorBody(dst, msg)
 	}
 	return append(dst, res.Body...)
 }
@@ -350,10 +345,7 @@ func (l *loop) logExchange(ex *exchange) {
 	if ex.upstreamReached() {
 		c.UpstreamStart = ex.dialAt
 	}
-	c.BytesIn = int64(len(ex.head)) + ex.bodyTotal
-	if len(ex.head) == 0 { // not detached: answered before routing ended
-		c.BytesIn = int64(ex.req.HeadLen) + ex.bodyTotal
-	}
+	c.BytesIn = int64(ex.req.HeadLen) + ex.bodyTotal
 	c.PromptTokens, c.CompletionTokens = -1, -1
 	if ch.Usage && ex.respStarted {
 		l.scanGzipped(ex)
@@ -395,11 +387,9 @@ func (l *loop) accessLog(ex *exchange) {
 		e.UpstreamAddr = ex.addr
 		e.UpstreamURI = sentTarget(ex.out)
 	}
-	if ex.respStarted || ex.resp.Status > 0 {
-		e.UpstreamStatus = ex.resp.Status
-	} else if ex.pc.UpstreamStatus != 0 {
-		e.UpstreamStatus = ex.pc.UpstreamStatus // a failed attempt's 502/504, as nginx logs it
-	}
+	// the upstream's status as plugins saw it (a failed attempt's 502 or
+	// 504, as nginx logs it), or one parsed before they could
+	e.UpstreamStatus = cmp.Or(ex.pc.UpstreamStatus, ex.resp.Status)
 	if ex.upstreamReached() {
 		e.UpstreamResponseTime = l.now - ex.dialAt
 	}
