@@ -83,6 +83,17 @@ func dialSend(t testing.TB, addr, req string) net.Conn {
 	return c
 }
 
+// roundTrip sends req on a new connection to addr (closed with the test)
+// and reads one response, failing the test if none comes within 5 s.
+func roundTrip(t testing.TB, addr, req string) *http.Response {
+	t.Helper()
+	c := dialSend(t, addr, req)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err, "%q", req)
+	return resp
+}
+
 // dialBig asks addr for GET /big with a 64 KiB receive window, so the
 // kernel does not absorb the response and the gateway's own buffering
 // shows.

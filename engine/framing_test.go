@@ -93,10 +93,7 @@ func TestFramingNotNominable(t *testing.T) {
 			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nhi", "hi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialSend(t, g.addr, tc.req)
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			require.NoError(t, err)
+			resp := roundTrip(t, g.addr, tc.req)
 			assert.Equal(t, 200, resp.StatusCode)
 			got := next(t, seen)
 			assert.Equal(t, "/a", got.path)
@@ -179,10 +176,7 @@ func TestPathNormalized(t *testing.T) {
 		{"/admin%00/x", "", false, 400}, // a NUL, and a '%' that starts no escape: 400, as nginx
 		{"/public/a%2", "", false, 400},
 	} {
-		c := dialSend(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.target)
+		resp := roundTrip(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		assert.Equal(t, tc.status, resp.StatusCode, tc.target)
 		if tc.status != 200 {
 			continue
@@ -223,10 +217,7 @@ func TestHTTP10ClientAndCodedChunks(t *testing.T) {
 		path, body string
 		status     int
 	}{{"/plain", "hello", 200}, {"/gz", "", 502}} {
-		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.0\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.path)
+		resp := roundTrip(t, g.addr, "GET "+tc.path+" HTTP/1.0\r\nHost: x\r\n\r\n")
 		assert.Equal(t, tc.status, resp.StatusCode, tc.path)
 		b, _ := io.ReadAll(resp.Body)
 		if tc.status == 200 {
@@ -264,10 +255,7 @@ func TestRewritePath(t *testing.T) {
 		{"/models?model=%2e%2e", ""},
 		{"/models?model=a%2F..%2F..%2Fadmin", ""},
 	} {
-		c := dialSend(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.target)
+		resp := roundTrip(t, g.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		if tc.want == "" {
 			assert.Equal(t, 400, resp.StatusCode, tc.target)
 			continue
@@ -398,10 +386,7 @@ func TestXForwardedForJoined(t *testing.T) {
 		{"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n", "1.1.1.1, 2.2.2.2, 127.0.0.1"},
 		{"x-forwarded-for: 1.1.1.1, 3.3.3.3\r\nX-Kept: 1\r\nX-FORWARDED-FOR:\r\nX-Forwarded-For: 2.2.2.2\r\n", "1.1.1.1, 3.3.3.3, 2.2.2.2, 127.0.0.1"},
 	} {
-		c := dialSend(t, g.addr, "GET /a HTTP/1.1\r\nHost: x\r\n"+tc.fields+"\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.fields)
+		resp := roundTrip(t, g.addr, "GET /a HTTP/1.1\r\nHost: x\r\n"+tc.fields+"\r\n")
 		require.Equal(t, 200, resp.StatusCode, tc.fields)
 		got := next(t, seen)
 		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-For"], "one field: %q", got.head)
@@ -419,10 +404,7 @@ func TestXForwardedHostIsHost(t *testing.T) {
 		{"GET /a HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "[::1]"},
 		{"GET http://Abs.Example:81/a HTTP/1.1\r\nHost: other\r\n\r\n", "abs.example"},
 	} {
-		c := dialSend(t, g.addr, tc.req)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.req)
+		resp := roundTrip(t, g.addr, tc.req)
 		require.Equal(t, 200, resp.StatusCode, tc.req)
 		got := next(t, seen)
 		assert.Equal(t, []string{tc.want}, got.header["X-Forwarded-Host"], tc.req)
@@ -445,10 +427,7 @@ func TestRequestLineTooLong(t *testing.T) {
 		{"long field", "GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + long + "\r\n\r\n", 431},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialSend(t, g.addr, tc.req)
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			require.NoError(t, err)
+			resp := roundTrip(t, g.addr, tc.req)
 			assert.Equal(t, tc.status, resp.StatusCode)
 			assert.True(t, resp.Close, "Connection: close")
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
@@ -524,10 +503,7 @@ func TestURIVariableDecoded(t *testing.T) {
 	r.Plugins = map[string]json.RawMessage{"traffic-split": json.RawMessage(`{"rules":[{"match":[{"vars":[["uri","==","/v/a b"]]}],
 		"weighted_upstreams":[{"weight":1,"upstream":{"nodes":{"` + arm + `":1}}}]}]}`)}
 	g := startTestGateway(t, 1, snapshot(r))
-	c := dialSend(t, g.addr, "GET /v/a%20b HTTP/1.1\r\nHost: x\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	require.NoError(t, err)
+	resp := roundTrip(t, g.addr, "GET /v/a%20b HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.Equal(t, 200, resp.StatusCode, "the route's vars read the decoded path")
 	select {
 	case got := <-armSeen:

@@ -252,10 +252,7 @@ func TestFirstByteOnlyForSuccess(t *testing.T) {
 		status int
 		ttft   bool
 	}{{"/bad", 500, false}, {"/good", 200, true}} {
-		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err)
+		resp := roundTrip(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		io.Copy(io.Discard, resp.Body)
 		s := nextLogged(t, "the request")
 		assert.Equal(t, tc.status, s.status, tc.path)
@@ -345,14 +342,10 @@ func TestUsageFromGzip(t *testing.T) {
 		path               string
 		prompt, completion int64
 	}{{"/json", 5, 7}, {"/chunked", 5, 7}, {"/sse", 11, 13}, {"/huge", -1, -1}, {"/bomb", -1, -1}, {"/corrupt", -1, -1}, {"/json", 5, 7}} {
-		c := dialSend(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err, tc.path)
+		resp := roundTrip(t, g.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
 		io.Copy(io.Discard, resp.Body)
 		s := nextLogged(t, "the request")
 		assert.Equal(t, [2]int64{tc.prompt, tc.completion}, [2]int64{s.prompt, s.completion}, tc.path)
-		c.Close()
 	}
 }
 
@@ -363,19 +356,15 @@ func TestBreakerTripsOnDeadUpstream(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	dead := ln.Addr().String()
-	ln.Close() // nothing listens: connect refused
-	r := routeTo("dead", "/dead", dead)
+	ln.Close()                                                              // nothing listens: connect refused
+	r := routeTo(fmt.Sprint("dead-", time.Now().UnixNano()), "/dead", dead) // a fresh breaker under -count
 	r.Plugins = map[string]json.RawMessage{"api-breaker": json.RawMessage(
 		`{"break_response_code":599,"unhealthy":{"http_statuses":[502],"failures":2}}`)}
 	g := startTestGateway(t, 1, snapshot(r))
 	var got []int
 	for range 3 {
-		c := dialSend(t, g.addr, "GET /dead HTTP/1.1\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err)
+		resp := roundTrip(t, g.addr, "GET /dead HTTP/1.1\r\nHost: x\r\n\r\n")
 		io.Copy(io.Discard, resp.Body)
-		c.Close()
 		got = append(got, resp.StatusCode)
 	}
 	assert.Equal(t, []int{502, 502, 599}, got)
@@ -450,10 +439,7 @@ func TestUpstreamTimeWhenAnsweredEarly(t *testing.T) {
 	rt := routeTo("r", "/up", up)
 	rt.Plugins = map[string]json.RawMessage{"test-status-log": json.RawMessage(`{}`)}
 	g := startTestGateway(t, 1, snapshot(rt))
-	c := dialSend(t, g.addr, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nabc")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	require.NoError(t, err)
+	resp := roundTrip(t, g.addr, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nabc")
 	require.Equal(t, 413, resp.StatusCode)
 	s := nextLogged(t, "the request")
 	assert.Positive(t, s.upstream, "the upstream's time starts with its attempt")
@@ -469,18 +455,14 @@ func TestBreakerCountsBrokenHead(t *testing.T) {
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\n") // then closes
 	})
-	r := routeTo("half", "/half", up)
+	r := routeTo(fmt.Sprint("half-", time.Now().UnixNano()), "/half", up) // a fresh breaker under -count
 	r.Plugins = map[string]json.RawMessage{"api-breaker": json.RawMessage(
 		`{"break_response_code":599,"unhealthy":{"http_statuses":[502],"failures":1}}`)}
 	g := startTestGateway(t, 1, snapshot(r))
 	var got []int
 	for range 2 {
-		c := dialSend(t, g.addr, "GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err)
+		resp := roundTrip(t, g.addr, "GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
 		io.Copy(io.Discard, resp.Body)
-		c.Close()
 		got = append(got, resp.StatusCode)
 	}
 	assert.Equal(t, []int{502, 599}, got)
@@ -490,7 +472,7 @@ func TestBreakerCountsBrokenHead(t *testing.T) {
 // or a length: the next response on the connection follows it.
 func TestPlugin204HasNoBody(t *testing.T) {
 	up, _ := recordingUpstream(t)
-	r := routeTo("lc", "/lc", up)
+	r := routeTo(fmt.Sprint("lc-", time.Now().UnixNano()), "/lc", up) // fresh counters under -count
 	r.Plugins = map[string]json.RawMessage{"limit-count": json.RawMessage(
 		`{"count":1,"time_window":60,"rejected_code":204,"rejected_msg":"too many"}`)}
 	g := startTestGateway(t, 1, snapshot(r, routeTo("ok", "/ok", up)))
@@ -522,12 +504,8 @@ func TestCHashOnRouteID(t *testing.T) {
 	g := startTestGateway(t, 1, snapshot(routes...))
 	hits := map[string]int{}
 	for i := range 8 {
-		c := dialSend(t, g.addr, fmt.Sprintf("GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n", i))
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		require.NoError(t, err)
+		resp := roundTrip(t, g.addr, fmt.Sprintf("GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n", i))
 		io.Copy(io.Discard, resp.Body)
-		c.Close()
 		select {
 		case <-aSeen:
 			hits["a"]++
@@ -544,15 +522,13 @@ func TestCHashOnRouteID(t *testing.T) {
 // headers, the route's (APISIX's set_header replaces).
 func TestRateLimitHeadersOnce(t *testing.T) {
 	up, _ := recordingUpstream(t)
-	r := routeTo("r", "/r", up)
+	run := fmt.Sprint(time.Now().UnixNano()) // fresh counters under -count
+	r := routeTo("r-"+run, "/r", up)
 	r.Plugins = map[string]json.RawMessage{"limit-count": json.RawMessage(`{"count":5,"time_window":60}`)}
 	snap := snapshot(r)
-	snap.GlobalRules["g"] = json.RawMessage(`{"plugins":{"limit-count":{"count":100,"time_window":60,"key_type":"constant","key":"all"}}}`)
+	snap.GlobalRules["g"] = json.RawMessage(`{"plugins":{"limit-count":{"count":100,"time_window":60,"key_type":"constant","key":"all-` + run + `"}}}`)
 	g := startTestGateway(t, 1, snap)
-	c := dialSend(t, g.addr, "GET /r HTTP/1.1\r\nHost: x\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	require.NoError(t, err)
+	resp := roundTrip(t, g.addr, "GET /r HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, []string{"5"}, resp.Header.Values("X-RateLimit-Limit"))
 	assert.Equal(t, []string{"4"}, resp.Header.Values("X-RateLimit-Remaining"))
